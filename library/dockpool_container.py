@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Thin Ansible adapter over the dockpool core's instance lifecycle."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: dockpool_container
+short_description: Manage a dockpool client instance (a limited, SSH-reachable container)
+version_added: "0.1.0"
+description:
+  - Creates, starts, stops and removes a dockpool instance on the local Docker engine through the docker SDK.
+  - An instance is a container from a dockpool image with the client's SSH key installed for its login user,
+    host ports taken from the provider's port range, memory, CPU, pids and disk limits, and labels from which
+    every dockpool caller rebuilds its view.
+  - Instances are hardened by default (no-new-privileges, only the capabilities sshd needs, a pids limit,
+    no host mounts, restart policy unless-stopped). Password login is never set up.
+  - Limits, image, owner, GPU and extra ports cannot change in place; a difference fails with a message
+    naming each field unless O(recreate=true). A different O(public_key) is replaced in place.
+  - Provider settings (port range, bind address, maximum memory...) come from O(policy_file) when it exists,
+    overridden by O(provider).
+author:
+  - dockpool developers
+requirements:
+  - docker (Python SDK) >= 7.0
+  - psutil
+options:
+  name:
+    description:
+      - Name of the instance, also its container name and hostname.
+      - 1-63 letters, digits, V(.), V(_) or V(-), starting with a letter or digit.
+    type: str
+    required: true
+  state:
+    description:
+      - V(started) creates the instance if needed and makes sure it runs (and its sshd answers when O(wait=true)).
+      - V(present) creates it without starting it, and leaves an existing one as it is.
+      - V(stopped) stops it and keeps it (disk, ports, cores) for a later start.
+      - V(absent) removes it; an instance that does not exist is already absent.
+    type: str
+    choices: [present, started, stopped, absent]
+    default: started
+  image:
+    description:
+      - A dockpool image name (the folder name under C(files/images), built as C(dockpool/NAME:latest))
+        or a local image reference. Images are never pulled.
+    type: str
+    default: debian-sshd
+  public_key:
+    description:
+      - One OpenSSH public key line, installed as the only authorized key of O(ssh_user).
+      - Options such as C(command=) are refused; RSA keys need 2048 bits or more.
+    type: str
+  ssh_user:
+    description: The login user in the instance whose C(authorized_keys) receives O(public_key).
+    type: str
+    default: root
+  extra_ports:
+    description:
+      - How many extra TCP ports to publish (P2PRC's C(ports)); each keeps the same number inside and out.
+    type: int
+    default: 0
+  gpu:
+    description: Give the instance every NVIDIA GPU through a device request. Fails on a host without GPU.
+    type: bool
+    default: false
+  cpus:
+    description:
+      - Whole physical cores dedicated to the instance, pinned by a cpuset that keeps hyper-thread siblings
+        together and never overlaps another instance's dedicated cores. Mutually exclusive with O(cpu_share).
+    type: int
+  cpu_share:
+    description:
+      - Without O(cpus), the instance runs on the shared CPUs (all not dedicated) under this quota,
+        in CPUs (V(0.5) is half a CPU). Defaults to the provider's C(default_cpu_share).
+    type: float
+  memory:
+    description: Hard memory limit such as V(512m) or V(2g). Defaults to the provider's C(default_memory).
+    type: str
+  memory_reservation:
+    description: Soft memory limit (what the client asked for); defaults to O(memory).
+    type: str
+  disk_limit:
+    description:
+      - Size of the instance's writable layer above which the disk watchdog stops it (V(10g)).
+        Recorded as a label; omitted means no limit.
+    type: str
+  pids_limit:
+    description: Maximum number of processes in the instance. Defaults to the provider's C(pids_limit) (512).
+    type: int
+  owner:
+    description: Who the instance belongs to (the API's client name); recorded as a label.
+    type: str
+    default: operator
+  recreate:
+    description:
+      - When the existing instance differs in something that cannot change in place, remove it and create
+        it anew. Everything inside the instance is lost.
+    type: bool
+    default: false
+  wait:
+    description: After starting, wait until the instance's sshd sends its banner on the published port.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for sshd before the instance is removed and the task fails.
+    type: int
+    default: 30
+  policy_file:
+    description: The provider's settings file written by provisioning; ignored when it does not exist.
+    type: path
+    default: /etc/dockpool/provider.json
+  provider:
+    description:
+      - Provider settings overriding O(policy_file).
+    type: dict
+    suboptions:
+      port_range:
+        description: Host ports for instances, V(START-END).
+        type: str
+      bind_address:
+        description: Address the published ports listen on (V(0.0.0.0) on providers, V(127.0.0.1) in tests).
+        type: str
+      advertise_host:
+        description: Host name or address given to clients in the returned C(ssh) command.
+        type: str
+      max_extra_ports:
+        description: Upper bound of O(extra_ports).
+        type: int
+      default_memory:
+        description: Hard memory limit when O(memory) is omitted.
+        type: str
+      max_memory:
+        description: The provider's cap on an instance's hard memory limit.
+        type: str
+      default_cpu_share:
+        description: CPU quota of shared instances when O(cpu_share) is omitted.
+        type: float
+      pids_limit:
+        description: Default pids limit.
+        type: int
+      shared_cores_min:
+        description: Physical cores never dedicated, kept for the host and shared instances.
+        type: int
+      image_prefix:
+        description: Repository prefix of dockpool-built images.
+        type: str
+      lock_path:
+        description: File locked while ports and cores are chosen, shared with the API service.
+        type: path
+  docker_host:
+    description: The engine's address; defaults to E(DOCKER_HOST) or the local socket.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Computes the placement and reports what would change without touching the engine.
+  diff_mode:
+    support: full
+    description: Shows the instance's state, limits and key fingerprint before and after.
+notes:
+  - Ports and cores are chosen under a file lock, so concurrent creations (playbooks, the API) never collide.
+  - A failure at any step removes the half-made container, so no port, core or container is left behind.
+"""
+
+EXAMPLES = r"""
+- name: Give alice an instance with 2 dedicated cores and 4 GiB
+  dockpool_container:
+    name: alice-provider1-1
+    owner: alice
+    public_key: "{{ lookup('ansible.builtin.file', 'keys/alice.pub') }}"
+    cpus: 2
+    memory: 4g
+    memory_reservation: 2g
+    disk_limit: 20g
+    extra_ports: 2
+
+- name: A small shared instance on a test engine, published on loopback only
+  dockpool_container:
+    name: ci-1
+    public_key: "{{ ci_key }}"
+    cpu_share: 0.5
+    memory: 256m
+    provider:
+      port_range: 42000-42999
+      bind_address: 127.0.0.1
+
+- name: Stop it and keep its disk for later
+  dockpool_container:
+    name: alice-provider1-1
+    state: stopped
+
+- name: Remove it
+  dockpool_container:
+    name: alice-provider1-1
+    state: absent
+"""
+
+RETURN = r"""
+instance:
+  description: The instance after the task (in check mode, the predicted instance); null when absent.
+  returned: success
+  type: dict
+  contains:
+    id:
+      description: Container id (V((not created)) in check mode).
+      type: str
+    name:
+      description: Instance name.
+      type: str
+    owner:
+      description: Owner label.
+      type: str
+    image:
+      description: Image name as asked.
+      type: str
+    state:
+      description: V(running), V(stopped), V(paused), V(restarting) or V(dead).
+      type: str
+    ssh:
+      description: How to log in; null for an image without port 22.
+      type: dict
+      contains:
+        user:
+          description: Login user.
+          type: str
+        host:
+          description: Host to connect to.
+          type: str
+        port:
+          description: Published host port of sshd.
+          type: int
+        command:
+          description: A ready command line.
+          type: str
+          sample: ssh -p 40000 root@provider1.example.org
+    ports:
+      description: Every published port with its name, description, container and host port.
+      type: list
+      elements: dict
+    limits:
+      description: cpus, cpuset, cpu_share, memory, memory_reservation (bytes), disk_limit (bytes), pids_limit.
+      type: dict
+    gpu:
+      description: Whether the GPUs were requested.
+      type: bool
+actions:
+  description: What the task did (created, started, stopped, key replaced, recreated, removed).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
+
+try:
+    from ansible.module_utils.dockpool.engine import connect
+    from ansible.module_utils.dockpool.instances import InstanceManager
+    from ansible.module_utils.dockpool.policy import load_policy
+    from ansible.module_utils.dockpool.reconcile import STATES, ensure, ensure_absent
+except ImportError:
+    STATES = ("present", "started", "stopped", "absent")  # reported by require_core
+
+SPEC_FIELDS = (
+    "name", "image", "public_key", "ssh_user", "extra_ports", "gpu", "cpus", "cpu_share",
+    "memory", "memory_reservation", "disk_limit", "pids_limit", "owner",
+)
+PROVIDER_OPTIONS = {
+    "port_range": {"type": "str"},
+    "bind_address": {"type": "str"},
+    "advertise_host": {"type": "str"},
+    "max_extra_ports": {"type": "int"},
+    "default_memory": {"type": "str"},
+    "max_memory": {"type": "str"},
+    "default_cpu_share": {"type": "float"},
+    "pids_limit": {"type": "int"},
+    "shared_cores_min": {"type": "int"},
+    "image_prefix": {"type": "str"},
+    "lock_path": {"type": "path"},
+}
+
+
+def main() -> None:
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="started", choices=list(STATES)),
+        image=dict(type="str", default="debian-sshd"),
+        public_key=dict(type="str", no_log=False),
+        ssh_user=dict(type="str", default="root"),
+        extra_ports=dict(type="int", default=0),
+        gpu=dict(type="bool", default=False),
+        cpus=dict(type="int"),
+        cpu_share=dict(type="float"),
+        memory=dict(type="str"),
+        memory_reservation=dict(type="str"),
+        disk_limit=dict(type="str"),
+        pids_limit=dict(type="int"),
+        owner=dict(type="str", default="operator"),
+        recreate=dict(type="bool", default=False),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=30),
+        policy_file=dict(type="path", default="/etc/dockpool/provider.json"),
+        provider=dict(type="dict", options=PROVIDER_OPTIONS),
+        **engine_options(),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    require_core(module)
+    params = module.params
+
+    def action() -> dict:
+        manager = InstanceManager(connect(params["docker_host"]), load_policy(params["policy_file"], params["provider"]))
+        if params["state"] == "absent":
+            outcome = ensure_absent(manager, params["name"], module.check_mode)
+        else:
+            spec = manager.spec({field: params[field] for field in SPEC_FIELDS})
+            outcome = ensure(
+                manager,
+                spec,
+                params["state"],
+                recreate=params["recreate"],
+                check_mode=module.check_mode,
+                wait=params["wait"],
+                wait_timeout=params["wait_timeout"],
+            )
+        result = {"changed": outcome.changed, "instance": outcome.instance, "actions": outcome.actions}
+        if module._diff:
+            result["diff"] = {"before": outcome.before, "after": outcome.after}
+        return result
+
+    run_core(module, action)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Client instances: create, start, stop, remove, list and inspect, through the docker SDK only.
+
+A creation either yields a complete instance (key installed, sshd answering)
+or leaves nothing behind: every failure after the container exists removes it,
+and ports and cores are never reserved anywhere but on the containers themselves.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import psutil
+from docker.types import DeviceRequest, LogConfig
+
+from . import labels as L
+from .container_files import find_account, read_authorized_keys, write_authorized_key
+from .cputopology import Topology, format_cpulist, read_topology
+from .engine import engine_errors
+from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
+from .gpus import read_gpus
+from .images import ImagePort, ports_from_image, resolve_image
+from .locking import placement_lock
+from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
+from .policy import Policy
+from .spec import InstanceSpec, build_spec
+from .sshprobe import wait_for_ssh
+
+CPU_PERIOD = 100_000  # microseconds; the quota is share * period
+_ID = re.compile(r"^[0-9a-f]{12,64}$")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Placement:
+    ports: list[L.PublishedPort]
+    cpuset: str
+
+
+class InstanceManager:
+    """The lifecycle of dockpool instances on one engine, under one provider policy."""
+
+    def __init__(
+        self,
+        client: Any,
+        policy: Policy,
+        topology: Optional[Topology] = None,
+        gpu_count: Optional[Callable[[], int]] = None,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.topology = topology or read_topology()
+        self.gpu_count = gpu_count or (lambda: len(read_gpus()))
+
+    def spec(self, params: dict[str, Any]) -> InstanceSpec:
+        """Validate caller input against this provider's policy and hardware."""
+        return build_spec(params, self.policy, psutil.virtual_memory().total, len(self.topology.logical_cpus))
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def records(self) -> list[L.Record]:
+        with engine_errors("listing instances"):
+            summaries = self.client.api.containers(all=True, filters={"label": L.MANAGED_FILTER})
+        return [L.Record.from_summary(s) for s in summaries]
+
+    def _dedicated_in_use(self, records: list[L.Record]) -> set[int]:
+        return {cpu for record in records for cpu in L.dedicated_cpus(record.labels)}
+
+    def shared_cpuset(self, records: Optional[list[L.Record]] = None) -> str:
+        records = self.records() if records is None else records
+        return format_cpulist(shared_pool(self.topology, self._dedicated_in_use(records)))
+
+    def view(self, record: L.Record, shared_cpuset: Optional[str] = None) -> dict[str, Any]:
+        cpuset = shared_cpuset if shared_cpuset is not None else self.shared_cpuset()
+        return L.instance_view(record, self.policy.ssh_host, cpuset)
+
+    def list(self, owner: Optional[str] = None) -> list[dict[str, Any]]:
+        records = self.records()
+        cpuset = self.shared_cpuset(records)
+        return [self.view(r, cpuset) for r in records if owner is None or r.labels.get(L.OWNER) == owner]
+
+    def find(self, ref: str) -> Optional[L.Record]:
+        """A dockpool instance by name or id; None when absent. Foreign containers are never returned."""
+        if not isinstance(ref, str) or not (_NAME.match(ref) or _ID.match(ref)):
+            raise InvalidInput(f"name: {ref!r} is neither an instance name nor an id", "name")
+        try:
+            with engine_errors(f"looking up instance {ref!r}"):
+                attrs = self.client.api.inspect_container(ref)
+        except NotFound:
+            return None
+        record = L.Record.from_attrs(attrs)
+        if not record.managed:
+            return None
+        return record
+
+    def get(self, ref: str) -> dict[str, Any]:
+        record = self.find(ref)
+        if record is None:
+            raise NotFound(f"instance {ref!r} does not exist", "name")
+        return self.view(record)
+
+    def name_taken(self, name: str) -> bool:
+        with engine_errors(f"checking whether {name!r} is taken"):
+            return bool(self.client.api.containers(all=True, filters={"name": f"^/{re.escape(name)}$"}))
+
+    def _foreign_ports(self) -> set[int]:
+        """Host ports held by containers dockpool does not manage (running or not)."""
+        ports: set[int] = set()
+        with engine_errors("reading the ports of other containers"):
+            for summary in self.client.api.containers(all=True):
+                if (summary.get("Labels") or {}).get(L.MANAGED_BY) == L.MANAGER:
+                    continue
+                if summary.get("State") == "running":
+                    ports.update(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
+                else:
+                    ports |= L.bound_host_ports(self.client.api.inspect_container(summary["Id"]))
+        return ports
+
+    # ---- placement -----------------------------------------------------------------------
+
+    def plan(self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[L.Record]) -> Placement:
+        """Choose cores and host ports for ``spec`` given the instances that exist now."""
+        dedicated = self._dedicated_in_use(records)
+        if spec.cpus is not None:
+            cpus = allocate_dedicated(self.topology, dedicated, spec.cpus, self.policy.shared_cores_min)
+            shared = [r.name for r in records if not r.dedicated]
+            if shared and not shared_pool(self.topology, dedicated | set(cpus)):
+                raise CapacityExhausted(
+                    f"cpus: dedicating {spec.cpus} more cores would leave the shared instances "
+                    f"({', '.join(sorted(shared))}) without any CPU",
+                    "cpus",
+                )
+            cpuset = format_cpulist(cpus)
+        else:
+            pool = shared_pool(self.topology, dedicated)
+            check_cpu_share(spec.cpu_share or 0, pool)
+            cpuset = format_cpulist(pool)
+        used = {p.host_port for r in records for p in L.published_ports(r.labels)} | self._foreign_ports()
+        hosts = allocate_ports(
+            self.policy.port_range,
+            used,
+            len(image_ports) + spec.extra_ports,
+            port_is_bindable(self.policy.bind_address),
+        )
+        ports = [L.PublishedPort(p.name, p.port, host, p.protocol, p.description) for p, host in zip(image_ports, hosts)]
+        # P2PRC's extra ports keep one number inside and out, so a program in the instance knows where to listen.
+        ports += [
+            L.PublishedPort(f"extra-{n + 1}", host, host, "tcp", "extra port, same number inside the instance")
+            for n, host in enumerate(hosts[len(image_ports) :])
+        ]
+        return Placement(ports=ports, cpuset=cpuset)
+
+    def _check_gpu(self, spec: InstanceSpec) -> None:
+        if spec.gpu and self.gpu_count() == 0:
+            raise InvalidInput("gpu: this provider has no NVIDIA GPU (none found through NVML)", "gpu")
+
+    def preview(self, spec: InstanceSpec, start: bool = True) -> dict[str, Any]:
+        """What ``create`` would produce, without touching anything (check mode)."""
+        image = resolve_image(self.client, spec.image, self.policy.image_prefix)
+        self._check_gpu(spec)
+        records = self.records()
+        placement = self.plan(spec, ports_from_image(image.attrs), records)
+        labels = L.instance_labels(spec, placement.ports, placement.cpuset)
+        record = L.Record("(not created)", spec.name, labels, "running" if start else "created", "")
+        return self.view(record, placement.cpuset if spec.cpus is None else self.shared_cpuset(records))
+
+    # ---- changing ------------------------------------------------------------------------
+
+    def _create_kwargs(self, spec: InstanceSpec, image: Any, placement: Placement) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "image": image.tags[0] if image.tags else image.id,
+            "name": spec.name,
+            "hostname": spec.name,
+            "labels": L.instance_labels(spec, placement.ports, placement.cpuset),
+            "ports": {p.docker_key: (self.policy.bind_address, p.host_port) for p in placement.ports},
+            "mem_limit": spec.memory,
+            "mem_reservation": spec.memory_reservation,
+            "memswap_limit": spec.memory,  # no swap beyond the hard limit
+            "cpuset_cpus": placement.cpuset,
+            "pids_limit": spec.pids_limit,
+            "cap_drop": ["ALL"],
+            "cap_add": list(self.policy.capabilities),
+            "security_opt": ["no-new-privileges:true"],
+            "restart_policy": {"Name": "unless-stopped"},
+            "init": True,
+            "log_config": LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
+            "detach": True,
+        }
+        if spec.cpu_share is not None:
+            kwargs["cpu_period"] = CPU_PERIOD
+            kwargs["cpu_quota"] = int(spec.cpu_share * CPU_PERIOD)
+        if spec.gpu:
+            kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return kwargs
+
+    def _rebalance_shared(self) -> None:
+        """Give every shared instance exactly the CPUs no instance holds for itself."""
+        records = self.records()
+        cpuset = self.shared_cpuset(records)
+        for record in records:
+            if not record.dedicated and cpuset:
+                with engine_errors(f"updating the shared cpuset of {record.name}"):
+                    self.client.api.update_container(record.id, cpuset_cpus=cpuset)
+
+    def create(self, spec: InstanceSpec, start: bool = True, wait: bool = True, wait_timeout: float = 30.0) -> dict[str, Any]:
+        image = resolve_image(self.client, spec.image, self.policy.image_prefix)
+        self._check_gpu(spec)
+        image_ports = ports_from_image(image.attrs)
+        with placement_lock(self.policy.lock_path):
+            if self.name_taken(spec.name):
+                raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
+            placement = self.plan(spec, image_ports, self.records())
+            with engine_errors(f"creating instance {spec.name!r}"):
+                container = self.client.containers.create(**self._create_kwargs(spec, image, placement))
+            if spec.cpus is not None:
+                self._rebalance_shared()
+        try:
+            if spec.public_key:
+                with engine_errors(f"installing the SSH key in {spec.name!r}"):
+                    write_authorized_key(container, find_account(container, spec.ssh_user, spec.image), spec.public_key)
+            if start:
+                self._start(container, spec.name, wait, wait_timeout)
+        except BaseException:
+            self._discard(container, spec.cpus is not None)
+            raise
+        return self.get(container.id)
+
+    def _discard(self, container: Any, dedicated: bool) -> None:
+        """Remove a half-made instance; its ports and cores go with it."""
+        with engine_errors(f"removing half-made instance {container.name}"):
+            container.remove(force=True)
+        if dedicated:
+            with placement_lock(self.policy.lock_path):
+                self._rebalance_shared()
+
+    def _ssh_port(self, record_labels: dict) -> Optional[int]:
+        return next(
+            (p.host_port for p in L.published_ports(record_labels) if p.container_port == 22 and p.protocol == "tcp"), None
+        )
+
+    def _start(self, container: Any, name: str, wait: bool, wait_timeout: float) -> None:
+        with engine_errors(f"starting instance {name!r}"):
+            container.start()
+        port = self._ssh_port(container.labels)
+        if wait and port is not None:
+            try:
+                wait_for_ssh(self.policy.probe_host, port, wait_timeout)
+            except TimeoutError as exc:
+                raise EngineUnavailable(f"instance {name!r} started but {exc}") from exc
+
+    def _container(self, ref: str) -> Any:
+        record = self.find(ref)
+        if record is None:
+            raise NotFound(f"instance {ref!r} does not exist", "name")
+        with engine_errors(f"reading instance {ref!r}"):
+            return self.client.containers.get(record.id)
+
+    def start(self, ref: str, wait: bool = True, wait_timeout: float = 30.0) -> dict[str, Any]:
+        container = self._container(ref)
+        if container.status != "running":
+            self._start(container, ref, wait, wait_timeout)
+        return self.get(container.id)
+
+    def stop(self, ref: str, timeout: int = 10) -> dict[str, Any]:
+        """Stop and keep the instance (its disk, ports and cores) for a later start."""
+        container = self._container(ref)
+        with engine_errors(f"stopping instance {ref!r}"):
+            container.stop(timeout=timeout)
+        return self.get(container.id)
+
+    def remove(self, ref: str) -> bool:
+        """Remove an instance; an instance already gone counts as removed (returns False)."""
+        record = self.find(ref)
+        if record is None:
+            return False
+        try:
+            with engine_errors(f"removing instance {ref!r}"):
+                self.client.api.remove_container(record.id, force=True, v=True)
+        except NotFound:
+            return False
+        if record.dedicated:
+            with placement_lock(self.policy.lock_path):
+                self._rebalance_shared()
+        return True
+
+    def public_key(self, ref: str) -> str:
+        container = self._container(ref)
+        with engine_errors(f"reading the SSH key of {ref!r}"):
+            account = find_account(container, container.labels.get(L.SSH_USER, "root"), container.labels.get(L.IMAGE, ""))
+            return read_authorized_keys(container, account)
+
+    def set_public_key(self, ref: str, public_key: str) -> None:
+        container = self._container(ref)
+        with engine_errors(f"installing the SSH key in {ref!r}"):
+            account = find_account(container, container.labels.get(L.SSH_USER, "root"), container.labels.get(L.IMAGE, ""))
+            write_authorized_key(container, account, public_key)
+

@@ -1,0 +1,187 @@
+"""Instance state kept in Docker itself: the labels written at creation and the
+view rebuilt from them, so every caller (module, API, watchdog, a restarted
+service) sees the same truth without a side file.
+
+Labels are immutable in Docker, and dockpool never changes a limit in place,
+so the labels stay the record of what an instance was given.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .cputopology import parse_cpulist
+from .spec import InstanceSpec
+
+PREFIX = "dockpool."
+MANAGED_BY = PREFIX + "managed-by"
+MANAGER = "dockpool"
+MANAGED_FILTER = f"{MANAGED_BY}={MANAGER}"
+NAME = PREFIX + "name"
+OWNER = PREFIX + "owner"
+IMAGE = PREFIX + "image"
+SSH_USER = PREFIX + "ssh-user"
+EXTRA_PORTS = PREFIX + "extra-ports"
+GPU = PREFIX + "gpu"
+CPUS = PREFIX + "cpus"
+CPUSET = PREFIX + "cpuset"
+CPU_SHARE = PREFIX + "cpu-share"
+MEMORY = PREFIX + "memory"
+MEMORY_RESERVATION = PREFIX + "memory-reservation"
+DISK_LIMIT = PREFIX + "disk-limit"
+PIDS_LIMIT = PREFIX + "pids-limit"
+PORTS = PREFIX + "ports"
+
+# The labels that record what was asked; a difference in one cannot be applied in place.
+SPEC_LABELS = {
+    "image": IMAGE,
+    "owner": OWNER,
+    "ssh_user": SSH_USER,
+    "extra_ports": EXTRA_PORTS,
+    "gpu": GPU,
+    "cpus": CPUS,
+    "cpu_share": CPU_SHARE,
+    "memory": MEMORY,
+    "memory_reservation": MEMORY_RESERVATION,
+    "disk_limit": DISK_LIMIT,
+    "pids_limit": PIDS_LIMIT,
+}
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    name: str
+    container_port: int
+    host_port: int
+    protocol: str = "tcp"
+    description: str = ""
+
+    @property
+    def docker_key(self) -> str:
+        return f"{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the engine says of one container, from a list summary or a full inspect."""
+
+    id: str
+    name: str
+    labels: dict
+    status: str
+    created: str
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> "Record":
+        created = datetime.fromtimestamp(summary.get("Created", 0), timezone.utc).isoformat()
+        names = summary.get("Names") or ["/"]
+        return cls(summary["Id"], names[0].lstrip("/"), summary.get("Labels") or {}, summary.get("State", "unknown"), created)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> "Record":
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        status = (attrs.get("State") or {}).get("Status", "unknown")
+        return cls(attrs["Id"], attrs.get("Name", "").lstrip("/"), labels, status, attrs.get("Created", ""))
+
+    @property
+    def managed(self) -> bool:
+        return self.labels.get(MANAGED_BY) == MANAGER
+
+    @property
+    def dedicated(self) -> bool:
+        return bool(self.labels.get(CPUS))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def spec_labels(spec: InstanceSpec) -> dict[str, str]:
+    """The labels that record the request, in one normalised text form."""
+    return {label: _text(getattr(spec, attr)) for attr, label in SPEC_LABELS.items()}
+
+
+def instance_labels(spec: InstanceSpec, ports: list[PublishedPort], cpuset: Optional[str]) -> dict[str, str]:
+    labels = {MANAGED_BY: MANAGER, NAME: spec.name, PORTS: json.dumps([asdict(p) for p in ports], separators=(",", ":"))}
+    labels.update(spec_labels(spec))
+    if spec.cpus is not None and cpuset:
+        labels[CPUSET] = cpuset  # dedicated cores are fixed for life; shared cpusets follow the pool
+    return labels
+
+
+def published_ports(labels: dict[str, str]) -> list[PublishedPort]:
+    try:
+        return [PublishedPort(**p) for p in json.loads(labels.get(PORTS, "[]"))]
+    except (TypeError, ValueError):
+        return []
+
+
+def dedicated_cpus(labels: dict[str, str]) -> set[int]:
+    """The CPUs a dockpool instance holds for itself (empty for shared instances)."""
+    if not labels.get(CPUS) or not labels.get(CPUSET):
+        return set()
+    return set(parse_cpulist(labels[CPUSET]))
+
+
+def bound_host_ports(attrs: dict[str, Any]) -> set[int]:
+    """Every host port a container has claimed, from a full inspect."""
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    return {
+        int(entry["HostPort"])
+        for entries in bindings.values()
+        for entry in entries or []
+        if str(entry.get("HostPort", "")).isdigit()
+    }
+
+
+def _int_or_none(value: Optional[str]) -> Optional[int]:
+    return int(value) if value not in (None, "") else None
+
+
+def _float_or_none(value: Optional[str]) -> Optional[float]:
+    return float(value) if value not in (None, "") else None
+
+
+_STATES = {"running": "running", "exited": "stopped", "created": "stopped"}
+
+
+def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str, Any]:
+    """The public description of an instance, from its labels and state alone."""
+    labels = record.labels
+    ports = published_ports(labels)
+    ssh_port = next((p for p in ports if p.container_port == 22 and p.protocol == "tcp"), None)
+    user = labels.get(SSH_USER, "root")
+    return {
+        "id": record.id,
+        "name": labels.get(NAME, record.name),
+        "owner": labels.get(OWNER),
+        "image": labels.get(IMAGE),
+        "state": _STATES.get(record.status, record.status),
+        "status": record.status,
+        "created": record.created,
+        "gpu": labels.get(GPU) == "true",
+        "ssh": None
+        if ssh_port is None
+        else {
+            "user": user,
+            "host": ssh_host,
+            "port": ssh_port.host_port,
+            "command": f"ssh -p {ssh_port.host_port} {user}@{ssh_host}",
+        },
+        "ports": [asdict(p) for p in ports],
+        "limits": {
+            "cpus": _int_or_none(labels.get(CPUS)),
+            "cpuset": labels.get(CPUSET) if record.dedicated else shared_cpuset,
+            "cpu_share": _float_or_none(labels.get(CPU_SHARE)),
+            "memory": _int_or_none(labels.get(MEMORY)),
+            "memory_reservation": _int_or_none(labels.get(MEMORY_RESERVATION)),
+            "disk_limit": _int_or_none(labels.get(DISK_LIMIT)),
+            "pids_limit": _int_or_none(labels.get(PIDS_LIMIT)),
+        },
+    }

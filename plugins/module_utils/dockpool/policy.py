@@ -1,0 +1,136 @@
+"""What a provider allows: the port range, default and maximum limits, hardening.
+
+One immutable value built once by each adapter (module parameters, the API's
+configuration file) and passed to the core; nothing else holds settings.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import InvalidInput
+from .units import parse_size
+
+GIB = 1024**3
+# What sshd needs and no more: Docker's default set minus MKNOD, NET_RAW, SETFCAP,
+# SETPCAP and FSETID. SYS_CHROOT is for sshd's privilege separation, AUDIT_WRITE for PAM.
+SSHD_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
+
+
+@dataclass(frozen=True)
+class PortRange:
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not (1024 <= self.start <= self.end <= 65535):
+            raise InvalidInput(
+                f"port_range: {self.start}-{self.end} is not a range within 1024-65535 with start <= end", "port_range"
+            )
+
+    @classmethod
+    def parse(cls, value: object) -> "PortRange":
+        """'40000-40999', [40000, 40999] or {'start':..,'end':..}."""
+        try:
+            if isinstance(value, str):
+                low, high = value.split("-", 1)
+                return cls(int(low), int(high))
+            if isinstance(value, (list, tuple)) and len(value) == 2:
+                return cls(int(value[0]), int(value[1]))
+            if isinstance(value, dict):
+                return cls(int(value["start"]), int(value["end"]))
+        except (KeyError, ValueError, TypeError):
+            pass
+        raise InvalidInput(f"port_range: {value!r} is not a range such as 40000-40999", "port_range")
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def __iter__(self):
+        return iter(range(self.start, self.end + 1))
+
+
+@dataclass(frozen=True)
+class Policy:
+    port_range: PortRange = field(default_factory=lambda: PortRange(40000, 40999))
+    bind_address: str = "0.0.0.0"
+    advertise_host: Optional[str] = None
+    max_extra_ports: int = 16
+    default_memory: int = GIB
+    max_memory: Optional[int] = None  # the provider's hard cap per instance; None: the host's RAM
+    default_cpu_share: float = 1.0
+    pids_limit: int = 512
+    shared_cores_min: int = 1  # cores never dedicated, left to the host and shared instances
+    image_prefix: str = "dockpool/"
+    ssh_user: str = "root"
+    lock_path: str = "/run/lock/dockpool.lock"
+    capabilities: tuple[str, ...] = SSHD_CAPABILITIES
+    log_max_size: str = "10m"
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.bind_address)
+        except ValueError:
+            raise InvalidInput(f"bind_address: {self.bind_address!r} is not an IP address", "bind_address") from None
+        if not 0 <= self.max_extra_ports <= len(self.port_range):
+            raise InvalidInput("max_extra_ports: must be between 0 and the size of port_range", "max_extra_ports")
+        if self.pids_limit < 16:
+            raise InvalidInput("pids_limit: at least 16 processes are needed for sshd and a login", "pids_limit")
+        if self.shared_cores_min < 0:
+            raise InvalidInput("shared_cores_min: must be 0 or more", "shared_cores_min")
+
+    @property
+    def ssh_host(self) -> str:
+        """The address clients are told to connect to."""
+        if self.advertise_host:
+            return self.advertise_host
+        if ipaddress.ip_address(self.bind_address).is_unspecified:
+            return socket.getfqdn()
+        return self.bind_address
+
+    @property
+    def probe_host(self) -> str:
+        """Where this host itself reaches a published port."""
+        address = ipaddress.ip_address(self.bind_address)
+        if address.is_unspecified:
+            return "::1" if address.version == 6 else "127.0.0.1"
+        return self.bind_address
+
+
+def policy_from_settings(settings: dict) -> Policy:
+    """Build a Policy from plain settings (module parameters or a config file), None meaning default."""
+    values = {k: v for k, v in settings.items() if v is not None}
+    if "port_range" in values:
+        values["port_range"] = PortRange.parse(values["port_range"])
+    for key in ("default_memory", "max_memory"):
+        if key in values:
+            values[key] = parse_size(values[key], key)
+    if "capabilities" in values:
+        values["capabilities"] = tuple(values["capabilities"])
+    known = set(Policy.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInput(f"unknown provider settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}", unknown[0])
+    return Policy(**values)
+
+
+DEFAULT_POLICY_FILE = "/etc/dockpool/provider.json"
+
+
+def load_policy(path: Optional[str] = DEFAULT_POLICY_FILE, overrides: Optional[dict] = None) -> Policy:
+    """The provider's settings file (written by provisioning) if it exists, then ``overrides``."""
+    settings: dict = {}
+    if path and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                settings = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{path}: cannot read provider settings ({exc})", "policy_file") from None
+        if not isinstance(settings, dict):
+            raise InvalidInput(f"{path}: provider settings must be a JSON object", "policy_file")
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return policy_from_settings(settings)

@@ -1,0 +1,125 @@
+"""Bring one instance to a wanted state, idempotently, with a before/after diff.
+
+The Ansible module is a thin wrapper around ``ensure``; check mode computes the
+same outcome without changing anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import labels as L
+from .errors import Conflict
+from .instances import InstanceManager
+from .spec import InstanceSpec
+from .validation import key_fingerprint, validate_name
+
+STATES = ("present", "started", "stopped", "absent")
+_UP = ("running", "restarting")
+
+
+@dataclass
+class Outcome:
+    changed: bool
+    instance: Optional[dict[str, Any]]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    actions: list[str] = field(default_factory=list)
+
+
+def _fingerprint(key: Optional[str]) -> Optional[str]:
+    try:
+        return key_fingerprint(key) if key else None
+    except (IndexError, ValueError):
+        return "(unreadable key)"
+
+
+def _summary(state: str, labels: dict[str, str], key: Optional[str]) -> dict[str, Any]:
+    """The small normalised state that diff mode shows."""
+    summary: dict[str, Any] = {"state": state}
+    summary.update({attr: labels.get(label, "") for attr, label in L.SPEC_LABELS.items()})
+    summary["public_key"] = _fingerprint(key)
+    return summary
+
+
+def _wanted_state(state: str) -> str:
+    return {"started": "running", "stopped": "stopped", "present": "stopped"}[state]
+
+
+def ensure_absent(manager: InstanceManager, name: str, check_mode: bool) -> Outcome:
+    record = manager.find(validate_name(name))
+    if record is None:
+        return Outcome(False, None, {}, {})
+    before = _summary(manager.view(record)["state"], record.labels, None)
+    if not check_mode:
+        manager.remove(record.id)
+    return Outcome(True, None, before, {}, ["removed"])
+
+
+def ensure(
+    manager: InstanceManager,
+    spec: InstanceSpec,
+    state: str,
+    recreate: bool = False,
+    check_mode: bool = False,
+    wait: bool = True,
+    wait_timeout: float = 30.0,
+) -> Outcome:
+    """Make the instance named ``spec.name`` exist as ``spec`` in ``state`` (present, started or stopped)."""
+    if state == "absent":
+        return ensure_absent(manager, spec.name, check_mode)
+    start = state == "started"
+    wanted_labels = L.spec_labels(spec)
+    after = _summary(_wanted_state(state), wanted_labels, spec.public_key)
+    record = manager.find(spec.name)
+    if record is None:
+        if manager.name_taken(spec.name):
+            raise Conflict(
+                f"name: a container named {spec.name!r} exists but is not managed by dockpool; choose another name",
+                "name",
+            )
+        if check_mode:
+            return Outcome(True, manager.preview(spec, start), {}, after, ["created"])
+        instance = manager.create(spec, start=start, wait=wait, wait_timeout=wait_timeout)
+        return Outcome(True, instance, {}, after, ["created"] + (["started"] if start else []))
+
+    current_key = manager.public_key(record.id) if spec.public_key else None
+    current_state = manager.view(record)["state"]
+    before = _summary(current_state, record.labels, current_key)
+    if state == "present":
+        after["state"] = current_state
+    differences = {
+        attr: (record.labels.get(label, ""), wanted_labels[label])
+        for attr, label in L.SPEC_LABELS.items()
+        if record.labels.get(label, "") != wanted_labels[label]
+    }
+    if differences:
+        if not recreate:
+            detail = "; ".join(f"{attr}: {old or 'unset'} -> {new or 'unset'}" for attr, (old, new) in sorted(differences.items()))
+            raise Conflict(
+                f"instance {spec.name!r} differs in what cannot be changed in place ({detail}); "
+                "set recreate: true to remove and recreate it (everything inside the instance is lost)",
+                sorted(differences)[0],
+                {attr: {"current": old, "wanted": new} for attr, (old, new) in differences.items()},
+            )
+        if check_mode:
+            return Outcome(True, None, before, after, ["recreated"])
+        manager.remove(record.id)
+        instance = manager.create(spec, start=start, wait=wait, wait_timeout=wait_timeout)
+        return Outcome(True, instance, before, after, ["recreated"])
+
+    actions = []
+    if spec.public_key and current_key != spec.public_key:
+        actions.append("key replaced")
+        if not check_mode:
+            manager.set_public_key(record.id, spec.public_key)
+    if start and record.status not in _UP:
+        actions.append("started")
+        if not check_mode:
+            manager.start(record.id, wait=wait, wait_timeout=wait_timeout)
+    elif state == "stopped" and record.status in _UP:
+        actions.append("stopped")
+        if not check_mode:
+            manager.stop(record.id)
+    instance = manager.get(record.id) if not check_mode else manager.view(record)
+    return Outcome(bool(actions), instance, before, after, actions)

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up this machine, then run the main job on a local sandbox provider.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/ansible-playbook playbooks/sandbox.yml "$@"

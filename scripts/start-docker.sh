@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers. Machines without systemd as PID 1 (CI, this
+# project's dev machines) get dockerd started in the background, detached.
+set -euo pipefail
+
+if docker info >/dev/null 2>&1; then
+    exit 0
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl start docker
+else
+    setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+fi
+for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && exit 0
+    sleep 1
+done
+echo "dockerd did not answer within 60 s; see /var/log/dockerd.log" >&2
+tail -n 20 /var/log/dockerd.log >&2 || true
+exit 1

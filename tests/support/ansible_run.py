@@ -1,0 +1,57 @@
+"""Run real ansible-playbook with the project's ansible.cfg and read its JSON report."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .paths import ROOT, VENV_BIN
+
+
+@dataclass
+class PlayResult:
+    rc: int
+    stats: dict[str, int]
+    tasks: list[dict[str, Any]]  # one result per task, for localhost
+    raw: str
+
+    @property
+    def changed(self) -> int:
+        return self.stats.get("changed", 0)
+
+    def result(self, index: int = -1) -> dict[str, Any]:
+        return self.tasks[index]
+
+
+def run_playbook(
+    tmp_path: Path,
+    tasks: list[dict[str, Any]],
+    check: bool = False,
+    diff: bool = False,
+    extra_vars: Optional[dict[str, Any]] = None,
+    hosts: str = "local",
+) -> PlayResult:
+    """Write ``tasks`` as a one-play playbook and run it against the sandbox inventory."""
+    playbook = tmp_path / f"play-{len(list(tmp_path.glob('play-*.yml')))}.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "test", "hosts": hosts, "gather_facts": False, "tasks": tasks}]))
+    argv = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_INVENTORY=str(ROOT / "inventory" / "sandbox.yml"))
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"ansible-playbook printed no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+    host_results = [task["hosts"].get("localhost", {}) for play in report["plays"] for task in play["tasks"]]
+    return PlayResult(proc.returncode, report["stats"].get("localhost", {}), host_results, proc.stdout)

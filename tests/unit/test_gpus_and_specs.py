@@ -1,0 +1,104 @@
+import pytest
+
+from dockpool.cputopology import Topology
+from dockpool.gpus import read_gpus
+from dockpool.specs import collect_specs, cpu_specs, existing_path, parse_cpu_model, parse_os_release, to_p2prc_server_info
+from unit.fake_nvml import FakeNVML, NVMLError, gpu
+
+
+def test_two_gpus_every_field():
+    nvml = FakeNVML([gpu(0), gpu(1, name="NVIDIA A100", fan=NVMLError("not supported"))])
+    gpus = read_gpus(nvml)
+    assert [g["index"] for g in gpus] == [0, 1]
+    first = gpus[0]
+    assert first == {
+        "index": 0,
+        "name": "NVIDIA GeForce RTX 3090",
+        "uuid": "GPU-00000000",
+        "driver": "550.54.14",
+        "vbios": "94.02.42.00.A9",
+        "fan_speed": 30,
+        "utilization": {"gpu": 12, "memory": 5},
+        "temperature": 41,
+        "clocks": {"graphics": 1395, "memory": 9751},
+        "memory": {"total": 24 * 1024**3, "used": 1024**3},
+    }
+    assert gpus[1]["name"] == "NVIDIA A100" and gpus[1]["fan_speed"] is None  # passive card
+    assert nvml.shutdown_called
+
+
+def test_bytes_names_from_old_bindings_are_decoded():
+    assert read_gpus(FakeNVML([gpu()], bytes_names=True))[0]["name"] == "NVIDIA GeForce RTX 3090"
+
+
+@pytest.mark.parametrize("error", [NVMLError("driver not loaded"), OSError("libnvidia-ml.so.1 not found")])
+def test_no_driver_is_an_empty_list(error):
+    assert read_gpus(FakeNVML([gpu()], init_error=error)) == []
+
+
+def test_no_gpu_is_an_empty_list():
+    assert read_gpus(FakeNVML([])) == []
+
+
+def test_real_nvml_on_this_gpu_less_host_is_empty():
+    assert read_gpus() == []
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, model",
+    [
+        ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 85\nmodel name\t: Intel(R) Xeon(R) Gold 6130\n", "Intel(R) Xeon(R) Gold 6130"),
+        ("processor\t: 0\nBogoMIPS\t: 108.00\nHardware\t: BCM2835\nModel\t: Raspberry Pi 4 Model B Rev 1.4\n", "Raspberry Pi 4 Model B Rev 1.4"),
+        ("processor : 0\nmodel : 85\n", None),
+        ("", None),
+    ],
+)
+def test_cpu_model(cpuinfo, model):
+    assert parse_cpu_model(cpuinfo) == model
+
+
+def test_os_release():
+    text = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nID=ubuntu\nVERSION_ID="24.04"\n# comment\n\n'
+    assert parse_os_release(text) == {"PRETTY_NAME": "Ubuntu 24.04.1 LTS", "ID": "ubuntu", "VERSION_ID": "24.04"}
+
+
+def test_cpu_specs_projection_reports_the_ht_factor():
+    specs = cpu_specs(Topology(cores=((0, 4), (1, 5), (2, 6), (3, 7))), "model name : EPYC\n")
+    assert specs == {"model": "EPYC", "sockets": 1, "physical_cores": 4, "logical_cpus": 8, "threads_per_core": 2,
+                     "cores": [[0, 4], [1, 5], [2, 6], [3, 7]]}
+
+
+def test_existing_path_climbs_to_an_ancestor(tmp_path):
+    assert existing_path(str(tmp_path / "no" / "such" / "dir")) == str(tmp_path)
+
+
+def test_collect_specs_with_a_fake_gpu_seam(tmp_path):
+    specs = collect_specs(str(tmp_path), nvml=FakeNVML([gpu()]))
+    assert specs["gpus"][0]["uuid"] == "GPU-00000000"
+    assert specs["memory"]["total"] > specs["memory"]["available"] > 0
+    assert specs["disk"]["path"] == str(tmp_path) and specs["disk"]["total"] >= specs["disk"]["free"] > 0
+    assert specs["cpu"]["logical_cpus"] >= 1
+
+
+def _specs(gpus):
+    return {"hostname": "h1", "platform": {"distribution": "debian"}, "cpu": {"model": "Xeon"},
+            "memory": {"total": 8 * 1024**3 + 5}, "disk": {"total": 100 * 1024**2 + 1}, "gpus": gpus}
+
+
+def test_p2prc_server_info_without_gpu():
+    assert to_p2prc_server_info(_specs([])) == {"Hostname": "h1", "Platform": "debian", "CPU": "Xeon", "RAM": 8192, "Disk": 100, "GPU": None}
+
+
+def test_p2prc_server_info_first_gpu_in_p2prc_keys():
+    info = to_p2prc_server_info(_specs(read_gpus(FakeNVML([gpu(0), gpu(1)]))))
+    assert info["GPU"] == {
+        "DriveVersion": "550.54.14",
+        "Gpu": {
+            "GpuName": "NVIDIA GeForce RTX 3090",
+            "BiosVersion": "94.02.42.00.A9",
+            "FanSpeed": 30,
+            "Utilization": {"GpuUsage": 12, "MemoryUsage": 5},
+            "Temperature": {"GpuTemp": 41},
+            "Clock": {"GpuClock": 1395, "GpuMemClock": 9751},
+        },
+    }
