@@ -89,7 +89,7 @@ def test_shared_instance_view_follows_the_pool():
 
 def test_record_from_summary_and_attrs_agree():
     summary = {"Id": "x", "Names": ["/n1"], "Labels": {"a": "b"}, "State": "running", "Created": 0}
-    attrs = {"Id": "x", "Name": "/n1", "Config": {"Labels": {"a": "b"}}, "State": {"Status": "running"}, "Created": "1970-01-01T00:00:00+00:00"}
+    attrs = {"Id": "x", "Name": "/n1", "Config": {"Labels": {"a": "b"}}, "State": {"Status": "running"}, "Created": "1970-01-01T00:00:00.123456789Z"}
     assert L.Record.from_summary(summary) == L.Record.from_attrs(attrs)
 
 

@@ -83,7 +83,9 @@ class Record:
     def from_attrs(cls, attrs: dict[str, Any]) -> "Record":
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         status = (attrs.get("State") or {}).get("Status", "unknown")
-        return cls(attrs["Id"], attrs.get("Name", "").lstrip("/"), labels, status, attrs.get("Created", ""))
+        # Inspect gives nanoseconds in UTC ("...T07:36:56.926870552Z"); keep the list's precision and form.
+        created = attrs.get("Created", "")[:19] + "+00:00" if attrs.get("Created") else ""
+        return cls(attrs["Id"], attrs.get("Name", "").lstrip("/"), labels, status, created)
 
     @property
     def managed(self) -> bool:

@@ -76,8 +76,8 @@ class Policy:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise InvalidInput(f"bind_address: {self.bind_address!r} is not an IP address", "bind_address") from None
-        if not 0 <= self.max_extra_ports <= len(self.port_range):
-            raise InvalidInput("max_extra_ports: must be between 0 and the size of port_range", "max_extra_ports")
+        if not 0 <= self.max_extra_ports <= 1000:
+            raise InvalidInput("max_extra_ports: must be between 0 and 1000", "max_extra_ports")
         if self.pids_limit < 16:
             raise InvalidInput("pids_limit: at least 16 processes are needed for sshd and a login", "pids_limit")
         if self.shared_cores_min < 0:
