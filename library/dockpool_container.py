@@ -16,8 +16,8 @@ description:
     every dockpool caller rebuilds its view.
   - Instances are hardened by default (no-new-privileges, only the capabilities sshd needs, a pids limit,
     no host mounts, restart policy unless-stopped). Password login is never set up.
-  - Limits, image, owner, GPU and extra ports cannot change in place; a difference fails with a message
-    naming each field unless O(recreate=true). A different O(public_key) is replaced in place.
+  - What an instance was given (limits, image, owner, key, GPU, extra ports) is recorded in its labels, which
+    Docker cannot change; a difference fails with a message naming each field unless O(recreate=true).
   - Provider settings (port range, bind address, maximum memory...) come from O(policy_file) when it exists,
     overridden by O(provider).
 author:
@@ -49,7 +49,8 @@ options:
     default: debian-sshd
   public_key:
     description:
-      - One OpenSSH public key line, installed as the only authorized key of O(ssh_user).
+      - One OpenSSH public key line, installed as the only authorized key of O(ssh_user), and recorded as a
+        label so the provider's jump account lets this key forward to this instance's ports only.
       - Options such as C(command=) are refused; RSA keys need 2048 bits or more.
     type: str
   ssh_user:
@@ -246,7 +247,7 @@ instance:
       description: Whether the GPUs were requested.
       type: bool
 actions:
-  description: What the task did (created, started, stopped, key replaced, recreated, removed).
+  description: What the task did (created, started, stopped, recreated, removed).
   returned: always
   type: list
   elements: str

@@ -67,11 +67,9 @@ def test_check_mode_changes_nothing(tmp_path, engine, names, keypair, task):
         dry = run_playbook(tmp_path, [task(name=name, state=state, public_key=keypair[1], memory="128m")], check=True)
         assert dry.rc == 0 and dry.changed == 1
         assert engine.api.inspect_container(container_id)["State"]["Status"] == "running"
-    # A different comment changes the authorized_keys line: reported, not made.
-    dry_key = run_playbook(tmp_path, [task(name=name, public_key=keypair[1].replace("test-", "other-"), memory="128m")], check=True)
-    assert dry_key.changed == 1 and dry_key.result()["actions"] == ["key replaced"]
-    port = created.result()["instance"]["ssh"]["port"]
-    assert ssh_run(keypair[0], port, "cat /root/.ssh/authorized_keys").stdout.strip() == keypair[1]
+    dry_recreate = run_playbook(tmp_path, [task(name=name, public_key=keypair[1], memory="256m", recreate=True)], check=True)
+    assert dry_recreate.changed == 1 and dry_recreate.result()["actions"] == ["recreated"]
+    assert engine.api.inspect_container(container_id)["HostConfig"]["Memory"] == 128 * MIB
 
 
 def test_stop_keeps_start_resumes_absent_removes(tmp_path, engine, names, keypair, task):
@@ -96,7 +94,7 @@ def test_stop_keeps_start_resumes_absent_removes(tmp_path, engine, names, keypai
     assert run_playbook(tmp_path, [{"dockpool_container": {"name": name, "state": "absent"}}]).changed == 0
 
 
-def test_changes_that_need_recreate_say_so_and_keys_change_in_place(tmp_path, engine, names, keypair, other_keypair, task):
+def test_changes_that_need_recreate_say_so(tmp_path, engine, names, keypair, other_keypair, task):
     name = names()
     created = run_playbook(tmp_path, [task(name=name, public_key=keypair[1], memory="128m")]).result()["instance"]
 
@@ -106,19 +104,16 @@ def test_changes_that_need_recreate_say_so_and_keys_change_in_place(tmp_path, en
     assert "memory: 134217728 -> 268435456" in message and "extra_ports: 0 -> 1" in message and "recreate: true" in message
     assert engine.api.inspect_container(created["id"])["HostConfig"]["Memory"] == 128 * MIB
 
-    rekeyed = run_playbook(tmp_path, [task(name=name, public_key=other_keypair[1], memory="128m")], diff=True)
-    assert rekeyed.changed == 1 and rekeyed.result()["actions"] == ["key replaced"]
-    assert rekeyed.result()["instance"]["id"] == created["id"]
-    assert rekeyed.result()["diff"]["before"]["public_key"] != rekeyed.result()["diff"]["after"]["public_key"]
-    port = created["ssh"]["port"]
-    assert ssh_run(other_keypair[0], port, "true").returncode == 0
-    assert ssh_run(keypair[0], port, "true").returncode == 255
+    rekeyed = run_playbook(tmp_path, [task(name=name, public_key=other_keypair[1], memory="128m")])
+    assert rekeyed.rc != 0 and "public_key: SHA256:" in rekeyed.result()["msg"]
 
-    recreated = run_playbook(tmp_path, [task(name=name, public_key=other_keypair[1], memory="256m", recreate=True)])
+    recreated = run_playbook(tmp_path, [task(name=name, public_key=other_keypair[1], memory="256m", recreate=True)], diff=True)
     assert recreated.changed == 1 and recreated.result()["actions"] == ["recreated"]
+    assert recreated.result()["diff"]["before"]["public_key"] != recreated.result()["diff"]["after"]["public_key"]
     new = recreated.result()["instance"]
     assert new["id"] != created["id"] and new["limits"]["memory"] == 256 * MIB
     assert ssh_run(other_keypair[0], new["ssh"]["port"], "true").returncode == 0
+    assert ssh_run(keypair[0], new["ssh"]["port"], "true").returncode == 255
 
 
 def test_two_instances_never_share_a_cpu_or_a_port(tmp_path, engine, names, keypair, task):

@@ -6,7 +6,6 @@ before sshd first starts.
 from __future__ import annotations
 
 import io
-import posixpath
 import tarfile
 import time
 from dataclasses import dataclass
@@ -60,10 +59,6 @@ def find_account(container: Any, user: str, image: str) -> Account:
     return account
 
 
-def authorized_keys_path(account: Account) -> str:
-    return posixpath.join(account.home, ".ssh", "authorized_keys")
-
-
 def write_authorized_key(container: Any, account: Account, public_key: str) -> None:
     """Install exactly this key as the account's only authorized key (dir 0700, file 0600)."""
     payload = (public_key.strip() + "\n").encode()
@@ -79,7 +74,3 @@ def write_authorized_key(container: Any, account: Account, public_key: str) -> N
         tar.addfile(directory)
         tar.addfile(entry, io.BytesIO(payload))
     container.put_archive(account.home, buffer.getvalue())
-
-
-def read_authorized_keys(container: Any, account: Account) -> str:
-    return (read_file(container, authorized_keys_path(account)) or b"").decode("utf-8", "replace").strip()

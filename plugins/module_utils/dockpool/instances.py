@@ -14,7 +14,7 @@ import psutil
 from docker.types import DeviceRequest, LogConfig
 
 from . import labels as L
-from .container_files import find_account, read_authorized_keys, write_authorized_key
+from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
 from .engine import engine_errors
 from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
@@ -282,16 +282,3 @@ class InstanceManager:
             with placement_lock(self.policy.lock_path):
                 self._rebalance_shared()
         return True
-
-    def public_key(self, ref: str) -> str:
-        container = self._container(ref)
-        with engine_errors(f"reading the SSH key of {ref!r}"):
-            account = find_account(container, container.labels.get(L.SSH_USER, "root"), container.labels.get(L.IMAGE, ""))
-            return read_authorized_keys(container, account)
-
-    def set_public_key(self, ref: str, public_key: str) -> None:
-        container = self._container(ref)
-        with engine_errors(f"installing the SSH key in {ref!r}"):
-            account = find_account(container, container.labels.get(L.SSH_USER, "root"), container.labels.get(L.IMAGE, ""))
-            write_authorized_key(container, account, public_key)
-

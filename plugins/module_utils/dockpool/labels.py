@@ -33,6 +33,7 @@ MEMORY_RESERVATION = PREFIX + "memory-reservation"
 DISK_LIMIT = PREFIX + "disk-limit"
 PIDS_LIMIT = PREFIX + "pids-limit"
 PORTS = PREFIX + "ports"
+PUBLIC_KEY = PREFIX + "public-key"
 
 # The labels that record what was asked; a difference in one cannot be applied in place.
 SPEC_LABELS = {
@@ -47,6 +48,7 @@ SPEC_LABELS = {
     "memory_reservation": MEMORY_RESERVATION,
     "disk_limit": DISK_LIMIT,
     "pids_limit": PIDS_LIMIT,
+    "public_key": PUBLIC_KEY,
 }
 
 

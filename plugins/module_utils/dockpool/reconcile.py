@@ -34,11 +34,15 @@ def _fingerprint(key: Optional[str]) -> Optional[str]:
         return "(unreadable key)"
 
 
-def _summary(state: str, labels: dict[str, str], key: Optional[str]) -> dict[str, Any]:
+def _shown(attr: str, value: str) -> str:
+    """A label value as people read it: keys by their fingerprint."""
+    return (_fingerprint(value) or "") if attr == "public_key" else value
+
+
+def _summary(state: str, labels: dict[str, str]) -> dict[str, Any]:
     """The small normalised state that diff mode shows."""
     summary: dict[str, Any] = {"state": state}
-    summary.update({attr: labels.get(label, "") for attr, label in L.SPEC_LABELS.items()})
-    summary["public_key"] = _fingerprint(key)
+    summary.update({attr: _shown(attr, labels.get(label, "")) for attr, label in L.SPEC_LABELS.items()})
     return summary
 
 
@@ -50,7 +54,7 @@ def ensure_absent(manager: InstanceManager, name: str, check_mode: bool) -> Outc
     record = manager.find(validate_name(name))
     if record is None:
         return Outcome(False, None, {}, {})
-    before = _summary(manager.view(record)["state"], record.labels, None)
+    before = _summary(manager.view(record)["state"], record.labels)
     if not check_mode:
         manager.remove(record.id)
     return Outcome(True, None, before, {}, ["removed"])
@@ -70,7 +74,7 @@ def ensure(
         return ensure_absent(manager, spec.name, check_mode)
     start = state == "started"
     wanted_labels = L.spec_labels(spec)
-    after = _summary(_wanted_state(state), wanted_labels, spec.public_key)
+    after = _summary(_wanted_state(state), wanted_labels)
     record = manager.find(spec.name)
     if record is None:
         if manager.name_taken(spec.name):
@@ -83,13 +87,12 @@ def ensure(
         instance = manager.create(spec, start=start, wait=wait, wait_timeout=wait_timeout)
         return Outcome(True, instance, {}, after, ["created"] + (["started"] if start else []))
 
-    current_key = manager.public_key(record.id) if spec.public_key else None
     current_state = manager.view(record)["state"]
-    before = _summary(current_state, record.labels, current_key)
+    before = _summary(current_state, record.labels)
     if state == "present":
         after["state"] = current_state
     differences = {
-        attr: (record.labels.get(label, ""), wanted_labels[label])
+        attr: (_shown(attr, record.labels.get(label, "")), _shown(attr, wanted_labels[label]))
         for attr, label in L.SPEC_LABELS.items()
         if record.labels.get(label, "") != wanted_labels[label]
     }
@@ -109,10 +112,6 @@ def ensure(
         return Outcome(True, instance, before, after, ["recreated"])
 
     actions = []
-    if spec.public_key and current_key != spec.public_key:
-        actions.append("key replaced")
-        if not check_mode:
-            manager.set_public_key(record.id, spec.public_key)
     if start and record.status not in _UP:
         actions.append("started")
         if not check_mode:

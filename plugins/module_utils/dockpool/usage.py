@@ -1,0 +1,82 @@
+"""Disk usage of instances: measure every writable layer in one engine call, stop
+(never remove) the running instances over their own ``disk_limit`` label, and
+publish the figures for the API in one atomically written JSON file."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from . import labels as L
+from .atomicfile import read_json, write_json
+from .engine import engine_errors
+from .errors import DockpoolError
+
+DEFAULT_USAGE_FILE = "/var/lib/dockpool/usage.json"
+log = logging.getLogger("dockpool.watchdog")
+
+
+def measure(client: Any) -> list[dict[str, Any]]:
+    """Size of each dockpool instance's writable layer (the list endpoint computes SizeRw itself)."""
+    with engine_errors("measuring instance disk usage"):
+        summaries = client.api.containers(all=True, size=True, filters={"label": L.MANAGED_FILTER})
+    entries = []
+    for summary in summaries:
+        record = L.Record.from_summary(summary)
+        limit = record.labels.get(L.DISK_LIMIT)
+        entries.append(
+            {
+                "id": record.id,
+                "name": record.labels.get(L.NAME, record.name),
+                "owner": record.labels.get(L.OWNER),
+                "state": record.status,
+                "size_rw": int(summary.get("SizeRw") or 0),
+                "disk_limit": int(limit) if limit and limit.isdigit() else None,
+            }
+        )
+    return entries
+
+
+def over_limit(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Running instances whose writable layer exceeds their own limit."""
+    return [e for e in entries if e["disk_limit"] is not None and e["size_rw"] > e["disk_limit"] and e["state"] == "running"]
+
+
+def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: int = 10) -> dict[str, Any]:
+    """One watchdog pass; returns the report it also writes to ``usage_file``."""
+    entries = measure(client)
+    for entry in over_limit(entries):
+        try:
+            with engine_errors(f"stopping {entry['name']}"):
+                client.api.stop(entry["id"], timeout=stop_timeout)
+        except DockpoolError as exc:
+            entry["action"] = f"stop failed: {exc.message}"
+            log.error("%s uses %d bytes over its limit of %d but could not be stopped: %s",
+                      entry["name"], entry["size_rw"], entry["disk_limit"], exc.message)
+            continue
+        entry["action"] = "stopped"
+        entry["state"] = "exited"
+        log.warning("stopped %s (owner %s): writable layer %d bytes is over its disk limit of %d bytes",
+                    entry["name"], entry["owner"], entry["size_rw"], entry["disk_limit"])
+    report = {
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "instances": {e["name"]: e for e in entries},
+    }
+    write_json(usage_file, report)
+    log.info("measured %d instances, stopped %d", len(entries), sum(1 for e in entries if e.get("action") == "stopped"))
+    return report
+
+
+def read_usage(usage_file: str = DEFAULT_USAGE_FILE) -> Optional[dict[str, Any]]:
+    """The last report, or None when it is missing or unreadable (logged: the next pass rewrites it)."""
+    try:
+        data = read_json(usage_file)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("ignoring unreadable usage file %s: %s", usage_file, exc)
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
+        log.error("ignoring usage file %s: not a usage report", usage_file)
+        return None
+    return data

@@ -1,0 +1,43 @@
+"""The disk watchdog's entry point, run by cron every 30 seconds:
+``python -m dockpool.watchdog [--usage-file F] [--log-file F]``."""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import sys
+from typing import Optional
+
+from .engine import connect
+from .errors import DockpoolError
+from .usage import DEFAULT_USAGE_FILE, log, run_pass
+
+LOCK_FILE = "/run/lock/dockpool-watchdog.lock"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockpool-watchdog", description=__doc__)
+    parser.add_argument("--usage-file", default=DEFAULT_USAGE_FILE)
+    parser.add_argument("--lock-file", default=LOCK_FILE)
+    parser.add_argument("--docker-host", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dockpool-watchdog[%(process)d] %(levelname)s %(message)s")
+    fd = os.open(args.lock_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("a previous pass is still running; skipping this one")
+        return 0
+    try:
+        run_pass(connect(args.docker_host, timeout=60), args.usage_file)
+    except DockpoolError as exc:
+        log.error("%s", exc.message)
+        return 1
+    finally:
+        os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
