@@ -27,6 +27,9 @@ rm -f "$root.log"
 # A container must not start with the build host's identity or caches.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/etc/ssh/ssh_host_*
 : >"$root/etc/machine-id"
+# No package lists, so mark them stale: apt's cache_valid_time must refresh them
+# on first use, as on a freshly installed host.
+touch -d @0 "$root/var/lib/apt/lists"
 printf 'deb %s bookworm main\n' "$mirror" >"$root/etc/apt/sources.list"
 tar -C "$root" -c . | docker import --change 'CMD ["/lib/systemd/systemd"]' - "$image" >/dev/null
 echo "built $image"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit tests, then integration tests on the real engine.
+# The whole test suite: lint, unit and integration tests on the real engine,
+# then the molecule scenarios (every role, and provision.yml end to end).
+#   scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -7,5 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== lint"
 yamllint --strict .
 ansible-lint --profile production
-echo "== tests"
+echo "== unit and integration tests"
 pytest "$@"
+echo "== molecule scenarios"
+scripts/molecule.sh

@@ -35,10 +35,23 @@ def run_playbook(
     diff: bool = False,
     extra_vars: Optional[dict[str, Any]] = None,
     hosts: str = "local",
+    inventory: Optional[str] = None,
 ) -> PlayResult:
-    """Write ``tasks`` as a one-play playbook and run it against the sandbox inventory."""
+    """Write ``tasks`` as a one-play playbook and run it (against the sandbox inventory by default)."""
     playbook = tmp_path / f"play-{len(list(tmp_path.glob('play-*.yml')))}.yml"
     playbook.write_text(yaml.safe_dump([{"name": "test", "hosts": hosts, "gather_facts": False, "tasks": tasks}]))
+    return run_playbook_file(playbook, check, diff, extra_vars, inventory, "localhost" if hosts == "local" else hosts)
+
+
+def run_playbook_file(
+    playbook: Path,
+    check: bool = False,
+    diff: bool = False,
+    extra_vars: Optional[dict[str, Any]] = None,
+    inventory: Optional[str] = None,
+    host: str = "localhost",
+) -> PlayResult:
+    """Run a playbook with the project's ansible.cfg and return ``host``'s results, per task."""
     argv = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
     if check:
         argv.append("--check")
@@ -46,12 +59,15 @@ def run_playbook(
         argv.append("--diff")
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_INVENTORY=str(ROOT / "inventory" / "sandbox.yml"))
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    # Only the project's settings: none of molecule's (when run from its verify step) may leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_INVENTORY=inventory or str(ROOT / "inventory" / "sandbox.yml"))
+    # stdin closed: ansible refuses a non-blocking one, as molecule's verify step hands down.
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, stdin=subprocess.DEVNULL)
     try:
         report = json.loads(proc.stdout)
     except ValueError as exc:
         raise AssertionError(f"ansible-playbook printed no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
-    host_results = [task["hosts"].get("localhost", {}) for play in report["plays"] for task in play["tasks"]]
-    return PlayResult(proc.returncode, report["stats"].get("localhost", {}), host_results, proc.stdout)
+    host_results = [task["hosts"].get(host, {}) for play in report["plays"] for task in play["tasks"]]
+    return PlayResult(proc.returncode, report["stats"].get(host, {}), host_results, proc.stdout)

@@ -1,0 +1,197 @@
+"""A provider made by provision.yml, checked from outside with real clients.
+
+Run by the molecule `provision` scenario's verify step (tests/e2e/molecule/provision),
+which boots a fresh systemd host, provisions it and passes its address here. The
+host publishes sshd on 127.0.0.1:22100 and instance ports 41000-41019 on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from support.ansible_run import run_playbook, run_playbook_file
+from support.paths import ROOT
+from support.ssh import BASE_OPTIONS, ssh_password_attempt, ssh_run
+
+HOST = os.environ.get("DOCKPOOL_E2E_HOST", "")
+INVENTORY = os.environ.get("DOCKPOOL_E2E_INVENTORY", "")
+SSH_PORT = int(os.environ.get("DOCKPOOL_E2E_SSH_PORT", "0"))
+CACHE = Path(os.environ.get("DOCKPOOL_E2E_CACHE", str(ROOT / ".cache")))
+if not HOST:
+    pytest.skip("run by the molecule provision scenario (tests/e2e/molecule/provision)", allow_module_level=True)
+
+OPERATOR_KEY = CACHE / "operator_ed25519"
+CLIENT_KEY = CACHE / "client_ed25519"
+DOWNLOAD_KBIT = UPLOAD_KBIT = 16000  # the scenario's bandwidth caps
+VENV = "/opt/dockpool/venv/bin/python"
+
+
+def on_provider(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Inspect the provider host from the test machine (the host is a container the scenario started)."""
+    return subprocess.run(["docker", "exec", HOST, *argv], capture_output=True, text=True, check=check, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def instance(tmp_path, name: str, key: Path = CLIENT_KEY, **params) -> dict:
+    """Create an instance on the provider with dockpool_container and return it."""
+    task = {"dockpool_container": {"name": name, "public_key": (key.with_suffix(".pub")).read_text().strip(),
+                                   "memory": "128m", **params},
+            "vars": {"ansible_python_interpreter": VENV}}
+    result = run_playbook(tmp_path, [task], hosts=HOST, inventory=INVENTORY)
+    assert result.rc == 0, result.raw
+    return result.result()["instance"]
+
+
+def remove(tmp_path, name: str) -> None:
+    task = {"dockpool_container": {"name": name, "state": "absent"}, "vars": {"ansible_python_interpreter": VENV}}
+    assert run_playbook(tmp_path, [task], hosts=HOST, inventory=INVENTORY).rc == 0
+
+
+def jump_config(tmp_path, key: Path, name: str, port: int) -> Path:
+    """An ssh config that reaches ``name`` through the provider's jump account, as a client writes it."""
+    config = tmp_path / f"ssh_config_{name}"
+    config.write_text(
+        f"Host jump\n  HostName 127.0.0.1\n  Port {SSH_PORT}\n  User iaas-client\n  IdentityFile {key}\n"
+        f"  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  ProxyJump jump\n  IdentityFile {key}\n"
+        f"  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    return config
+
+
+def via_jump(config: Path, name: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", name, command],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def forward_through_jump(key: Path, port: int) -> subprocess.CompletedProcess:
+    """Ask the jump account for a forward to 127.0.0.1:port, as ProxyJump does, and see sshd's answer."""
+    # ssh keeps the first value of an option: INFO here, so the refusal is printed.
+    argv = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "LogLevel=INFO", *BASE_OPTIONS,
+            "-p", str(SSH_PORT), "-W", f"127.0.0.1:{port}", "iaas-client@127.0.0.1"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_sshd_answers_on_22000_with_keys_only():
+    login = ssh_run(OPERATOR_KEY, SSH_PORT, "id -un", user="iaas")
+    assert login.returncode == 0 and login.stdout.strip() == "iaas", login.stderr
+    root = ssh_run(OPERATOR_KEY, SSH_PORT, "true", user="root")
+    assert root.returncode == 255 and "Permission denied (publickey)" in root.stderr
+    password = ssh_password_attempt(SSH_PORT, user="iaas")
+    assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
+
+
+def test_the_default_image_is_built():
+    labels = json.loads(on_provider("docker", "image", "inspect", "--format", "{{json .Config.Labels}}", "dockpool/debian-sshd:latest").stdout)
+    assert labels["dockpool.image.name"] == "debian-sshd"
+    assert json.loads(labels["dockpool.image.ports"])[0]["port"] == 22
+
+
+def test_jump_account_forwards_to_own_instances_only_and_gives_no_shell(tmp_path):
+    mine = instance(tmp_path, "e2e-jump-mine")
+    theirs = instance(tmp_path, "e2e-jump-theirs", key=OPERATOR_KEY)
+    config = jump_config(tmp_path, CLIENT_KEY, "mine", mine["ssh"]["port"])
+    reached = via_jump(config, "mine", "hostname")
+    assert reached.returncode == 0 and reached.stdout.strip() == "e2e-jump-mine", reached.stderr
+
+    for port in (theirs["ssh"]["port"], 22000):  # another client's instance, the provider's own sshd
+        refused = forward_through_jump(CLIENT_KEY, port)
+        assert refused.returncode == 255 and "administratively prohibited" in refused.stderr, refused.stderr
+
+    shell = ssh_run(CLIENT_KEY, SSH_PORT, "id", user="iaas-client")
+    assert shell.returncode == 1 and "uid=" not in shell.stdout
+    assert "This account is currently not available" in shell.stdout
+    tty = ssh_run(CLIENT_KEY, SSH_PORT, "id", user="iaas-client", options=("-tt",))
+    assert "uid=" not in tty.stdout and "PTY allocation request failed" in tty.stderr
+
+    remove(tmp_path, "e2e-jump-mine")
+    revoked = via_jump(config, "mine", "hostname")
+    assert revoked.returncode == 255 and "Permission denied" in revoked.stderr
+    remove(tmp_path, "e2e-jump-theirs")
+
+
+def test_watchdog_stops_the_instance_over_its_disk_limit_within_60_s(tmp_path):
+    writer = instance(tmp_path, "e2e-disk-writer", disk_limit="50m")
+    keeper = instance(tmp_path, "e2e-disk-keeper", disk_limit="1g")
+    wrote = ssh_run(CLIENT_KEY, writer["ssh"]["port"], "head -c 80M /dev/urandom > /root/blob && sync")
+    assert wrote.returncode == 0, wrote.stderr
+    assert ssh_run(CLIENT_KEY, keeper["ssh"]["port"], "head -c 5M /dev/urandom > /root/blob").returncode == 0
+    written = time.monotonic()
+    state = "running"
+    while state == "running" and time.monotonic() - written < 90:  # bounded: two cron periods and a margin
+        time.sleep(2)
+        state = on_provider("docker", "inspect", "--format", "{{.State.Status}}", "e2e-disk-writer").stdout.strip()
+    elapsed = time.monotonic() - written
+    print(f"watchdog stopped the writer {elapsed:.0f} s after the write")
+    assert state == "exited" and elapsed <= 60
+    assert on_provider("docker", "inspect", "--format", "{{.State.Status}}", "e2e-disk-keeper").stdout.strip() == "running"
+    usage = json.loads(on_provider("cat", "/var/lib/dockpool/usage.json").stdout)
+    assert usage["instances"]["e2e-disk-writer"]["size_rw"] > 50 * 1024**2
+    assert usage["instances"]["e2e-disk-keeper"]["disk_limit"] == 1024**3
+    assert "stopped e2e-disk-writer" in on_provider("cat", "/var/log/dockpool/watchdog.log").stdout
+    remove(tmp_path, "e2e-disk-writer")
+    remove(tmp_path, "e2e-disk-keeper")
+
+
+RECEIVE_RATE = (
+    "python3 -c \"import sys, time\n"
+    "first = sys.stdin.buffer.read(65536); t = time.monotonic(); n = 0\n"
+    "while chunk := sys.stdin.buffer.read(65536): n += len(chunk)\n"
+    "print(n / (time.monotonic() - t))\""
+)
+
+
+def test_transfers_are_held_to_the_configured_rates(tmp_path):
+    shaped = instance(tmp_path, "e2e-bandwidth")
+    port = shaped["ssh"]["port"]
+    size = 6 * 1024**2
+    # Out of the instance: what a client downloads from it; timed from the first byte.
+    argv = ["ssh", "-i", str(CLIENT_KEY), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port), "root@127.0.0.1",
+            f"head -c {size} /dev/zero"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as proc:
+        received = len(proc.stdout.read(65536))
+        started = time.monotonic()
+        while chunk := proc.stdout.read(65536):
+            received += len(chunk)
+        out_rate = (received - 65536) / (time.monotonic() - started)
+    assert received == size
+    # Into the instance: measured by the instance as it receives.
+    into = subprocess.run(["ssh", "-i", str(CLIENT_KEY), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port),
+                           "root@127.0.0.1", RECEIVE_RATE], input=b"\0" * size, capture_output=True, timeout=120)
+    assert into.returncode == 0, into.stderr
+    in_rate = float(into.stdout)
+    cap_out, cap_in = UPLOAD_KBIT * 1000 / 8, DOWNLOAD_KBIT * 1000 / 8
+    print(f"out of the instance {out_rate / 1e6:.2f} MB/s (cap {cap_out / 1e6:.2f}), into it {in_rate / 1e6:.2f} MB/s (cap {cap_in / 1e6:.2f})")
+    assert 0.3 * cap_out < out_rate < 1.15 * cap_out
+    assert 0.3 * cap_in < in_rate < 1.15 * cap_in
+    remove(tmp_path, "e2e-bandwidth")
+
+
+def test_check_mode_on_the_provisioned_host_reports_no_change():
+    result = run_playbook_file(ROOT / "provision.yml", check=True, diff=True, inventory=INVENTORY, host=HOST)
+    assert result.rc == 0, result.raw[-3000:]
+    assert result.changed == 0, [t.get("diff") for t in result.tasks if t.get("changed")]
+
+
+def test_teardown_then_provision_gives_a_working_provider_again(tmp_path):
+    instance(tmp_path, "e2e-before-teardown")
+    down = run_playbook_file(ROOT / "playbooks" / "teardown.yml", inventory=INVENTORY, host=HOST)
+    assert down.rc == 0, down.raw[-3000:]
+    assert on_provider("docker", "ps", "-aq", "--filter", "label=dockpool.managed-by=dockpool").stdout.strip() == ""
+    assert on_provider("test", "-e", "/etc/cron.d/dockpool-watchdog", check=False).returncode == 1
+    assert on_provider("test", "-e", "/etc/systemd/system/dockpool-bandwidth.service", check=False).returncode == 1
+    assert "htb" not in on_provider("tc", "qdisc", "show", "dev", "docker0").stdout
+
+    up = run_playbook_file(ROOT / "provision.yml", inventory=INVENTORY, host=HOST)
+    assert up.rc == 0, up.raw[-3000:]
+    again = instance(tmp_path, "e2e-after-teardown")
+    config = jump_config(tmp_path, CLIENT_KEY, "again", again["ssh"]["port"])
+    assert via_jump(config, "again", "hostname").stdout.strip() == "e2e-after-teardown"
+    assert on_provider("test", "-e", "/etc/cron.d/dockpool-watchdog").returncode == 0
+    assert "htb" in on_provider("tc", "qdisc", "show", "dev", "docker0").stdout
+    remove(tmp_path, "e2e-after-teardown")
