@@ -1,5 +1,5 @@
 # Entry points; each target sets up what it needs on a fresh machine.
-.PHONY: setup sandbox test lint
+.PHONY: setup sandbox test lint api bench
 
 setup:
 	scripts/setup.sh
@@ -13,3 +13,6 @@ test:
 lint: setup
 	.venv/bin/yamllint --strict .
 	.venv/bin/ansible-lint --profile production
+
+api:
+	scripts/api-dev.sh

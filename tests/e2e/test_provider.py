@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from support.ansible_run import run_playbook, run_playbook_file
 from support.paths import ROOT
@@ -22,6 +23,7 @@ HOST = os.environ.get("DOCKPOOL_E2E_HOST", "")
 INVENTORY = os.environ.get("DOCKPOOL_E2E_INVENTORY", "")
 SSH_PORT = int(os.environ.get("DOCKPOOL_E2E_SSH_PORT", "0"))
 CACHE = Path(os.environ.get("DOCKPOOL_E2E_CACHE", str(ROOT / ".cache")))
+API = os.environ.get("DOCKPOOL_E2E_API", "")
 if not HOST:
     pytest.skip("run by the molecule provision scenario (tests/e2e/molecule/provision)", allow_module_level=True)
 
@@ -84,6 +86,21 @@ def test_sshd_answers_on_22000_with_keys_only():
     assert root.returncode == 255 and "Permission denied (publickey)" in root.stderr
     password = ssh_password_attempt(SSH_PORT, user="iaas")
     assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
+
+
+def test_an_instance_made_through_the_api_is_reached_directly_and_through_the_jump_account(tmp_path):
+    headers = {"Authorization": f"Bearer {(CACHE / 'e2e.token').read_text().strip()}"}
+    created = requests.post(f"{API}/v1/instances", json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip()},
+                            headers=headers, timeout=120)
+    assert created.status_code == 201, created.text
+    view = created.json()
+    assert view["name"] == "e2e-e2e-1"
+    assert ssh_run(CLIENT_KEY, view["ssh"]["port"], "hostname").stdout.strip() == view["name"]
+    config = jump_config(tmp_path, CLIENT_KEY, "api", view["ssh"]["port"])
+    assert via_jump(config, "api", "hostname").stdout.strip() == view["name"]
+    assert view["ssh"]["jump_command"] == f"ssh -J iaas-client@127.0.0.1:22000 -p {view['ssh']['port']} root@127.0.0.1"
+    assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
+    assert on_provider("docker", "ps", "-aq", "--filter", f"name={view['name']}").stdout.strip() == ""
 
 
 def test_the_default_image_is_built():

@@ -16,7 +16,7 @@ from dockpool.errors import CapacityExhausted, Conflict, EngineUnavailable, Inva
 from dockpool.instances import InstanceManager
 from dockpool.policy import Policy, PortRange
 from support.cgroups import cgroup_value
-from support.images import build_silent_image
+from support.images import build_test_image
 from support.paths import ROOT
 from support.ssh import ssh_password_attempt, ssh_run
 
@@ -170,13 +170,22 @@ def test_stop_keeps_the_instance_and_start_resumes_it(manager, names, keypair):
 
 
 @pytest.fixture(scope="module")
-def silent_image(engine):
-    tag = build_silent_image(engine, "dockpool-test/silent:latest")
-    yield tag
-    engine.images.remove(tag, force=True)
+def test_images(engine):
+    tags = {kind: build_test_image(engine, kind) for kind in ("silent", "dying", "plain-sshd")}
+    yield tags
+    for tag in tags.values():
+        engine.images.remove(tag, force=True)
 
 
-def test_every_failure_leaves_nothing_behind(engine, policy, names, keypair, no_leak, silent_image):
+def test_images_without_the_key_label_get_the_key_written_into_them(manager, names, keypair, test_images, engine):
+    view = manager.create(manager.spec({"name": names(), "public_key": keypair[1], "image": test_images["plain-sshd"],
+                                        "memory": "128m"}))
+    assert "DOCKPOOL_AUTHORIZED_KEY" not in str(engine.api.inspect_container(view["id"])["Config"]["Env"])
+    login = ssh_run(keypair[0], view["ssh"]["port"], "stat -c '%a %U' ~/.ssh/authorized_keys")
+    assert login.returncode == 0 and login.stdout.strip() == "600 root", login.stderr
+
+
+def test_every_failure_leaves_nothing_behind(engine, policy, names, keypair, no_leak, test_images):
     manager = InstanceManager(engine, policy)
     one_port = InstanceManager(engine, Policy(port_range=PortRange(43990, 43990), bind_address="127.0.0.1"))
     cases = [
@@ -191,8 +200,13 @@ def test_every_failure_leaves_nothing_behind(engine, policy, names, keypair, no_
                 mgr.create(mgr.spec({"name": names(), "public_key": keypair[1], "memory": "64m", **params}))
             assert info.value.field == field, info.value.message
         with pytest.raises(EngineUnavailable) as info:
-            manager.create(manager.spec({"name": names(), "public_key": keypair[1], "image": silent_image, "memory": "64m"}), wait_timeout=2)
+            manager.create(manager.spec({"name": names(), "public_key": keypair[1], "image": test_images["silent"],
+                                         "memory": "64m"}), wait_timeout=2)
         assert "did not answer" in info.value.message
+        with pytest.raises(InvalidInput) as info:  # noticed at once, not after the timeout
+            manager.create(manager.spec({"name": names(), "public_key": keypair[1], "image": test_images["dying"],
+                                         "memory": "64m"}), wait_timeout=60)
+        assert "stopped before sshd answered" in info.value.message
 
 
 def test_foreign_containers_are_never_touched(engine, manager, names, keypair):

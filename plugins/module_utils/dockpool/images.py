@@ -22,6 +22,8 @@ LABEL_NAME = "dockpool.image.name"
 LABEL_PORTS = "dockpool.image.ports"
 LABEL_DESCRIPTION = "dockpool.image.description"
 LABEL_SOURCE_HASH = "dockpool.image.source-hash"
+# Set by images whose entrypoint installs the client's key from this environment variable.
+LABEL_KEY_ENV = "dockpool.image.authorized-key-env"
 DEFAULT_PREFIX = "dockpool/"
 REQUIRED_FILES = ("Dockerfile", "ports.json", "description.txt")
 PROTOCOLS = ("tcp", "udp")
@@ -148,6 +150,12 @@ def ports_from_image(attrs: dict[str, Any]) -> tuple[ImagePort, ...]:
     return tuple(ports)
 
 
+def key_env(attrs: dict[str, Any]) -> Optional[str]:
+    """The variable through which the image takes the client's key, if it declares one."""
+    value = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_KEY_ENV)
+    return value if value and value.replace("_", "").isalnum() else None
+
+
 def image_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}{name}:latest"
 
@@ -168,7 +176,7 @@ def resolve_image(client: Any, ref: str, prefix: str = DEFAULT_PREFIX) -> Any:
             if exc.status_code == 404:
                 continue
             raise EngineUnavailable(f"Docker engine error while looking up image {ref!r}: {exc.explanation}") from exc
-    available = sorted(img["name"] for img in list_images(client))
+    available = [img["name"] for img in list_images(client, prefix)]
     raise NotFound(
         f"image: {ref!r} is not available on this provider; available: {', '.join(available) or 'none built yet'}",
         "image",
@@ -188,9 +196,14 @@ def describe_image(image: Any) -> dict[str, Any]:
     }
 
 
-def list_images(client: Any) -> list[dict[str, Any]]:
-    """Every image built by dockpool (carrying its name label)."""
-    return [describe_image(image) for image in client.images.list(filters={"label": LABEL_NAME})]
+def list_images(client: Any, prefix: str = DEFAULT_PREFIX) -> list[dict[str, Any]]:
+    """The images dockpool built under ``prefix`` (``<prefix><name>:latest``), by name."""
+    images = []
+    for image in client.images.list(filters={"label": LABEL_NAME}):
+        described = describe_image(image)
+        if image_tag(described["name"], prefix) in image.tags:
+            images.append(described)
+    return sorted(images, key=lambda i: i["name"])
 
 
 def build_image(

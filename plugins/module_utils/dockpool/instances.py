@@ -19,7 +19,7 @@ from .cputopology import Topology, format_cpulist, read_topology
 from .engine import engine_errors
 from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
 from .gpus import read_gpus
-from .images import ImagePort, ports_from_image, resolve_image
+from .images import ImagePort, key_env, ports_from_image, resolve_image
 from .locking import placement_lock
 from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
 from .policy import Policy
@@ -186,6 +186,9 @@ class InstanceManager:
             "log_config": LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
             "detach": True,
         }
+        variable = key_env(image.attrs)
+        if spec.public_key and variable:
+            kwargs["environment"] = {variable: spec.public_key, "DOCKPOOL_SSH_USER": spec.ssh_user}
         if spec.cpu_share is not None:
             kwargs["cpu_period"] = CPU_PERIOD
             kwargs["cpu_quota"] = int(spec.cpu_share * CPU_PERIOD)
@@ -215,9 +218,12 @@ class InstanceManager:
             if spec.cpus is not None:
                 self._rebalance_shared()
         try:
-            if spec.public_key:
+            by_env = bool(key_env(image.attrs))
+            if spec.public_key and (spec.ssh_user != "root" or not by_env):
                 with engine_errors(f"installing the SSH key in {spec.name!r}"):
-                    write_authorized_key(container, find_account(container, spec.ssh_user, spec.image), spec.public_key)
+                    account = find_account(container, spec.ssh_user, spec.image)  # also: does the user exist?
+                    if not by_env:  # any image with sshd: write the key into its filesystem
+                        write_authorized_key(container, account, spec.public_key)
             if start:
                 self._start(container, spec.name, wait, wait_timeout)
         except BaseException:
@@ -244,9 +250,20 @@ class InstanceManager:
         port = self._ssh_port(container.labels)
         if wait and port is not None:
             try:
-                wait_for_ssh(self.policy.probe_host, port, wait_timeout)
+                wait_for_ssh(self.policy.probe_host, port, wait_timeout, alive=lambda: self._running(container))
             except TimeoutError as exc:
                 raise EngineUnavailable(f"instance {name!r} started but {exc}") from exc
+            except ChildProcessError as exc:
+                raise InvalidInput(f"instance {name!r}: {exc}; its last output: {self._last_log(container)}", "image") from exc
+
+    def _running(self, container: Any) -> bool:
+        with engine_errors("checking an instance"):
+            container.reload()
+        return container.status in ("running", "created")
+
+    def _last_log(self, container: Any) -> str:
+        with engine_errors("reading an instance's log"):
+            return container.logs(tail=5).decode("utf-8", "replace").strip()[-500:] or "(nothing)"
 
     def _container(self, ref: str) -> Any:
         record = self.find(ref)

@@ -1,0 +1,187 @@
+"""The peer table: providers that know each other, in P2PRC's ``{"ip_address": [...]}`` shape.
+
+Entries from others are validated field by field; a new peer is kept only when its
+own ``/server_info`` answers (short timeout, no redirects, bounded size, only in
+allowed networks, a few at a time), so the table cannot be filled with junk or turned
+into a probe of arbitrary hosts. Known entries are never rewritten by third parties.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .atomicfile import read_json, write_json
+from .errors import InvalidInput
+
+log = logging.getLogger("dockpool.peers")
+
+_TEXT = {"Name": 64, "MachineUsername": 64, "EscapeImplementation": 32, "PublicKey": 16384, "CustomInformation": 1024}
+_PORTS = ("ServerPort", "UDPServerPort", "BareMetalSSHPort")
+_FLAGS = ("NAT", "ProxyServer")  # P2PRC writes these as "True"/"False"
+_NUMBERS = ("Latency", "Download", "Upload")
+FIELDS = ("Name", "MachineUsername", "IPV4", "IPV6", "Latency", "Download", "Upload", "ServerPort", "UDPServerPort",
+          "BareMetalSSHPort", "NAT", "EscapeImplementation", "ProxyServer", "UnSafeMode", "PublicKey", "CustomInformation")
+DEFAULT_DENY = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8")
+
+
+def _error(index: int, key: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"ip_address[{index}].{key}: {problem}", f"ip_address[{index}].{key}")
+
+
+def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
+    """One P2PRC peer entry, normalised: every field present, typed and bounded."""
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"ip_address[{index}]: must be an object", f"ip_address[{index}]")
+    unknown = sorted(set(entry) - set(FIELDS))
+    if unknown:
+        raise _error(index, unknown[0], f"unknown field; allowed: {', '.join(FIELDS)}")
+    out: dict[str, Any] = {}
+    for key, limit in _TEXT.items():
+        value = entry.get(key, "")
+        if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value if key != "PublicKey"):
+            raise _error(index, key, f"must be text of at most {limit} characters")
+        out[key] = value
+    for key, version in (("IPV4", 4), ("IPV6", 6)):
+        value = entry.get(key, "")
+        if value:
+            try:
+                if not isinstance(value, str) or ipaddress.ip_address(value).version != version:
+                    raise ValueError
+            except ValueError:
+                raise _error(index, key, f"must be an IPv{version} address") from None
+        out[key] = value or ""
+    if not out["IPV4"] and not out["IPV6"]:
+        raise _error(index, "IPV4", "an IPV4 or IPV6 address is required")
+    for key in _PORTS:
+        value = str(entry.get(key, "")) if not isinstance(entry.get(key), bool) else "x"
+        if value and not (value.isdigit() and 1 <= int(value) <= 65535):
+            raise _error(index, key, "must be a port number from 1 to 65535")
+        out[key] = value
+    if not out["ServerPort"]:
+        raise _error(index, "ServerPort", "the peer's API port is required")
+    for key in _NUMBERS:
+        value = entry.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > 1e18:
+            raise _error(index, key, "must be a number from 0")
+        out[key] = value
+    for key in _FLAGS:
+        value = entry.get(key, "False")
+        if value not in ("True", "False", "", True, False):
+            raise _error(index, key, 'must be "True" or "False"')
+        out[key] = "True" if value in ("True", True) else "False"
+    unsafe = entry.get("UnSafeMode", False)
+    if not isinstance(unsafe, bool):
+        raise _error(index, "UnSafeMode", "must be true or false")
+    out["UnSafeMode"] = unsafe
+    return out
+
+
+def validate_table(data: Any, max_entries: int) -> list[dict[str, Any]]:
+    if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list):
+        raise InvalidInput('the peer table must be an object with an "ip_address" list', "ip_address")
+    if len(data["ip_address"]) > max_entries:
+        raise InvalidInput(f"ip_address: at most {max_entries} peers may be sent", "ip_address", {"max": max_entries})
+    return [validate_entry(entry, i) for i, entry in enumerate(data["ip_address"])]
+
+
+def peer_key(entry: dict[str, Any]) -> tuple[str, str]:
+    return (entry["IPV4"] or entry["IPV6"], entry["ServerPort"])
+
+
+@dataclass(frozen=True)
+class NetworkRule:
+    """Which addresses may be peers: inside ``allow`` and not inside ``deny``."""
+
+    allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    deny: tuple[str, ...] = DEFAULT_DENY
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        inside = lambda nets: any(ip in ipaddress.ip_network(n) for n in nets if ipaddress.ip_network(n).version == ip.version)  # noqa: E731
+        return inside(self.allow) and not inside(self.deny)
+
+
+def verify_peer(entry: dict[str, Any], rule: NetworkRule, timeout: float = 2.0, max_bytes: int = 65536) -> bool:
+    """Does the peer's own /server_info answer with a P2PRC specs object?"""
+    import requests  # pylint: disable=import-outside-toplevel
+
+    address = entry["IPV4"] or entry["IPV6"]
+    if not rule.permits(address):
+        log.info("not asking %s: outside the networks allowed for peers", address)
+        return False
+    host = f"[{address}]" if ":" in address else address
+    try:
+        with requests.get(f"http://{host}:{entry['ServerPort']}/server_info", timeout=timeout, allow_redirects=False,
+                          stream=True) as reply:
+            if reply.status_code != 200:
+                return False
+            body = reply.raw.read(max_bytes + 1, decode_content=True)
+    except (requests.RequestException, OSError) as exc:
+        log.info("peer %s:%s did not answer: %s", address, entry["ServerPort"], exc)
+        return False
+    if len(body) > max_bytes:
+        return False
+    try:
+        info = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(info, dict) and isinstance(info.get("Hostname"), str)
+
+
+@dataclass
+class PeerTable:
+    """The provider's table, kept in one JSON file; safe to use from many threads."""
+
+    path: str
+    me: dict[str, Any]
+    max_peers: int = 256
+    rule: NetworkRule = field(default_factory=NetworkRule)
+    verify: Optional[Callable[[dict[str, Any]], bool]] = None
+    workers: int = 4
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.me = validate_entry(self.me)
+        self._peers = self._load()
+        if self.verify is None:
+            self.verify = lambda entry: verify_peer(entry, self.rule)
+
+    def _load(self) -> dict[tuple[str, str], dict[str, Any]]:
+        try:
+            entries = validate_table(read_json(self.path), self.max_peers)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, InvalidInput) as exc:
+            log.error("peer table %s is unreadable (%s); starting again from this provider alone", self.path, exc)
+            return {}
+        return {peer_key(e): e for e in entries if peer_key(e) != peer_key(self.me)}
+
+    def table(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return {"ip_address": [self.me] + list(self._peers.values())}
+
+    def merge(self, data: Any) -> dict[str, list[dict[str, Any]]]:
+        """Validate a table, keep the new peers that answer, save, and return the merged table."""
+        incoming = validate_table(data, self.max_peers)
+        with self._lock:
+            room = self.max_peers - len(self._peers)
+            new = [e for e in incoming if peer_key(e) not in self._peers and peer_key(e) != peer_key(self.me)]
+        unique = list({peer_key(e): e for e in new}.values())[: max(0, room)]
+        if unique:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
+                answered = [e for e, ok in zip(unique, pool.map(self.verify, unique)) if ok]
+        else:
+            answered = []
+        with self._lock:
+            for entry in answered:
+                if len(self._peers) < self.max_peers:
+                    self._peers.setdefault(peer_key(entry), entry)
+            if answered:
+                write_json(self.path, {"ip_address": list(self._peers.values())}, mode=0o644)
+                log.info("added %d peers: %s", len(answered), ", ".join(e["Name"] or peer_key(e)[0] for e in answered))
+            return {"ip_address": [self.me] + list(self._peers.values())}

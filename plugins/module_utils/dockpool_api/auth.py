@@ -1,0 +1,78 @@
+"""Bearer tokens: stored as SHA-256 hashes, compared in constant time, and a client
+that keeps failing is told to wait (429) instead of being served more guesses."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import deque
+from typing import Optional
+
+from dockpool.errors import DockpoolError
+
+from .config import Client
+
+
+class Unauthorized(DockpoolError):
+    http_status = 401
+
+
+class TooManyFailures(DockpoolError):
+    http_status = 429
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings, so one SHA-256 is enough (no password stretching)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class FailureLimiter:
+    """At most ``limit`` failed logins per address within ``window`` seconds."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0, max_addresses: int = 10000) -> None:
+        self.limit, self.window, self.max_addresses = limit, window, max_addresses
+        self._failures: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> deque:
+        failures = self._failures.setdefault(address, deque())
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        return failures
+
+    def check(self, address: str) -> None:
+        with self._lock:
+            failures = self._recent(address, time.monotonic())
+            if len(failures) >= self.limit:
+                wait = int(self.window - (time.monotonic() - failures[0])) + 1
+                raise TooManyFailures(f"too many failed logins from {address}; try again in {wait} s", "Authorization",
+                                      {"retry_after": wait})
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            if len(self._failures) >= self.max_addresses:
+                self._failures.clear()  # bounded memory under a spray of addresses
+            self._recent(address, time.monotonic()).append(time.monotonic())
+
+
+class Authenticator:
+    def __init__(self, clients: tuple[Client, ...], limiter: Optional[FailureLimiter] = None) -> None:
+        self.clients = clients
+        self.limiter = limiter or FailureLimiter()
+
+    def client(self, header: Optional[str], address: str) -> Client:
+        """The client a ``Bearer`` header belongs to; 401 for a missing or wrong token, 429 when hammered."""
+        self.limiter.check(address)
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("a client token is required: send 'Authorization: Bearer <token>'", "Authorization")
+        digest = hash_token(token.strip())
+        found = None
+        for client in self.clients:  # every hash compared, in constant time, whatever matches
+            if hmac.compare_digest(client.token_sha256, digest):
+                found = client
+        if found is None:
+            self.limiter.failed(address)
+            raise Unauthorized("the token is not valid on this provider", "Authorization")
+        return found

@@ -1,0 +1,110 @@
+"""The service's settings file (rendered by the provider_api role), validated once at start."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from dockpool.client_requests import ClientLimits
+from dockpool.errors import InvalidInput
+from dockpool.peers import DEFAULT_DENY, NetworkRule
+from dockpool.policy import DEFAULT_POLICY_FILE
+from dockpool.usage import DEFAULT_USAGE_FILE
+from dockpool.validation import validate_image_ref, validate_name
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    token_sha256: str
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: str = "127.0.0.1"
+    port: int = 8088
+    threads: int = 8
+    provider_name: str = "provider"
+    advertise_address: str = "127.0.0.1"  # the address peers and clients use (an IP)
+    jump_user: str = "iaas-client"
+    jump_port: int = 22000
+    clients: tuple[Client, ...] = ()
+    open_read_routes: bool = True
+    images: tuple[str, ...] = ("debian-sshd",)
+    base_images: tuple[str, ...] = ()
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    policy_file: str = DEFAULT_POLICY_FILE
+    usage_file: str = DEFAULT_USAGE_FILE
+    peers_file: str = "/var/lib/dockpool/peers.json"
+    peers_max: int = 256
+    peer_rule: NetworkRule = field(default_factory=NetworkRule)
+    bootstrap_peers: tuple[str, ...] = ()
+    max_upload_bytes: int = 256 * 1024**2
+    max_download_bytes: int = 50 * 1024**2
+    max_json_bytes: int = 1024**2
+    docker_host: Optional[str] = None
+
+
+def _clients(raw: Any) -> tuple[Client, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("clients: must be a list of {name, token_sha256, admin}", "clients")
+    clients = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not _SHA256.match(str(item.get("token_sha256", ""))):
+            raise InvalidInput(f"clients[{i}]: needs a name and the SHA-256 hex of its token", f"clients[{i}]")
+        clients.append(Client(validate_name(item.get("name"), f"clients[{i}].name"), item["token_sha256"], bool(item.get("admin"))))
+    if len({c.name for c in clients}) != len(clients):
+        raise InvalidInput("clients: names must be unique", "clients")
+    return tuple(clients)
+
+
+def config_from_dict(data: dict[str, Any]) -> ApiConfig:
+    values = dict(data)
+    known = set(ApiConfig.__dataclass_fields__) - {"peer_rule"} | {"peer_networks", "peer_deny_networks"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInput(f"unknown API settings: {', '.join(unknown)}", unknown[0])
+    if "clients" in values:
+        values["clients"] = _clients(values["clients"])
+    if "limits" in values:
+        values["limits"] = ClientLimits.from_settings(values["limits"])
+    for key in ("images", "base_images"):
+        if key in values:
+            values[key] = tuple(validate_image_ref(v, key) for v in values[key])
+    for key in ("bootstrap_peers",):
+        if key in values:
+            values[key] = tuple(values[key])
+    allow = tuple(values.pop("peer_networks", ("0.0.0.0/0", "::/0")))
+    deny = tuple(values.pop("peer_deny_networks", DEFAULT_DENY))
+    try:
+        for net in allow + deny:
+            ipaddress.ip_network(net)
+        ipaddress.ip_address(values.get("advertise_address", "127.0.0.1"))
+        ipaddress.ip_address(values.get("listen", "127.0.0.1"))
+    except ValueError as exc:
+        raise InvalidInput(f"API settings: {exc}", "peer_networks") from None
+    values["peer_rule"] = NetworkRule(allow, deny)
+    validate_name(values.get("provider_name", "provider"), "provider_name")
+    return ApiConfig(**values)
+
+
+def load_config(path: str) -> ApiConfig:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{path}: cannot read the API settings ({exc})", "config") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: the API settings must be a JSON object", "config")
+    return config_from_dict(data)
+
+
+def default_provider_name() -> str:
+    name = re.sub(r"[^a-zA-Z0-9_.-]", "-", socket.gethostname())[:40].strip("-.") or "provider"
+    return name

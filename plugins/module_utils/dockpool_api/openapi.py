@@ -1,0 +1,191 @@
+"""The OpenAPI 3.0 description of every route, served at /openapi.json."""
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "field": {"type": "string"}, "detail": {}},
+}
+_PORT = {
+    "type": "object",
+    "required": ["name", "container_port", "host_port", "protocol", "description"],
+    "properties": {
+        "name": {"type": "string"},
+        "container_port": {"type": "integer"},
+        "host_port": {"type": "integer"},
+        "protocol": {"type": "string", "enum": ["tcp", "udp"]},
+        "description": {"type": "string"},
+    },
+}
+_INSTANCE = {
+    "type": "object",
+    "required": ["id", "name", "owner", "image", "state", "ssh", "ports", "limits"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "owner": {"type": "string"},
+        "image": {"type": "string"},
+        "state": {"type": "string"},
+        "status": {"type": "string"},
+        "created": {"type": "string"},
+        "gpu": {"type": "boolean"},
+        "ssh": {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "user": {"type": "string"},
+                "host": {"type": "string"},
+                "port": {"type": "integer"},
+                "command": {"type": "string"},
+                "jump_command": {"type": "string"},
+            },
+        },
+        "ports": {"type": "array", "items": {"$ref": "#/components/schemas/Port"}},
+        "limits": {"type": "object"},
+        "disk_usage": {"type": "object", "nullable": True},
+    },
+}
+_CREATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["public_key"],
+    "properties": {
+        "image": {"type": "string", "description": "an offered image (GET /v1/images)"},
+        "public_key": {"type": "string", "description": "one OpenSSH public key line"},
+        "extra_ports": {"type": "integer", "minimum": 0},
+        "gpu": {"type": "boolean"},
+        "cpus": {"type": "integer", "minimum": 1, "description": "dedicated physical cores"},
+        "memory": {"type": "string", "description": "the memory you reserve, such as 512m or 2g"},
+        "disk_limit": {"type": "string", "description": "such as 10g"},
+        "name": {"type": "string", "description": "prefixed with your client name"},
+    },
+}
+_PEER = {
+    "type": "object",
+    "properties": {
+        key: {"type": kind}
+        for key, kind in (
+            ("Name", "string"), ("MachineUsername", "string"), ("IPV4", "string"), ("IPV6", "string"),
+            ("Latency", "number"), ("Download", "number"), ("Upload", "number"), ("ServerPort", "string"),
+            ("UDPServerPort", "string"), ("BareMetalSSHPort", "string"), ("NAT", "string"),
+            ("EscapeImplementation", "string"), ("ProxyServer", "string"), ("UnSafeMode", "boolean"),
+            ("PublicKey", "string"), ("CustomInformation", "string"),
+        )
+    },
+}
+_TABLE = {"type": "object", "required": ["ip_address"],
+          "properties": {"ip_address": {"type": "array", "items": {"$ref": "#/components/schemas/Peer"}}}}
+
+
+def _json(schema: Any, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "bad input", 401: "missing or wrong token", 404: "not found", 409: "conflict or no capacity",
+            413: "body too large", 429: "too many failed logins", 503: "Docker engine unavailable"}
+    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+
+
+def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> dict:
+    op = {"summary": summary, "responses": responses}
+    if secured:
+        op["security"] = [{"bearer": []}]
+    op.update(extra)
+    return op
+
+
+_REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "instance id or name"}
+_OBJECT = {"type": "object"}
+
+
+def openapi_document(version: str) -> dict:
+    secured = (400, 401, 404, 429, 503)
+    multipart = lambda field: {"required": True, "content": {"multipart/form-data": {  # noqa: E731
+        "schema": {"type": "object", "required": [field], "properties": {field: {"type": "string", "format": "binary"}}}}}}
+    paths = {
+        "/healthz": {"get": _op("Is the Docker engine reachable?", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
+        "/openapi.json": {"get": _op("This document", {"200": _json(_OBJECT)})},
+        "/metrics": {"get": _op("Prometheus metrics", {"200": {"description": "text format",
+                                                                 "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                                       **_errors(401, 429)})},
+        "/v1/specs": {"get": _op("The provider's hardware", {"200": _json(_OBJECT), **_errors(401, 429)})},
+        "/v1/images": {"get": _op("Images offered", {"200": _json({"type": "object", "required": ["images"],
+                                                                     "properties": {"images": {"type": "array"}}}),
+                                                       **_errors(401, 429, 503)})},
+        "/v1/instances": {
+            "get": _op("Your instances (all, for an admin)", {"200": _json({"type": "object", "required": ["instances"],
+                "properties": {"instances": {"type": "array", "items": _ref("Instance")}}}), **_errors(401, 429, 503)},
+                secured=True),
+            "post": _op("Create an instance", {"201": _json(_ref("Instance"), "created"),
+                                               **_errors(400, 401, 404, 409, 413, 429, 503)},
+                        secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}}),
+        },
+        "/v1/instances/{ref}": {
+            "get": _op("One of your instances", {"200": _json(_ref("Instance")), **_errors(*secured)}, secured=True,
+                       parameters=[_REF_PARAM]),
+            "delete": _op("Remove an instance", {"200": _json(_OBJECT), **_errors(*secured)}, secured=True,
+                          parameters=[_REF_PARAM]),
+        },
+        "/v1/instances/{ref}/stop": {"post": _op("Stop and keep an instance", {"200": _json(_ref("Instance")),
+                                                                               **_errors(*secured)},
+                                                 secured=True, parameters=[_REF_PARAM])},
+        "/v1/instances/{ref}/start": {"post": _op("Start a stopped instance", {"200": _json(_ref("Instance")),
+                                                                               **_errors(*secured)},
+                                                  secured=True, parameters=[_REF_PARAM])},
+        "/v1/peers": {
+            "get": _op("The peer table", {"200": _json(_ref("PeerTable")), **_errors(401, 429)}),
+            "post": _op("Merge a peer table (new peers kept if they answer)", {"200": _json(_ref("PeerTable")),
+                                                                                 **_errors(400, 413)},
+                        requestBody={"required": True, "content": {"application/json": {"schema": _ref("PeerTable")}}}),
+        },
+        "/v1/speedtest/download": {"get": _op("Download N zero bytes", {
+            "200": {"description": "bytes", "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                                 "format": "binary"}}}},
+            **_errors(400, 401, 429)}, parameters=[{"name": "bytes", "in": "query", "required": False,
+                                                    "schema": {"type": "integer", "minimum": 1, "maximum": 52428800}}])},
+        "/v1/speedtest/upload": {"post": _op("Upload bytes, read and discarded", {
+            "200": _json({"type": "object", "required": ["bytes", "seconds"],
+                          "properties": {"bytes": {"type": "integer"}, "seconds": {"type": "number"}}}),
+            **_errors(401, 413, 429)},
+            requestBody={"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})},
+        "/server_info": {"get": _op("P2PRC: the provider's specs", {"200": _json(_OBJECT), **_errors(401, 429)})},
+        "/50": {"get": _op("P2PRC: a 50 MiB body", {"200": {"description": "bytes", "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 429)})},
+        "/upload": {
+            "post": _op("P2PRC: upload a file, read and discarded", {"200": {"description": "'<name>' uploaded!",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}}, **_errors(400, 401, 413, 429)},
+                        requestBody=multipart("file")),
+        },
+        "/IpTable": {"post": _op("P2PRC: merge a peer table", {"200": _json(_ref("PeerTable")), **_errors(400, 413)},
+                                 requestBody=multipart("json"))},
+        "/startcontainer": {"get": _op("P2PRC: start an instance", {"200": _json(_OBJECT), **_errors(400, 401, 404, 409, 429, 503)},
+                                       secured=True, parameters=[
+            {"name": "ports", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "GPU", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+            {"name": "ContainerName", "in": "query", "schema": {"type": "string"}},
+            {"name": "BaseImage", "in": "query", "schema": {"type": "string"}},
+            {"name": "PublicKey", "in": "query", "required": True, "schema": {"type": "string", "format": "byte"}},
+        ])},
+        "/RemoveContainer": {"get": _op("P2PRC: remove an instance", {"200": {"description": "success", "content": {
+            "text/plain": {"schema": {"type": "string"}}}}, **_errors(*secured)}, secured=True,
+            parameters=[{"name": "id", "in": "query", "required": True, "schema": {"type": "string"}}])},
+        "/ShowImages": {"get": _op("P2PRC: images offered", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "dockpool provider API", "version": version,
+                 "description": "Instances you reach by SSH, on a provider's Docker engine. P2PRC's routes are kept."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR, "Port": _PORT, "Instance": _INSTANCE, "Peer": _PEER, "PeerTable": _TABLE},
+        },
+    }

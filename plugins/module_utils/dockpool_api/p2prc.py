@@ -1,0 +1,135 @@
+"""P2PRC's routes on port 8088, for existing clients: thin adapters over the same
+services, answering P2PRC's shapes (plain text where P2PRC answered plain text)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, Callable
+
+from bottle import Bottle, request, response
+
+from dockpool.errors import InvalidInput
+from dockpool.specs import to_p2prc_server_info
+
+from .config import ApiConfig
+from .responses import json_body, read_stream, text_body, zeros
+from .services import Services
+
+MAX_FILENAME = 255
+
+
+def _bool(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false", ""):
+        raise InvalidInput(f"{name}: expected true or false, got {value[:20]!r}", name)
+    return value.lower() == "true"
+
+
+def _public_key(value: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("PublicKey: must be the base64 of an OpenSSH public key line", "PublicKey") from None
+
+
+def _p2prc_ports(view: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "Port": [
+            {
+                "PortName": p["name"],
+                "InternalPort": p["container_port"],
+                "Type": p["protocol"],
+                "ExternalPort": p["host_port"],
+                "IsUsed": True,
+                "Description": p["description"],
+            }
+            for p in view["ports"]
+        ]
+    }
+
+
+def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client: Callable, reader: Callable) -> None:
+    @app.get("/server_info")
+    def server_info():
+        reader()
+        info = to_p2prc_server_info(services.specs())
+        info["dockpool"] = {"provider": config.provider_name, "api": "/v1"}  # extra keys may follow P2PRC's
+        return json_body(info)
+
+    @app.get("/50")
+    def fifty():
+        reader()
+        response.content_type = "application/octet-stream"
+        response.content_length = 50 * 1024 * 1024
+        return zeros(50 * 1024 * 1024)
+
+    @app.route("/upload", method=["GET", "POST"])
+    def upload():
+        reader()
+        if request.content_length > config.max_upload_bytes:
+            read_stream(config.max_upload_bytes)  # answers 413 with the bound
+        upload_file = request.files.get("file")
+        if upload_file is None:
+            raise InvalidInput("file: send the file as the multipart field 'file'", "file")
+        name = re.sub(r"[\x00-\x1f/\\]", "_", upload_file.raw_filename or "")[:MAX_FILENAME]
+        upload_file.file.close()  # read by Bottle, counted by the client, discarded here
+        return text_body(f"'{name}' uploaded!")
+
+    @app.post("/IpTable")
+    def ip_table():
+        if request.content_length > config.max_json_bytes:
+            raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
+        part = request.files.get("json")
+        if part is None:
+            raise InvalidInput("json: send the table as the multipart file field 'json'", "json")
+        raw = part.file.read(config.max_json_bytes + 1)
+        if len(raw) > config.max_json_bytes:
+            raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInput(f"json: not valid JSON ({exc})", "json") from None
+        return json_body(services.peers.merge(data))
+
+    @app.get("/startcontainer")
+    def start_container():
+        who = client()
+        query = request.query
+        ports = query.get("ports", "0")
+        if not ports.isdigit():
+            raise InvalidInput(f"ports: a whole number of extra ports, got {ports[:20]!r}", "ports")
+        base = query.get("BaseImage", "")
+        if base and base not in config.base_images:
+            raise InvalidInput(f"BaseImage: {base[:60]!r} is not allowed here; allowed: {', '.join(config.base_images) or 'none'}",
+                               "BaseImage")
+        body = {
+            "image": query.get("ContainerName") or None,
+            "extra_ports": int(ports),
+            "gpu": _bool("GPU", query.get("GPU", "false")),
+            "public_key": _public_key(query.get("PublicKey", "")) if query.get("PublicKey") else None,
+        }
+        view = services.create(who, body)
+        return json_body({
+            "SSHUsername": view["ssh"]["user"] if view["ssh"] else "root",
+            "SSHPublicKey": body["public_key"],
+            "ID": view["id"],
+            "TagName": view["image"],
+            "Ports": _p2prc_ports(view),
+            "GPU": "true" if view["gpu"] else "false",
+        })
+
+    @app.get("/RemoveContainer")
+    def remove_container():
+        who = client()
+        ref = request.query.get("id", "")
+        if not ref:
+            raise InvalidInput("id: the container's ID is required", "id")
+        services.remove(who, ref)
+        return text_body("success")
+
+    @app.get("/ShowImages")
+    def show_images():
+        reader()
+        return json_body({"DockerContainer": [{"DockerContainerName": i["name"], "ContainerDescription": i["description"]}
+                                          for i in services.images()]})

@@ -1,0 +1,142 @@
+"""What the routes call: the core, set up once per service and per worker thread."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import psutil
+
+from dockpool import labels as L
+from dockpool.client_requests import client_params, instance_name
+from dockpool.cputopology import read_topology
+from dockpool.engine import connect
+from dockpool.errors import Conflict, InvalidInput, NotFound
+from dockpool.images import list_images
+from dockpool.instances import InstanceManager
+from dockpool.peers import PeerTable
+from dockpool.policy import load_policy
+from dockpool.specs import collect_specs, docker_data_root
+from dockpool.usage import read_usage
+
+from .config import ApiConfig, Client
+
+log = logging.getLogger("dockpool.api")
+SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
+
+
+class Services:
+    def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[dict], bool]] = None) -> None:
+        self.config = config
+        self.policy = load_policy(config.policy_file)
+        self.topology = read_topology()
+        self._local = threading.local()
+        self._specs: tuple[float, Optional[dict]] = (0.0, None)
+        self._specs_lock = threading.Lock()
+        self.peers = PeerTable(config.peers_file, self.me(), config.peers_max, config.peer_rule, peer_verify)
+
+    # ---- engine ----------------------------------------------------------------------------
+
+    def manager(self) -> InstanceManager:
+        """One engine client per worker thread (the SDK's session is not shared across threads)."""
+        manager = getattr(self._local, "manager", None)
+        if manager is None:
+            manager = InstanceManager(connect(self.config.docker_host, timeout=60), self.policy, self.topology)
+            self._local.manager = manager
+        return manager
+
+    def engine_ok(self) -> bool:
+        try:
+            self.manager().client.ping()
+            return True
+        except Exception:  # pylint: disable=broad-except  # any failure means "not reachable"
+            self._local.manager = None  # reconnect next time
+            return False
+
+    # ---- specs and images --------------------------------------------------------------------
+
+    def specs(self) -> dict[str, Any]:
+        with self._specs_lock:
+            taken, cached = self._specs
+            if cached is None or time.monotonic() - taken > SPECS_TTL:
+                cached = collect_specs(docker_data_root(self.config.docker_host), topology=self.topology)
+                self._specs = (time.monotonic(), cached)
+            return cached
+
+    def images(self) -> list[dict[str, Any]]:
+        offered = set(self.config.images)
+        return [i for i in list_images(self.manager().client, self.policy.image_prefix) if i["name"] in offered]
+
+    # ---- instances ---------------------------------------------------------------------------
+
+    def _decorate(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]:
+        """Add the jump command and the watchdog's disk figure to a core view."""
+        if view.get("ssh"):
+            ssh = view["ssh"]
+            ssh["jump_command"] = (
+                f"ssh -J {self.config.jump_user}@{self.policy.ssh_host}:{self.config.jump_port} "
+                f"-p {ssh['port']} {ssh['user']}@{self.policy.probe_host}"
+            )
+        entry = (usage or {}).get("instances", {}).get(view["name"]) if usage else None
+        view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"), "measured": usage.get("updated")}
+        return view
+
+    def visible(self, client: Client) -> list[dict[str, Any]]:
+        usage = read_usage(self.config.usage_file)
+        views = self.manager().list(owner=None if client.admin else client.name)
+        return [self._decorate(v, usage) for v in views]
+
+    def find(self, client: Client, ref: str) -> L.Record:
+        """The client's own instance (any, for an admin); others' look absent, not forbidden."""
+        record = self.manager().find(ref)
+        if record is None or not (client.admin or record.labels.get(L.OWNER) == client.name):
+            raise NotFound(f"instance {ref!r} does not exist", "id")
+        return record
+
+    def get(self, client: Client, ref: str) -> dict[str, Any]:
+        record = self.find(client, ref)
+        return self._decorate(self.manager().view(record), read_usage(self.config.usage_file))
+
+    def create(self, client: Client, body: Any) -> dict[str, Any]:
+        manager = self.manager()
+        records = manager.records()
+        owned = sum(1 for r in records if r.labels.get(L.OWNER) == client.name)
+        params = client_params(body, client.name, self.config.limits, owned, psutil.virtual_memory().total)
+        image = params["image"] or self.config.images[0]
+        if image not in self.config.images:
+            raise InvalidInput(f"image: {image!r} is not offered here; offered: {', '.join(self.config.images)}", "image",
+                               {"offered": list(self.config.images)})
+        params["image"] = image
+        wanted = body.get("name") if isinstance(body, dict) else None
+        for attempt in range(3):  # two creations may pick the same free number at once
+            name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in records])
+            try:
+                return self._decorate(manager.create(manager.spec({**params, "name": name})), None)
+            except Conflict:
+                if wanted or attempt == 2:
+                    raise
+                records = manager.records()
+        raise AssertionError("unreachable")
+
+    def stop(self, client: Client, ref: str) -> dict[str, Any]:
+        return self._decorate(self.manager().stop(self.find(client, ref).id), None)
+
+    def start(self, client: Client, ref: str) -> dict[str, Any]:
+        return self._decorate(self.manager().start(self.find(client, ref).id), None)
+
+    def remove(self, client: Client, ref: str) -> None:
+        self.manager().remove(self.find(client, ref).id)
+
+    # ---- peers -------------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        address = self.config.advertise_address
+        return {
+            "Name": self.config.provider_name,
+            "MachineUsername": self.config.jump_user,
+            "IPV4": address if ":" not in address else "",
+            "IPV6": address if ":" in address else "",
+            "ServerPort": str(self.config.port),
+            "BareMetalSSHPort": str(self.config.jump_port),
+        }

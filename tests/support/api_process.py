@@ -1,0 +1,62 @@
+"""The real API service as a separate process on a loopback address, as the systemd unit runs it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from .paths import ROOT
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextmanager
+def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``python -m dockpool_api`` with ``settings``; yields its base URL, stops it afterwards."""
+    port = settings.get("port") or free_port(host)
+    config = directory / f"api-{host}-{port}.json"
+    config.write_text(json.dumps({"listen": host, "port": port, "advertise_address": host, **settings}))
+    log = open(directory / f"api-{host}-{port}.log", "w")  # noqa: SIM115  # closed below
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
+    proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{host}:{port}"
+    try:
+        try:
+            wait_until_up(url)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; its log:\n{(directory / log.name).read_text()[-2000:]}") from None
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
