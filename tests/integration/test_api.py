@@ -133,6 +133,7 @@ BAD_CREATIONS = [
     ("alice", {"image": "../../etc"}, 400, "image"),
     ("alice", {"name": "a/b"}, 400, "name"),
     ("alice", {"name": "x;reboot"}, 400, "name"),
+    ("alice", {"name": 5}, 400, "name"),
 ]
 
 
@@ -238,6 +239,18 @@ def test_unknown_routes_and_methods_are_json(api):
     assert missing.status_int == 404 and missing.content_type == "application/json" and missing.json["error"]
     wrong = api.put("/v1/instances", expect_errors=True)
     assert wrong.status_int == 405 and wrong.content_type == "application/json"
+
+
+def test_the_provider_policy_caps_what_the_api_allows(tmp_path, keypair, cleanup):
+    settings = make_config(tmp_path)
+    policy = json.loads(open(settings["policy_file"]).read())
+    open(settings["policy_file"], "w").write(json.dumps({**policy, "max_memory": "192m"}))
+    api = TestApp(make_app(config_from_dict(settings)))  # the API alone would allow 256m
+    view = api.post_json("/v1/instances", {"public_key": keypair[1], "memory": "128m"}, headers=auth("alice")).json
+    assert view["limits"]["memory"] == 192 * 2**20 and view["limits"]["memory_reservation"] == 128 * 2**20
+    refused = api.post_json("/v1/instances", {"public_key": keypair[1], "memory": "200m"}, headers=auth("alice"),
+                            expect_errors=True)
+    assert refused.status_int == 400 and refused.json["field"] == "memory" and refused.json["detail"] == {"max": 192 * 2**20}
 
 
 def test_engine_unavailable_is_503_json(tmp_path, keypair):

@@ -102,3 +102,25 @@ def test_unreadable_usage_file_is_ignored_not_fatal(tmp_path, caplog):
     assert read_usage(str(path)) is None
     write_json(str(path), {"updated": "x", "instances": {}})
     assert read_usage(str(path)) == {"updated": "x", "instances": {}}
+
+
+@pytest.mark.parametrize(
+    "entry, field",
+    [
+        ({"IPV4": "10.0.0.1", "IPV6": {}, "ServerPort": "1"}, "IPV6"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "ProxyServer": 0}, "ProxyServer"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "NAT": 1}, "NAT"),
+        ({"IPV4": "", "IPV6": "", "ServerPort": "1"}, "IPV4"),
+        ({"IPV4": "::1", "ServerPort": "1"}, "IPV4"),
+        ({"IPV4": "10.0.0.1", "ServerPort": True}, "ServerPort"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "Latency": True}, "Latency"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "Name": "a\nb"}, "Name"),
+    ],
+)
+def test_peer_entries_are_checked_by_type_not_truthiness(entry, field):
+    from dockpool.errors import InvalidInput
+    from dockpool.peers import validate_entry
+
+    with pytest.raises(InvalidInput) as info:
+        validate_entry(entry)
+    assert info.value.field == f"ip_address[0].{field}"

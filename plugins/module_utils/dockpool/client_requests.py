@@ -56,6 +56,8 @@ def _check_max(value: Optional[int], maximum: Optional[int], field: str) -> None
 
 def instance_name(client: str, provider: str, wanted: Optional[str], taken: Iterable[str]) -> str:
     """The client's name prefixed with the client's own, or the lowest free ``<client>-<provider>-<n>``."""
+    if wanted is not None and not isinstance(wanted, str):
+        raise InvalidInput(f"name: expected text, got {type(wanted).__name__}", "name")
     if wanted:
         name = wanted if wanted.startswith(f"{client}-") else f"{client}-{wanted}"
         return validate_name(name, "name")
@@ -68,22 +70,29 @@ def instance_name(client: str, provider: str, wanted: Optional[str], taken: Iter
     return validate_name(f"{client}-{provider}-{n}", "name")
 
 
-def client_params(body: Any, client: str, limits: ClientLimits, owned: int, host_memory: int) -> dict[str, Any]:
-    """Turn a client's request body into dockpool_container parameters (without the name)."""
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object", "body")
-    unknown = sorted(set(body) - set(_FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}; allowed: {', '.join(_FIELDS)}", unknown[0])
+def check_instance_cap(owned: int, limits: ClientLimits) -> None:
     if owned >= limits.instances_per_client:
         raise CapacityExhausted(
             f"you already have {owned} instances, the most this provider allows per client; remove one first",
             "instances",
             {"max": limits.instances_per_client},
         )
+
+
+def client_params(body: Any, client: str, limits: ClientLimits, owned: int, ceiling: int) -> dict[str, Any]:
+    """Turn a client's request body into dockpool_container parameters (without the name).
+
+    ``ceiling`` is the most memory an instance may have whatever the API allows:
+    the host's RAM, or less when the provider's policy caps it."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object", "body")
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}; allowed: {', '.join(_FIELDS)}", unknown[0])
+    check_instance_cap(owned, limits)  # early; the creation checks again under the placement lock
     if not body.get("public_key"):
         raise InvalidInput("public_key: your OpenSSH public key is required to log in to the instance", "public_key")
-    cap = min(limits.max_memory, host_memory)
+    cap = min(limits.max_memory, ceiling)
     asked_memory = parse_size(body.get("memory"), "memory") or min(limits.default_memory, cap)
     _check_max(asked_memory, cap, "memory")
     disk_limit = parse_size(body.get("disk_limit"), "disk_limit") or limits.default_disk_limit

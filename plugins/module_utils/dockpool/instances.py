@@ -166,12 +166,12 @@ class InstanceManager:
 
     # ---- changing ------------------------------------------------------------------------
 
-    def _create_kwargs(self, spec: InstanceSpec, image: Any, placement: Placement) -> dict[str, Any]:
+    def _create_kwargs(self, spec: InstanceSpec, image: Any, placement: Placement, origin: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "image": image.tags[0] if image.tags else image.id,
             "name": spec.name,
             "hostname": spec.name,
-            "labels": L.instance_labels(spec, placement.ports, placement.cpuset),
+            "labels": L.instance_labels(spec, placement.ports, placement.cpuset, origin),
             "ports": {p.docker_key: (self.policy.bind_address, p.host_port) for p in placement.ports},
             "mem_limit": spec.memory,
             "mem_reservation": spec.memory_reservation,
@@ -205,16 +205,30 @@ class InstanceManager:
                 with engine_errors(f"updating the shared cpuset of {record.name}"):
                     self.client.api.update_container(record.id, cpuset_cpus=cpuset)
 
-    def create(self, spec: InstanceSpec, start: bool = True, wait: bool = True, wait_timeout: float = 30.0) -> dict[str, Any]:
+    def create(
+        self,
+        spec: InstanceSpec,
+        start: bool = True,
+        wait: bool = True,
+        wait_timeout: float = 30.0,
+        origin: str = "ansible",
+        admit: Optional[Callable[[InstanceSpec, list[L.Record]], InstanceSpec]] = None,
+    ) -> dict[str, Any]:
+        """Create (and start) an instance. ``admit``, given the instances that exist, runs
+        under the placement lock and may rename the spec or refuse it, so that choices
+        depending on the others (a free name, a per-client cap) cannot race."""
         image = resolve_image(self.client, spec.image, self.policy.image_prefix)
         self._check_gpu(spec)
         image_ports = ports_from_image(image.attrs)
         with placement_lock(self.policy.lock_path):
+            records = self.records()
+            if admit is not None:
+                spec = admit(spec, records)
             if self.name_taken(spec.name):
                 raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
-            placement = self.plan(spec, image_ports, self.records())
+            placement = self.plan(spec, image_ports, records)
             with engine_errors(f"creating instance {spec.name!r}"):
-                container = self.client.containers.create(**self._create_kwargs(spec, image, placement))
+                container = self.client.containers.create(**self._create_kwargs(spec, image, placement, origin))
             if spec.cpus is not None:
                 self._rebalance_shared()
         try:
@@ -230,6 +244,15 @@ class InstanceManager:
             self._discard(container, spec.cpus is not None)
             raise
         return self.get(container.id)
+
+    def reconcile(self, origin: str) -> list[str]:
+        """Remove ``origin``'s instances that were created but never started: what a
+        caller killed in the middle of a creation leaves. Returns their names."""
+        removed = []
+        for record in self.records():
+            if record.labels.get(L.ORIGIN) == origin and record.status == "created" and self.remove(record.id):
+                removed.append(record.labels.get(L.NAME, record.name))
+        return removed
 
     def _discard(self, container: Any, dedicated: bool) -> None:
         """Remove a half-made instance; its ports and cores go with it."""

@@ -34,6 +34,7 @@ DISK_LIMIT = PREFIX + "disk-limit"
 PIDS_LIMIT = PREFIX + "pids-limit"
 PORTS = PREFIX + "ports"
 PUBLIC_KEY = PREFIX + "public-key"
+ORIGIN = PREFIX + "origin"  # which caller made it: "api" instances are reconciled by the API
 
 # The labels that record what was asked; a difference in one cannot be applied in place.
 SPEC_LABELS = {
@@ -111,8 +112,11 @@ def spec_labels(spec: InstanceSpec) -> dict[str, str]:
     return {label: _text(getattr(spec, attr)) for attr, label in SPEC_LABELS.items()}
 
 
-def instance_labels(spec: InstanceSpec, ports: list[PublishedPort], cpuset: Optional[str]) -> dict[str, str]:
-    labels = {MANAGED_BY: MANAGER, NAME: spec.name, PORTS: json.dumps([asdict(p) for p in ports], separators=(",", ":"))}
+def instance_labels(
+    spec: InstanceSpec, ports: list[PublishedPort], cpuset: Optional[str], origin: str = "ansible"
+) -> dict[str, str]:
+    labels = {MANAGED_BY: MANAGER, NAME: spec.name, ORIGIN: origin,
+              PORTS: json.dumps([asdict(p) for p in ports], separators=(",", ":"))}
     labels.update(spec_labels(spec))
     if spec.cpus is not None and cpuset:
         labels[CPUSET] = cpuset  # dedicated cores are fixed for life; shared cpusets follow the pool

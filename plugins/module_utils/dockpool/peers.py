@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,13 +49,12 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
         out[key] = value
     for key, version in (("IPV4", 4), ("IPV6", 6)):
         value = entry.get(key, "")
-        if value:
-            try:
-                if not isinstance(value, str) or ipaddress.ip_address(value).version != version:
-                    raise ValueError
-            except ValueError:
-                raise _error(index, key, f"must be an IPv{version} address") from None
-        out[key] = value or ""
+        try:
+            if not isinstance(value, str) or (value and ipaddress.ip_address(value).version != version):
+                raise ValueError
+        except ValueError:
+            raise _error(index, key, f"must be an IPv{version} address (or empty)") from None
+        out[key] = value
     if not out["IPV4"] and not out["IPV6"]:
         raise _error(index, "IPV4", "an IPV4 or IPV6 address is required")
     for key in _PORTS:
@@ -71,9 +71,9 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
         out[key] = value
     for key in _FLAGS:
         value = entry.get(key, "False")
-        if value not in ("True", "False", "", True, False):
-            raise _error(index, key, 'must be "True" or "False"')
-        out[key] = "True" if value in ("True", True) else "False"
+        if not (isinstance(value, bool) or (isinstance(value, str) and value in ("True", "False", ""))):
+            raise _error(index, key, 'must be "True" or "False"')  # and not 0 or 1, which equal False and True
+        out[key] = "True" if value is True or value == "True" else "False"
     unsafe = entry.get("UnSafeMode", False)
     if not isinstance(unsafe, bool):
         raise _error(index, "UnSafeMode", "must be true or false")
@@ -82,8 +82,8 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
 
 
 def validate_table(data: Any, max_entries: int) -> list[dict[str, Any]]:
-    if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list):
-        raise InvalidInput('the peer table must be an object with an "ip_address" list', "ip_address")
+    if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list) or set(data) != {"ip_address"}:
+        raise InvalidInput('the peer table must be an object with an "ip_address" list and nothing else', "ip_address")
     if len(data["ip_address"]) > max_entries:
         raise InvalidInput(f"ip_address: at most {max_entries} peers may be sent", "ip_address", {"max": max_entries})
     return [validate_entry(entry, i) for i, entry in enumerate(data["ip_address"])]
@@ -157,7 +157,11 @@ class PeerTable:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, InvalidInput) as exc:
-            log.error("peer table %s is unreadable (%s); starting again from this provider alone", self.path, exc)
+            aside = f"{self.path}.corrupt"
+            log.error("peer table %s is unreadable (%s); kept as %s, starting again from this provider alone",
+                      self.path, getattr(exc, "message", exc), aside)
+            os.replace(self.path, aside)
+            write_json(self.path, {"ip_address": []})
             return {}
         return {peer_key(e): e for e in entries if peer_key(e) != peer_key(self.me)}
 

@@ -4,6 +4,7 @@ publish the figures for the API in one atomically written JSON file."""
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -65,6 +66,11 @@ def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: in
     write_json(usage_file, report)
     log.info("measured %d instances, stopped %d", len(entries), sum(1 for e in entries if e.get("action") == "stopped"))
     return report
+
+
+def usage_readable(usage_file: str = DEFAULT_USAGE_FILE) -> bool:
+    """False only for a file that exists and cannot be read as a report."""
+    return not os.path.exists(usage_file) or read_usage(usage_file) is not None
 
 
 def read_usage(usage_file: str = DEFAULT_USAGE_FILE) -> Optional[dict[str, Any]]:

@@ -15,9 +15,10 @@ import requests
 import waitress
 
 from dockpool.errors import DockpoolError
+from dockpool.usage import run_pass, usage_readable
 
 from .app import make_app
-from .config import load_config
+from .config import ApiConfig, load_config
 from .services import Services
 
 log = logging.getLogger("dockpool.api")
@@ -39,6 +40,31 @@ def announce(services: Services, peer: str, attempts: int = 5, delay: float = 2.
         threading.Event().wait(delay)
 
 
+def rebuild_usage(services: Services) -> None:
+    """A corrupt usage report is rewritten at once by a watchdog pass, not left for cron."""
+    usage_file = services.config.usage_file
+    if usage_readable(usage_file):
+        return
+    log.error("usage file %s is unreadable; rebuilding it with a watchdog pass", usage_file)
+    try:
+        run_pass(services.manager().client, usage_file)
+    except (DockpoolError, OSError) as exc:
+        log.error("could not rebuild %s: %s", usage_file, getattr(exc, "message", exc))
+
+
+def server_settings(config: ApiConfig) -> dict:
+    """waitress's settings. Its defaults send 18,000 bytes per call and move output
+    beyond 1 MiB (input beyond 512 KiB) to temporary files, which halves the speed
+    test; these keep up to 8 MiB per connection in memory and send 1 MiB at a time."""
+    mib = 1024 * 1024
+    return {
+        "host": config.listen, "port": config.port, "threads": config.threads, "ident": "dockpool",
+        "max_request_body_size": config.max_upload_bytes + mib, "clear_untrusted_proxy_headers": True,
+        "send_bytes": mib, "recv_bytes": mib, "outbuf_overflow": 8 * mib, "outbuf_high_watermark": 16 * mib,
+        "inbuf_overflow": 8 * mib,
+    }
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="dockpool-api", description=__doc__)
     parser.add_argument("--config", default="/etc/dockpool/api.json")
@@ -50,12 +76,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     except DockpoolError as exc:
         log.error("%s", exc.message)
         return 2
-    app = make_app(config, services)
+    try:
+        # A service killed mid-creation leaves instances created but never started: finish the job.
+        removed = services.manager().reconcile("api")
+        if removed:
+            log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
+    except DockpoolError as exc:
+        log.error("could not check for half-made instances: %s", exc.message)
+    rebuild_usage(services)
+    # Bind before announcing: a bootstrap peer verifies us by calling back at once.
+    server = waitress.create_server(make_app(config, services), **server_settings(config))
     for peer in config.bootstrap_peers:
         threading.Thread(target=announce, args=(services, peer), daemon=True).start()
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
-    waitress.serve(app, host=config.listen, port=config.port, threads=config.threads, ident="dockpool",
-                   max_request_body_size=config.max_upload_bytes + 1024 * 1024, clear_untrusted_proxy_headers=True)
+    server.run()
     return 0
 
 

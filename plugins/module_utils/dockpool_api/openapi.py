@@ -62,21 +62,41 @@ _CREATE = {
         "name": {"type": "string", "description": "prefixed with your client name"},
     },
 }
+# Peer entries exactly as the service accepts them (P2PRC writes ports as text and
+# NAT as "True"/"False"; numbers and booleans are accepted too).
+_PORT_NUMBER = "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+_PORT_VALUE = {"anyOf": [{"type": "string", "pattern": _PORT_NUMBER}, {"type": "integer", "minimum": 1, "maximum": 65535}]}
+_OPTIONAL_PORT = {"anyOf": [{"type": "string", "pattern": f"^$|{_PORT_NUMBER}"}, {"type": "integer", "minimum": 1, "maximum": 65535}]}
+_TEXT = {"type": "string", "pattern": "^[^\\x00-\\x1f]*$"}
+_COUNT = {"type": "number", "minimum": 0, "maximum": 1e18}
+_FLAG = {"anyOf": [{"type": "string", "enum": ["True", "False", ""]}, {"type": "boolean"}]}
 _PEER = {
     "type": "object",
+    "additionalProperties": False,
+    "required": ["ServerPort"],
+    "anyOf": [{"required": ["IPV4"], "properties": {"IPV4": {"minLength": 7}}},
+              {"required": ["IPV6"], "properties": {"IPV6": {"minLength": 2}}}],
     "properties": {
-        key: {"type": kind}
-        for key, kind in (
-            ("Name", "string"), ("MachineUsername", "string"), ("IPV4", "string"), ("IPV6", "string"),
-            ("Latency", "number"), ("Download", "number"), ("Upload", "number"), ("ServerPort", "string"),
-            ("UDPServerPort", "string"), ("BareMetalSSHPort", "string"), ("NAT", "string"),
-            ("EscapeImplementation", "string"), ("ProxyServer", "string"), ("UnSafeMode", "boolean"),
-            ("PublicKey", "string"), ("CustomInformation", "string"),
-        )
+        "Name": {**_TEXT, "maxLength": 64},
+        "MachineUsername": {**_TEXT, "maxLength": 64},
+        "IPV4": {"type": "string", "anyOf": [{"format": "ipv4"}, {"maxLength": 0}]},
+        "IPV6": {"type": "string", "anyOf": [{"format": "ipv6"}, {"maxLength": 0}]},
+        "Latency": _COUNT,
+        "Download": _COUNT,
+        "Upload": _COUNT,
+        "ServerPort": _PORT_VALUE,
+        "UDPServerPort": _OPTIONAL_PORT,
+        "BareMetalSSHPort": _OPTIONAL_PORT,
+        "NAT": _FLAG,
+        "EscapeImplementation": {**_TEXT, "maxLength": 32},
+        "ProxyServer": _FLAG,
+        "UnSafeMode": {"type": "boolean"},
+        "PublicKey": {"type": "string", "maxLength": 16384},
+        "CustomInformation": {**_TEXT, "maxLength": 1024},
     },
 }
-_TABLE = {"type": "object", "required": ["ip_address"],
-          "properties": {"ip_address": {"type": "array", "items": {"$ref": "#/components/schemas/Peer"}}}}
+_TABLE = {"type": "object", "required": ["ip_address"], "additionalProperties": False,
+          "properties": {"ip_address": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/Peer"}}}}
 
 
 def _json(schema: Any, description: str = "OK") -> dict:
@@ -101,15 +121,18 @@ def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> d
     return op
 
 
-_REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
-              "description": "instance id or name"}
+_REF = {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"}
+_REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": _REF, "description": "instance id or name"}
 _OBJECT = {"type": "object"}
 
 
 def openapi_document(version: str) -> dict:
     secured = (400, 401, 404, 429, 503)
-    multipart = lambda field: {"required": True, "content": {"multipart/form-data": {  # noqa: E731
-        "schema": {"type": "object", "required": [field], "properties": {field: {"type": "string", "format": "binary"}}}}}}
+    upload = {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+    table_part = {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["json"], "properties": {"json": _ref("PeerTable")}},
+        "encoding": {"json": {"contentType": "application/json"}}}}}
     paths = {
         "/healthz": {"get": _op("Is the Docker engine reachable?", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
         "/openapi.json": {"get": _op("This document", {"200": _json(_OBJECT)})},
@@ -162,21 +185,24 @@ def openapi_document(version: str) -> dict:
         "/upload": {
             "post": _op("P2PRC: upload a file, read and discarded", {"200": {"description": "'<name>' uploaded!",
                         "content": {"text/plain": {"schema": {"type": "string"}}}}, **_errors(400, 401, 413, 429)},
-                        requestBody=multipart("file")),
+                        requestBody=upload),
+            "get": _op("P2PRC: the same, for clients that send the form with GET", {"200": {
+                "description": "'<name>' uploaded!", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                **_errors(400, 401, 413, 429)}),
         },
         "/IpTable": {"post": _op("P2PRC: merge a peer table", {"200": _json(_ref("PeerTable")), **_errors(400, 413)},
-                                 requestBody=multipart("json"))},
+                                 requestBody=table_part)},
         "/startcontainer": {"get": _op("P2PRC: start an instance", {"200": _json(_OBJECT), **_errors(400, 401, 404, 409, 429, 503)},
                                        secured=True, parameters=[
             {"name": "ports", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             {"name": "GPU", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
             {"name": "ContainerName", "in": "query", "schema": {"type": "string"}},
             {"name": "BaseImage", "in": "query", "schema": {"type": "string"}},
-            {"name": "PublicKey", "in": "query", "required": True, "schema": {"type": "string", "format": "byte"}},
+            {"name": "PublicKey", "in": "query", "required": True, "schema": {"type": "string", "format": "byte", "minLength": 4}},
         ])},
         "/RemoveContainer": {"get": _op("P2PRC: remove an instance", {"200": {"description": "success", "content": {
             "text/plain": {"schema": {"type": "string"}}}}, **_errors(*secured)}, secured=True,
-            parameters=[{"name": "id", "in": "query", "required": True, "schema": {"type": "string"}}])},
+            parameters=[{"name": "id", "in": "query", "required": True, "schema": _REF}])},
         "/ShowImages": {"get": _op("P2PRC: images offered", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
     }
     return {

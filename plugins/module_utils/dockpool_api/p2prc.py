@@ -3,7 +3,6 @@ services, answering P2PRC's shapes (plain text where P2PRC answered plain text).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Any, Callable
@@ -29,7 +28,7 @@ def _bool(name: str, value: str) -> bool:
 def _public_key(value: str) -> str:
     try:
         return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, non-ASCII text, bad UTF-8
         raise InvalidInput("PublicKey: must be the base64 of an OpenSSH public key line", "PublicKey") from None
 
 
@@ -47,6 +46,14 @@ def _p2prc_ports(view: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for p in view["ports"]
         ]
     }
+
+
+def form_file(field: str):
+    """A multipart file field; a malformed body is bad input, not a server error."""
+    try:
+        return request.files.get(field)
+    except (ValueError, UnicodeError, IndexError) as exc:
+        raise InvalidInput(f"{field}: the multipart body is malformed ({str(exc)[:100]})", field) from None
 
 
 def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client: Callable, reader: Callable) -> None:
@@ -69,7 +76,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client:
         reader()
         if request.content_length > config.max_upload_bytes:
             read_stream(config.max_upload_bytes)  # answers 413 with the bound
-        upload_file = request.files.get("file")
+        upload_file = form_file("file")
         if upload_file is None:
             raise InvalidInput("file: send the file as the multipart field 'file'", "file")
         name = re.sub(r"[\x00-\x1f/\\]", "_", upload_file.raw_filename or "")[:MAX_FILENAME]
@@ -80,7 +87,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client:
     def ip_table():
         if request.content_length > config.max_json_bytes:
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
-        part = request.files.get("json")
+        part = form_file("json")
         if part is None:
             raise InvalidInput("json: send the table as the multipart file field 'json'", "json")
         raw = part.file.read(config.max_json_bytes + 1)

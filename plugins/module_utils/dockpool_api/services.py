@@ -4,20 +4,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Optional
 
 import psutil
 
 from dockpool import labels as L
-from dockpool.client_requests import client_params, instance_name
+from dockpool.client_requests import check_instance_cap, client_params, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect
-from dockpool.errors import Conflict, InvalidInput, NotFound
+from dockpool.errors import InvalidInput, NotFound
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
 from dockpool.peers import PeerTable
 from dockpool.policy import load_policy
 from dockpool.specs import collect_specs, docker_data_root
+from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client
@@ -102,22 +104,24 @@ class Services:
         manager = self.manager()
         records = manager.records()
         owned = sum(1 for r in records if r.labels.get(L.OWNER) == client.name)
-        params = client_params(body, client.name, self.config.limits, owned, psutil.virtual_memory().total)
+        ceiling = min(psutil.virtual_memory().total, self.policy.max_memory or psutil.virtual_memory().total)
+        params = client_params(body, client.name, self.config.limits, owned, ceiling)
         image = params["image"] or self.config.images[0]
         if image not in self.config.images:
             raise InvalidInput(f"image: {image!r} is not offered here; offered: {', '.join(self.config.images)}", "image",
                                {"offered": list(self.config.images)})
         params["image"] = image
         wanted = body.get("name") if isinstance(body, dict) else None
-        for attempt in range(3):  # two creations may pick the same free number at once
-            name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in records])
-            try:
-                return self._decorate(manager.create(manager.spec({**params, "name": name})), None)
-            except Conflict:
-                if wanted or attempt == 2:
-                    raise
-                records = manager.records()
-        raise AssertionError("unreachable")
+
+        def admit(spec: InstanceSpec, existing: list[L.Record]) -> InstanceSpec:
+            """Under the placement lock: the cap and a free name, against the instances that exist now."""
+            check_instance_cap(sum(1 for r in existing if r.labels.get(L.OWNER) == client.name), self.config.limits)
+            name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in existing])
+            return replace(spec, name=name)
+
+        placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
+        spec = manager.spec({**params, "name": placeholder})
+        return self._decorate(manager.create(spec, origin="api", admit=admit), None)
 
     def stop(self, client: Client, ref: str) -> dict[str, Any]:
         return self._decorate(self.manager().stop(self.find(client, ref).id), None)
