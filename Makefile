@@ -1,5 +1,5 @@
 # Entry points; each target sets up what it needs on a fresh machine.
-.PHONY: setup sandbox test lint api bench
+.PHONY: setup sandbox test lint api bench reliability
 
 setup:
 	scripts/setup.sh
@@ -16,3 +16,9 @@ lint: setup
 
 api:
 	scripts/api-dev.sh
+
+bench:
+	scripts/bench.sh
+
+reliability:
+	scripts/reliability.sh

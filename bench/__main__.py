@@ -1,0 +1,55 @@
+"""Run every benchmark: ``python -m bench [--smoke] [--only NAME ...]``.
+
+Each writes bench/results/<name>.json and prints its table with the goal beside
+it; the scaling ones draw a PNG chart next to their results. Everything talks to
+the local engine and loopback only, with bounded counts and times. ``--smoke``
+runs each with tiny counts (what the test suite does so they cannot rot).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+from bench import common, create_latency, parallel_create, provisioning, speed, throughput, watchdog_scaling
+
+# name: (module, full arguments, smoke arguments)
+BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
+    "create_latency": (create_latency, {"n": 20}, {"n": 2}),
+    "parallel_create": (parallel_create, {"levels": (1, 5, 20)}, {"levels": (1, 2)}),
+    "throughput": (throughput, {"seconds": 10}, {"levels": (1, 2), "seconds": 1}),
+    "speed": (speed, {"n": 5}, {"n": 1}),
+    "watchdog_scaling": (watchdog_scaling, {"sizes": (10, 50, 100)}, {"sizes": (2, 4), "repeats": 1}),
+    "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
+}
+
+
+def run_one(name: str, smoke: bool, results_dir: Any = None) -> dict[str, Any]:
+    module, full, small = BENCHMARKS[name]
+    started = time.perf_counter()
+    result = module.run(**(small if smoke else full))
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    result["smoke"] = smoke
+    if not smoke:
+        common.save(name, result)
+        chart: Callable | None = getattr(module, "chart", None)
+        if chart is not None:
+            chart(result, common.RESULTS / f"{name}.png")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, results not saved")
+    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    args = parser.parse_args()
+    print(f"machine: {common.machine()}")
+    for name in args.only:
+        print(f"\n== {name}: {BENCHMARKS[name][0].__doc__.splitlines()[0]}")
+        result = run_one(name, args.smoke)
+        print(BENCHMARKS[name][0].report(result))
+        print(f"({result['elapsed_s']} s)")
+
+
+if __name__ == "__main__":
+    main()

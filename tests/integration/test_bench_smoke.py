@@ -1,0 +1,22 @@
+"""Every benchmark once with tiny counts, so the benchmarks cannot rot.
+(Their figures are not checked here: speed is measured by `make bench`, not by tests.)"""
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import BENCHMARKS, run_one
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_benchmark_runs_with_tiny_counts(name):
+    module = BENCHMARKS[name][0]
+    result = run_one(name, smoke=True)
+    assert result["smoke"] is True and "met" in result
+    text = module.report(result)
+    assert text.strip() and "\n" in text
+    if name == "parallel_create":
+        assert all(level["failed"] == 0 and level["distinct_ports"] for level in result["levels"])
+    if name == "provisioning":
+        assert result["fleets"][0]["second_changed"] == 0
