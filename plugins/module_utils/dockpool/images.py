@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +25,8 @@ LABEL_DESCRIPTION = "dockpool.image.description"
 LABEL_SOURCE_HASH = "dockpool.image.source-hash"
 # Set by images whose entrypoint installs the client's key from this environment variable.
 LABEL_KEY_ENV = "dockpool.image.authorized-key-env"
+# Set by desktop images: the provider makes a VNC password per instance and passes it in this variable.
+LABEL_VNC_ENV = "dockpool.image.vnc-password-env"
 DEFAULT_PREFIX = "dockpool/"
 REQUIRED_FILES = ("Dockerfile", "ports.json", "description.txt")
 PROTOCOLS = ("tcp", "udp")
@@ -110,9 +113,40 @@ def read_image_folder(path: str) -> ImageFolder:
     return ImageFolder(name=name, path=str(folder), ports=ports, description=description)
 
 
-def folder_hash(path: str, build_args: Optional[dict[str, str]] = None) -> str:
-    """A digest of every file (path, mode, content) and the build arguments, to rebuild only on change."""
-    digest = hashlib.sha256()
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?\s*$", re.IGNORECASE)
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE)
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def base_reference(dockerfile: str, build_args: Optional[dict[str, str]] = None) -> Optional[str]:
+    """The image the first FROM names, after the ARG defaults and build arguments before it."""
+    values: dict[str, str] = {}
+    for line in dockerfile.splitlines():
+        arg, base = _ARG.match(line), _FROM.match(line)
+        if arg:
+            values[arg.group(1)] = (build_args or {}).get(arg.group(1), arg.group(2) or "")
+        elif base:
+            return _VARIABLE.sub(lambda m: values.get(m.group(1), ""), base.group(1)) or None
+    return None
+
+
+def base_image_id(client: Any, path: str, build_args: Optional[dict[str, str]] = None) -> str:
+    """The local ID of the folder's base image ("absent" when not here): a new base means a rebuild."""
+    reference = base_reference((Path(path) / "Dockerfile").read_text(encoding="utf-8"), build_args)
+    if not reference or reference == "scratch":
+        return "scratch"
+    try:
+        return client.images.get(reference).id
+    except docker.errors.ImageNotFound:
+        return "absent"
+    except docker.errors.APIError as exc:
+        raise EngineUnavailable(f"Docker engine error while reading base image {reference}: {exc.explanation}") from exc
+
+
+def folder_hash(path: str, build_args: Optional[dict[str, str]] = None, base_id: str = "") -> str:
+    """A digest of every file (path, mode, content), the build arguments and the base
+    image's ID, to rebuild exactly when one of them changed."""
+    digest = hashlib.sha256(base_id.encode())
     root = Path(path)
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = file.relative_to(root).as_posix()
@@ -150,10 +184,15 @@ def ports_from_image(attrs: dict[str, Any]) -> tuple[ImagePort, ...]:
     return tuple(ports)
 
 
+def env_label(attrs: dict[str, Any], label: str) -> Optional[str]:
+    """The environment variable an image names in ``label`` (LABEL_KEY_ENV, LABEL_VNC_ENV), if any."""
+    value = ((attrs.get("Config") or {}).get("Labels") or {}).get(label)
+    return value if value and value.replace("_", "").isalnum() else None
+
+
 def key_env(attrs: dict[str, Any]) -> Optional[str]:
     """The variable through which the image takes the client's key, if it declares one."""
-    value = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_KEY_ENV)
-    return value if value and value.replace("_", "").isalnum() else None
+    return env_label(attrs, LABEL_KEY_ENV)
 
 
 def image_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -218,7 +257,7 @@ def build_image(
     Returns {"changed", "image", "tag", "source_hash", "previous_hash"}; in check mode builds nothing.
     """
     folder = read_image_folder(path)
-    source_hash = folder_hash(path, build_args)
+    source_hash = folder_hash(path, build_args, base_image_id(client, path, build_args))
     tag = image_tag(folder.name, prefix)
     try:
         current = client.images.get(tag)

@@ -16,10 +16,11 @@ from docker.types import DeviceRequest, LogConfig
 from . import labels as L
 from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
+from .desktop import desktop_password
 from .engine import engine_errors
 from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
 from .gpus import read_gpus
-from .images import ImagePort, key_env, ports_from_image, resolve_image
+from .images import LABEL_VNC_ENV, ImagePort, env_label, key_env, ports_from_image, resolve_image
 from .locking import placement_lock
 from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
 from .policy import Policy
@@ -166,7 +167,8 @@ class InstanceManager:
 
     # ---- changing ------------------------------------------------------------------------
 
-    def _create_kwargs(self, spec: InstanceSpec, image: Any, placement: Placement, origin: str) -> dict[str, Any]:
+    def _create_kwargs(self, spec: InstanceSpec, image: Any, placement: Placement, origin: str,
+                       vnc_password: Optional[str] = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "image": image.tags[0] if image.tags else image.id,
             "name": spec.name,
@@ -186,9 +188,14 @@ class InstanceManager:
             "log_config": LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
             "detach": True,
         }
+        environment: dict[str, str] = {}
         variable = key_env(image.attrs)
         if spec.public_key and variable:
-            kwargs["environment"] = {variable: spec.public_key, "DOCKPOOL_SSH_USER": spec.ssh_user}
+            environment.update({variable: spec.public_key, "DOCKPOOL_SSH_USER": spec.ssh_user})
+        if vnc_password:
+            environment[env_label(image.attrs, LABEL_VNC_ENV) or ""] = vnc_password
+        if environment:
+            kwargs["environment"] = environment
         if spec.cpu_share is not None:
             kwargs["cpu_period"] = CPU_PERIOD
             kwargs["cpu_quota"] = int(spec.cpu_share * CPU_PERIOD)
@@ -227,8 +234,10 @@ class InstanceManager:
             if self.name_taken(spec.name):
                 raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
             placement = self.plan(spec, image_ports, records)
+            # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
+            vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None
             with engine_errors(f"creating instance {spec.name!r}"):
-                container = self.client.containers.create(**self._create_kwargs(spec, image, placement, origin))
+                container = self.client.containers.create(**self._create_kwargs(spec, image, placement, origin, vnc_password))
             if spec.cpus is not None:
                 self._rebalance_shared()
         try:
@@ -243,7 +252,10 @@ class InstanceManager:
         except BaseException:
             self._discard(container, spec.cpus is not None)
             raise
-        return self.get(container.id)
+        view = self.get(container.id)
+        if vnc_password and view.get("desktop"):
+            view["desktop"]["vnc_password"] = vnc_password
+        return view
 
     def reconcile(self, origin: str) -> list[str]:
         """Remove ``origin``'s instances that were created but never started: what a

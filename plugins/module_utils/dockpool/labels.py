@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from .cputopology import parse_cpulist
+from .desktop import desktop_view
 from .spec import InstanceSpec
 
 PREFIX = "dockpool."
@@ -183,6 +184,7 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
             "command": f"ssh -p {ssh_port.host_port} {user}@{ssh_host}",
         },
         "ports": [asdict(p) for p in ports],
+        "desktop": desktop_view(ports, ssh_host),
         "limits": {
             "cpus": _int_or_none(labels.get(CPUS)),
             "cpuset": labels.get(CPUSET) if record.dedicated else shared_cpuset,

@@ -44,3 +44,15 @@ def format_size(size: Optional[int]) -> Optional[str]:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def human_size(size: Optional[int]) -> str:
+    """A byte count for people to read, rounded: 25275305984 -> '23.5 GiB'; None -> '-'."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
