@@ -5,7 +5,7 @@ import json
 import logging
 import time
 from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,6 +20,7 @@ from .openapi import openapi_document
 from .p2prc import add_p2prc_routes
 from .responses import PayloadTooLarge, json_body, read_stream, zeros
 from .services import Services
+from .status_page import render as render_status
 
 log = logging.getLogger("dockpool.api")
 
@@ -99,9 +100,12 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
 
     app.install(api_plugin)
 
-    def client() -> Client:
+    def client_from(header: Optional[str]) -> Client:
         # The socket peer, not X-Forwarded-For, which a client could forge to dodge the limiter.
-        return auth.client(request.get_header("Authorization"), request.environ.get("REMOTE_ADDR") or "unknown")
+        return auth.client(header, request.environ.get("REMOTE_ADDR") or "unknown")
+
+    def client() -> Client:
+        return client_from(request.get_header("Authorization"))
 
     def reader() -> None:
         """Read-only routes are open unless the operator closed them."""
@@ -118,6 +122,28 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
             raise InvalidInput(f"the body is not valid JSON ({exc})", "body") from None
 
     # ---- service ---------------------------------------------------------------------------
+
+    @app.get("/")
+    def status_page():
+        reader()
+        who, notice = None, ""
+        # The page's own script moves a token from the URL's #fragment into this cookie;
+        # the JSON routes never read it.
+        presented = request.get_header("Authorization") or (
+            f"Bearer {request.get_cookie('dockpool_token')}" if request.get_cookie("dockpool_token") else None)
+        if presented:
+            try:
+                who = client_from(presented)
+            except DockpoolError as exc:
+                notice = exc.message
+        try:
+            views = services.visible_all()
+        except DockpoolError:
+            views = None
+        response.content_type = "text/html; charset=utf-8"
+        response.set_header("Cache-Control", "no-store")
+        return render_status(provider=config.provider_name, version=__version__, specs=services.specs(), views=views,
+                             client=who, peers=services.peers.table()["ip_address"], notice=notice)
 
     @app.get("/healthz")
     def healthz():

@@ -40,6 +40,22 @@ _INSTANCE = {
                 "port": {"type": "integer"},
                 "command": {"type": "string"},
                 "jump_command": {"type": "string"},
+                "jump": {
+                    "type": "object",
+                    "description": "the provider's jump account, for ProxyJump",
+                    "properties": {"user": {"type": "string"}, "host": {"type": "string"}, "port": {"type": "integer"}},
+                },
+                "target_host": {"type": "string", "description": "the instance's address as seen from the jump host"},
+            },
+        },
+        "desktop": {
+            "type": "object",
+            "nullable": True,
+            "description": "desktop images only; vnc_password appears once, in the answer to the creation",
+            "properties": {
+                "novnc_url": {"type": "string"},
+                "vnc_address": {"type": "string", "nullable": True},
+                "vnc_password": {"type": "string"},
             },
         },
         "ports": {"type": "array", "items": {"$ref": "#/components/schemas/Port"}},
@@ -134,6 +150,9 @@ def openapi_document(version: str) -> dict:
         "schema": {"type": "object", "required": ["json"], "properties": {"json": _ref("PeerTable")}},
         "encoding": {"json": {"contentType": "application/json"}}}}}
     paths = {
+        "/": {"get": _op("The status page: specs, capacity, peers, and your instances with a token (#token=... in a browser)",
+                         {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          **_errors(401, 429, 503)})},
         "/healthz": {"get": _op("Is the Docker engine reachable?", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
         "/openapi.json": {"get": _op("This document", {"200": _json(_OBJECT)})},
         "/metrics": {"get": _op("Prometheus metrics", {"200": {"description": "text format",

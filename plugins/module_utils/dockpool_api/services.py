@@ -76,6 +76,9 @@ class Services:
         """Add the jump command and the watchdog's disk figure to a core view."""
         if view.get("ssh"):
             ssh = view["ssh"]
+            # The parts of the jump path, for clients that write an ssh config (ProxyJump) from them.
+            ssh["jump"] = {"user": self.config.jump_user, "host": self.policy.ssh_host, "port": self.config.jump_port}
+            ssh["target_host"] = self.policy.probe_host
             ssh["jump_command"] = (
                 f"ssh -J {self.config.jump_user}@{self.policy.ssh_host}:{self.config.jump_port} "
                 f"-p {ssh['port']} {ssh['user']}@{self.policy.probe_host}"
@@ -84,10 +87,16 @@ class Services:
         view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"), "measured": usage.get("updated")}
         return view
 
-    def visible(self, client: Client) -> list[dict[str, Any]]:
+    def _views(self, owner: Optional[str]) -> list[dict[str, Any]]:
         usage = read_usage(self.config.usage_file)
-        views = self.manager().list(owner=None if client.admin else client.name)
-        return [self._decorate(v, usage) for v in views]
+        return [self._decorate(v, usage) for v in self.manager().list(owner=owner)]
+
+    def visible(self, client: Client) -> list[dict[str, Any]]:
+        return self._views(None if client.admin else client.name)
+
+    def visible_all(self) -> list[dict[str, Any]]:
+        """Every instance, for the status page (which shows others' as counts only)."""
+        return self._views(None)
 
     def find(self, client: Client, ref: str) -> L.Record:
         """The client's own instance (any, for an admin); others' look absent, not forbidden."""
