@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(docker.io debootstrap openssh-client python3-venv git make curl nginx)
+packages=(docker.io debootstrap openssh-client python3-venv git make curl nginx chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -23,12 +23,14 @@ as_root scripts/start-docker.sh
 
 # The virtual environment is rebuilt only when the pinned requirements change.
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "creating the virtual environment .venv"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -r requirements-dev.txt
+    # The `dockpool` client command, as a client installs it (editable: it follows this checkout).
+    .venv/bin/pip install -q --no-deps -e .
     echo "$wanted" >"$stamp"
 fi
 

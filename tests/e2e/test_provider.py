@@ -98,7 +98,7 @@ def test_an_instance_made_through_the_api_is_reached_directly_and_through_the_ju
     assert ssh_run(CLIENT_KEY, view["ssh"]["port"], "hostname").stdout.strip() == view["name"]
     config = jump_config(tmp_path, CLIENT_KEY, "api", view["ssh"]["port"])
     assert via_jump(config, "api", "hostname").stdout.strip() == view["name"]
-    assert view["ssh"]["jump_command"] == f"ssh -J iaas-client@127.0.0.1:22000 -p {view['ssh']['port']} root@127.0.0.1"
+    assert view["ssh"]["jump_command"] == f"ssh -J iaas-client@127.0.0.2:22000 -p {view['ssh']['port']} root@127.0.0.1"
     assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
     assert on_provider("docker", "ps", "-aq", "--filter", f"name={view['name']}").stdout.strip() == ""
 

@@ -1,0 +1,103 @@
+"""A provider's HTTP API as Python calls; every failure becomes a CliError with its exit code."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator, Optional
+
+import requests
+
+from .errors import UNAVAILABLE, CliError, code_for_status
+
+CHUNK = 1024 * 1024
+
+
+class Provider:
+    def __init__(self, url: str, token: Optional[str] = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "dockpool-cli"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, *, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+        try:
+            reply = self.session.request(method, f"{self.url}{path}", timeout=timeout or self.timeout,
+                                         allow_redirects=False, **kwargs)
+        except requests.RequestException as exc:
+            raise CliError(f"{self.url} cannot be reached: {exc.__class__.__name__}: {exc}", UNAVAILABLE) from None
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        if reply.status_code >= 400:
+            message = body.get("error") if isinstance(body, dict) and body.get("error") else reply.reason
+            detail = body.get("detail") if isinstance(body, dict) else None
+            raise CliError(f"{self.url} answered {reply.status_code}: {message}", code_for_status(reply.status_code), detail)
+        if body is None:
+            raise CliError(f"{self.url}{path} did not answer JSON (is this a dockpool provider?)", UNAVAILABLE)
+        return body
+
+    # ---- routes ----------------------------------------------------------------------------
+
+    def instances(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/v1/instances")["instances"]
+
+    def instance(self, ref: str) -> dict[str, Any]:
+        return self.call("GET", f"/v1/instances/{ref}")
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        # The provider answers once the instance's sshd does; that can take a while on a busy host.
+        return self.call("POST", "/v1/instances", json=body, timeout=max(self.timeout, 180))
+
+    def action(self, ref: str, verb: str) -> dict[str, Any]:
+        return self.call("POST", f"/v1/instances/{ref}/{verb}", timeout=max(self.timeout, 120))
+
+    def remove(self, ref: str) -> None:
+        self.call("DELETE", f"/v1/instances/{ref}", timeout=max(self.timeout, 120))
+
+    def peers(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/v1/peers")["ip_address"]
+
+    def specs(self) -> dict[str, Any]:
+        return self.call("GET", "/v1/specs")
+
+    def latency(self, tries: int = 3) -> float:
+        """The best of a few round trips to /healthz, in seconds: measured here, by the client."""
+        best = float("inf")
+        for _ in range(tries):
+            started = time.perf_counter()
+            self.call("GET", "/healthz", timeout=5)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    def download(self, size: int) -> tuple[int, float]:
+        """Bytes received and seconds taken by the download speed test."""
+        started = time.perf_counter()
+        received = 0
+        try:
+            with self.session.get(f"{self.url}/v1/speedtest/download", params={"bytes": size}, stream=True,
+                                  timeout=self.timeout) as reply:
+                if reply.status_code != 200:
+                    raise CliError(f"{self.url} answered {reply.status_code} to the download test",
+                                   code_for_status(reply.status_code))
+                for chunk in reply.iter_content(CHUNK):
+                    received += len(chunk)
+        except requests.RequestException as exc:
+            raise CliError(f"{self.url} cannot be reached: {exc}", UNAVAILABLE) from None
+        return received, time.perf_counter() - started
+
+    def upload(self, size: int) -> tuple[int, float]:
+        """Bytes the provider counted and the seconds the whole upload took here."""
+
+        def body() -> Iterator[bytes]:
+            block = b"\0" * CHUNK
+            left = size
+            while left > 0:  # bounded: stops after ``size`` bytes
+                yield block[: min(CHUNK, left)]
+                left -= CHUNK
+
+        started = time.perf_counter()
+        counted = self.call("POST", "/v1/speedtest/upload", data=body(),
+                            headers={"Content-Type": "application/octet-stream"})
+        return int(counted["bytes"]), time.perf_counter() - started

@@ -1,0 +1,291 @@
+"""What each `dockpool` subcommand does. Output goes through rich; --json prints data instead."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from dockpool.errors import InvalidInput
+from dockpool.units import human_size, parse_size
+
+from . import sshconfig
+from .api import Provider
+from .errors import AUTH, NOT_FOUND, REFUSED, UNAVAILABLE, CliError
+from .settings import Settings, normalise_url
+
+out = Console()
+err = Console(stderr=True)
+DESKTOP_IMAGE = "desktop"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _provider(settings: Settings, url: Optional[str]) -> Provider:
+    chosen = settings.provider(url)
+    return Provider(chosen, settings.token(chosen))
+
+
+# ---- login and providers ---------------------------------------------------------------------
+
+
+def login(settings: Settings, url: str, token: str) -> int:
+    url = normalise_url(url)
+    if not token:
+        raise CliError("a token is needed: --token T, $DOCKPOOL_TOKEN, or type it when asked", AUTH)
+    count = len(Provider(url, token).instances())  # proves the token before it is kept
+    settings.providers[url] = {"token": token}
+    settings.default = url
+    settings.save()
+    out.print(f"Logged in to [bold]{url}[/] ({count} instance{'s' if count != 1 else ''} of yours there). "
+              f"Token kept in {settings.path} (mode 0600).")
+    return 0
+
+
+def peer_url(peer: dict[str, Any]) -> str:
+    host = peer.get("IPV4") or f"[{peer.get('IPV6')}]"
+    return f"http://{host}:{peer.get('ServerPort')}"
+
+
+def probe(url: str, token: Optional[str]) -> dict[str, Any]:
+    """Latency measured from here, and the provider's hardware and free capacity."""
+    provider = Provider(url, token, timeout=5)
+    try:
+        latency = provider.latency()
+        specs = provider.specs()
+    except CliError as exc:
+        return {"url": url, "reachable": False, "error": exc.message}
+    return {
+        "url": url, "reachable": True, "latency_ms": round(latency * 1000, 2),
+        "hostname": specs["hostname"], "cpu": specs["cpu"]["model"], "cores": specs["cpu"]["logical_cpus"],
+        "memory_total": specs["memory"]["total"], "memory_available": specs["memory"]["available"],
+        "disk_free": specs["disk"]["free"], "gpus": [g["name"] for g in specs["gpus"]],
+        "logged_in": token is not None,
+    }
+
+
+def probe_all(settings: Settings, urls: list[str]) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(urls)))) as pool:
+        return list(pool.map(lambda u: probe(u, settings.token(u)), urls))
+
+
+def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
+    provider = _provider(settings, url)
+    table = provider.peers()
+    urls = list(dict.fromkeys([provider.url] + [peer_url(p) for p in table[1:]]))  # the first entry is the provider
+    names = {peer_url(p): p.get("Name", "") for p in table}
+    names[provider.url] = table[0].get("Name", "") if table else ""
+    found = probe_all(settings, urls)
+    for row in found:
+        row["name"] = names.get(row["url"], "")
+    if as_json:
+        _print_json(found)
+        return 0
+    view = Table(title=f"Providers known to {provider.url}")
+    for column in ("name", "url", "latency", "CPU", "cores", "RAM free / total", "disk free", "GPU", "token"):
+        view.add_column(column)
+    for row in found:
+        if not row["reachable"]:
+            view.add_row(row["name"], row["url"], "[red]unreachable[/]", "", "", "", "", "", "")
+            continue
+        view.add_row(row["name"], row["url"], f"{row['latency_ms']:.1f} ms", row["cpu"], str(row["cores"]),
+                     f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
+                     human_size(row["disk_free"]), ", ".join(row["gpus"]) or "-", "yes" if row["logged_in"] else "")
+    out.print(view)
+    return 0
+
+
+def best_provider(settings: Settings, memory: Optional[int], gpu: bool) -> str:
+    """Of the providers logged in to: reachable, enough free memory (and a GPU if asked), lowest latency."""
+    if not settings.providers:
+        raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
+    found = probe_all(settings, sorted(settings.providers))
+    fit = [r for r in found if r["reachable"] and r["memory_available"] >= (memory or 0) and (r["gpus"] or not gpu)]
+    if not fit:
+        reasons = "; ".join(f"{r['url']}: {r.get('error') or 'not enough free memory or no GPU'}" for r in found)
+        raise CliError(f"no provider you are logged in to can take this instance ({reasons})", UNAVAILABLE)
+    return min(fit, key=lambda r: r["latency_ms"])["url"]
+
+
+# ---- instances -------------------------------------------------------------------------------
+
+
+def client_key(settings: Settings, given: Optional[str]) -> Path:
+    """The private key to log in with: --key, else ~/.ssh/id_ed25519, else one made for dockpool."""
+    if given:
+        key = Path(given).expanduser()
+    else:
+        own = Path.home() / ".ssh" / "id_ed25519"
+        key = own if own.exists() else settings.directory / "id_ed25519"
+        if not key.exists():
+            key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dockpool", "-f", str(key)],
+                           check=True, capture_output=True, timeout=60)
+            err.print(f"Made an SSH key for dockpool: {key}")
+    if not key.with_name(key.name + ".pub").exists():
+        raise CliError(f"{key}.pub does not exist: --key names a private key whose .pub sits beside it", REFUSED)
+    return key
+
+
+def ssh_check(settings: Settings, name: str, deadline: float) -> Optional[str]:
+    """Log in through the jump host with the written config until it works; None, or the last error."""
+    last = "no attempt"
+    config = sshconfig.ssh_config_path(settings.directory)
+    while time.monotonic() < deadline:  # bounded by the caller's deadline
+        done = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", name, "true"],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+        if done.returncode == 0:
+            return None
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"ssh exited {done.returncode}"
+        if "Permission denied" in last:
+            return last  # retrying will not change the key
+        time.sleep(0.5)
+    return last
+
+
+def up(settings: Settings, args: Any) -> int:
+    if args.desktop and args.image:
+        raise CliError("--desktop and --image name two images; give one", REFUSED)
+    try:
+        memory = parse_size(args.memory, "memory")
+    except InvalidInput as exc:
+        raise CliError(exc.message, REFUSED) from None
+    url = best_provider(settings, memory, args.gpu) if args.best else settings.provider(args.provider)
+    token = settings.token(url)
+    if token is None:
+        raise CliError(f"not logged in to {url}: run `dockpool login {url}` first", AUTH)
+    key = client_key(settings, args.key)
+    body: dict[str, Any] = {"public_key": key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()}
+    image = DESKTOP_IMAGE if args.desktop else args.image
+    for field, value in (("image", image), ("cpus", args.cpus), ("memory", args.memory), ("name", args.name)):
+        if value is not None:
+            body[field] = value
+    if args.gpu:
+        body["gpu"] = True
+    if args.ports:
+        body["extra_ports"] = args.ports
+    started = time.monotonic()
+    quiet = args.json
+    with err.status(f"Creating an instance on {url} (the provider answers once its SSH does)…") as status:
+        view = Provider(url, token).create(body)
+        settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key)}
+        settings.save()
+        try:
+            config = sshconfig.add(settings.directory, view["name"], view["ssh"], key)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CliError(f"{view['name']} was made, but the provider's answer cannot go into an SSH config ({exc}); "
+                           f"`dockpool rm {view['name']}` removes it", UNAVAILABLE) from None
+        problem = None
+        if not args.no_check:
+            status.update(f"Logging in to {view['name']} through {url}'s jump host…")
+            problem = ssh_check(settings, view["name"], time.monotonic() + args.wait)
+    seconds = time.monotonic() - started
+    if quiet:
+        _print_json({**view, "ssh_config": str(config), "ssh_checked": not args.no_check and problem is None})
+    else:
+        out.print(f"[green]Ready[/] in {seconds:.1f} s: [bold]{view['name']}[/] on {url}")
+        out.print(f"    ssh -F {config} {view['name']}   (or `dockpool ssh {view['name']}`)")
+        out.print(f"    Add `Include {config}` to ~/.ssh/config to type just `ssh {view['name']}`.")
+        _print_desktop(view.get("desktop"))
+    if problem:
+        err.print(f"[yellow]The instance is up but SSH through the jump host failed:[/] {problem}")
+        return UNAVAILABLE
+    return 0
+
+
+def _print_desktop(desktop: Optional[dict[str, Any]]) -> None:
+    if not desktop:
+        return
+    out.print(f"    Desktop in the browser: {desktop['novnc_url']}")
+    if desktop.get("vnc_password"):
+        out.print(f"    VNC password (shown this once): [bold]{desktop['vnc_password']}[/]")
+
+
+def _locate(settings: Settings, name: str, url: Optional[str]) -> tuple[Provider, str]:
+    """The provider holding ``name``: --provider, else where `up` made it, else the default."""
+    known = settings.instances.get(name)
+    chosen = settings.provider(url or (known or {}).get("provider"))
+    return Provider(chosen, settings.token(chosen)), name
+
+
+def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
+    urls = [settings.provider(url)] if url else sorted(settings.providers)
+    if not urls:
+        raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
+    rows, failures = [], []
+    for each in urls:
+        try:
+            rows += [{**v, "provider": each} for v in Provider(each, settings.token(each)).instances()]
+        except CliError as exc:
+            failures.append(exc)
+            err.print(f"[yellow]{exc.message}[/]")
+    if failures and len(failures) == len(urls):
+        raise CliError("no provider answered", failures[0].code)
+    if as_json:
+        _print_json(rows)
+        return 0
+    table = Table()
+    for column in ("name", "provider", "state", "image", "CPU", "memory", "disk used / limit", "SSH"):
+        table.add_column(column)
+    for v in rows:
+        limits, usage = v["limits"], v.get("disk_usage") or {}
+        cpu = f"{limits['cpus']} cores" if limits.get("cpus") else f"{limits.get('cpu_share')} shared"
+        table.add_row(v["name"], v["provider"], v["state"], v["image"] or "", cpu, human_size(limits.get("memory")),
+                      f"{human_size(usage.get('size_rw'))} / {human_size(limits.get('disk_limit'))}",
+                      f"dockpool ssh {v['name']}" if v["name"] in settings.instances else (v["ssh"] or {}).get("jump_command", ""))
+    out.print(table)
+    return 0
+
+
+def act(settings: Settings, verb: str, name: str, url: Optional[str]) -> int:
+    provider, ref = _locate(settings, name, url)
+    view = provider.action(ref, verb)
+    out.print(f"{view['name']}: {view['state']}")
+    return 0
+
+
+def rm(settings: Settings, name: str, url: Optional[str]) -> int:
+    provider, ref = _locate(settings, name, url)
+    try:
+        provider.remove(ref)
+    except CliError as exc:
+        if exc.code != NOT_FOUND:
+            raise
+        err.print(f"[yellow]{name} was already gone from {provider.url}[/]")
+    settings.instances.pop(name, None)
+    settings.save()
+    sshconfig.remove(settings.directory, name)
+    out.print(f"Removed {name} and its SSH entry.")
+    return 0
+
+
+def ssh(settings: Settings, name: str, command: list[str]) -> int:
+    if name not in sshconfig.names(settings.directory):
+        raise CliError(f"no SSH entry for {name!r}: `dockpool ls` lists instances, `dockpool up` makes one", NOT_FOUND)
+    argv = ["ssh", "-F", str(sshconfig.ssh_config_path(settings.directory)), name, *command]
+    os.execvp("ssh", argv)  # an argument list: the name was checked against our own entries
+    return 0  # not reached
+
+
+def speedtest(settings: Settings, url: Optional[str], size: int, as_json: bool) -> int:
+    provider = _provider(settings, url)
+    got, down = provider.download(size)
+    sent, upload_seconds = provider.upload(size)
+    result = {"provider": provider.url, "bytes": size, "download_bytes": got, "upload_bytes": sent,
+              "download_mbit_s": round(got * 8 / down / 1e6, 1), "upload_mbit_s": round(sent * 8 / upload_seconds / 1e6, 1)}
+    if got != size or sent != size:
+        raise CliError(f"the speed test moved {got} down and {sent} up, not {size} bytes each way", UNAVAILABLE, result)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{provider.url}: download {result['download_mbit_s']} Mbit/s, upload {result['upload_mbit_s']} Mbit/s "
+                  f"({human_size(size)} each way)")
+    return 0

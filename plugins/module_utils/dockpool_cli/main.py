@@ -1,0 +1,97 @@
+"""`dockpool`: the client's command line (see docs/cli.md for every command and exit code)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Optional
+
+from .commands import act, err, login, ls, providers, rm, speedtest, ssh, up
+from .errors import FAILED, CliError
+from .settings import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="dockpool", description="Get a Docker instance from a dockpool provider and reach it by SSH.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("login", help="keep a provider's URL and your token (in a 0600 file)")
+    p.add_argument("url")
+    p.add_argument("--token", help="your API token (else $DOCKPOOL_TOKEN, else asked without echo)")
+
+    p = sub.add_parser("providers", help="the provider's peer table, with latency measured from here")
+    p.add_argument("--provider", help="ask this provider (default: the one you logged in to last)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("up", help="create an instance, wait until SSH answers and write its SSH entry")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--provider", help="a provider you are logged in to (default: the last one)")
+    where.add_argument("--best", action="store_true", help="the reachable provider with room and the lowest latency")
+    p.add_argument("--image", help="an image the provider offers (default: its first)")
+    p.add_argument("--desktop", action="store_true", help="the desktop image, reached in the browser through noVNC")
+    p.add_argument("--cpus", type=int, help="dedicated cores (default: a share of the common ones)")
+    p.add_argument("--memory", help="memory to reserve, e.g. 512m or 2g")
+    p.add_argument("--gpu", action="store_true", help="the provider's NVIDIA GPUs")
+    p.add_argument("--ports", type=int, default=0, help="extra ports to publish for your own services")
+    p.add_argument("--name", help="a name for the instance (prefixed with your client name)")
+    p.add_argument("--key", help="the private SSH key to log in with (its .pub beside it)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH through the jump host")
+    p.add_argument("--no-check", action="store_true", help="do not log in through the jump host to check")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ls", help="your instances on every provider you are logged in to")
+    p.add_argument("--provider")
+    p.add_argument("--json", action="store_true")
+
+    for verb, text in (("stop", "stop an instance (it keeps its disk)"), ("start", "start a stopped instance"),
+                       ("rm", "remove an instance and its SSH entry")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.add_argument("--provider")
+
+    p = sub.add_parser("ssh", help="log in to an instance through its provider's jump host")
+    p.add_argument("name")
+    p.add_argument("remote", nargs=argparse.REMAINDER, help="a command to run instead of a shell")
+
+    p = sub.add_parser("speedtest", help="download and upload Mbit/s to a provider")
+    p.add_argument("url", nargs="?", help="the provider (default: the last one logged in to)")
+    p.add_argument("--bytes", type=int, default=50 * 1024 * 1024, help="bytes each way (default and most: 50 MiB)")
+    p.add_argument("--json", action="store_true")
+    return top
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "login":
+        token = args.token or os.environ.get("DOCKPOOL_TOKEN") or (getpass.getpass("Token: ") if sys.stdin.isatty() else "")
+        return login(settings, args.url, token.strip())
+    if args.command == "providers":
+        return providers(settings, args.provider, args.json)
+    if args.command == "up":
+        return up(settings, args)
+    if args.command == "ls":
+        return ls(settings, args.provider, args.json)
+    if args.command in ("stop", "start"):
+        return act(settings, args.command, args.name, args.provider)
+    if args.command == "rm":
+        return rm(settings, args.name, args.provider)
+    if args.command == "ssh":
+        return ssh(settings, args.name, args.remote[1:] if args.remote[:1] == ["--"] else args.remote)
+    return speedtest(settings, args.url, args.bytes, args.json)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args, Settings.load())
+    except CliError as exc:
+        err.print(f"[red]dockpool: {exc.message}[/]", highlight=False)
+        if exc.detail:
+            err.print(f"  detail: {exc.detail}", highlight=False)
+        return exc.code
+    except KeyboardInterrupt:
+        return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
