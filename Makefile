@@ -1,5 +1,5 @@
 # Entry points; each target sets up what it needs on a fresh machine.
-.PHONY: setup sandbox test lint api bench reliability
+.PHONY: setup sandbox test lint api bench reliability screenshots
 
 setup:
 	scripts/setup.sh
@@ -22,3 +22,7 @@ bench:
 
 reliability:
 	scripts/reliability.sh
+
+# Refresh docs/desktop-novnc.png and docs/status-page.png from the tests that take them.
+screenshots: setup
+	DOCKPOOL_SCREENSHOT_DIR=docs .venv/bin/pytest -q tests/integration/test_desktop_and_status.py
