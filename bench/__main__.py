@@ -43,12 +43,16 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny counts, results not saved")
     parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     args = parser.parse_args()
-    print(f"machine: {common.machine()}")
+    lines = [f"machine: {common.machine()}"]
+    print(lines[0])
     for name in args.only:
         print(f"\n== {name}: {BENCHMARKS[name][0].__doc__.splitlines()[0]}")
         result = run_one(name, args.smoke)
-        print(BENCHMARKS[name][0].report(result))
-        print(f"({result['elapsed_s']} s)")
+        text = f"\n== {name}\n{BENCHMARKS[name][0].report(result)}\n({result['elapsed_s']} s)"
+        print(text.split("\n", 2)[2])
+        lines.append(text)
+    if not args.smoke and args.only == list(BENCHMARKS):  # the tables the README's Performance section quotes
+        (common.RESULTS / "latest.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
