@@ -8,6 +8,7 @@ runs each with tiny counts (what the test suite does so they cannot rot).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any, Callable
 
@@ -43,17 +44,25 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny counts, results not saved")
     parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     args = parser.parse_args()
-    lines = [f"machine: {common.machine()}"]
-    print(lines[0])
+    print(f"machine: {common.machine()}")
     for name in args.only:
         print(f"\n== {name}: {BENCHMARKS[name][0].__doc__.splitlines()[0]}")
         result = run_one(name, args.smoke)
-        text = f"\n== {name}\n{BENCHMARKS[name][0].report(result)}\n({result['elapsed_s']} s)"
-        print(text.split("\n", 2)[2])
-        lines.append(text)
-    if not args.smoke and args.only == list(BENCHMARKS):  # the tables the README's Performance section quotes
-        (common.RESULTS / "latest.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"{BENCHMARKS[name][0].report(result)}\n({result['elapsed_s']} s)")
+    if not args.smoke:
+        write_latest()
 
+
+def write_latest() -> None:
+    """bench/results/latest.txt: every saved result's table with when and where it ran,
+    the text the README's Performance section quotes."""
+    parts = []
+    for name, (module, _, _) in BENCHMARKS.items():
+        path = common.RESULTS / f"{name}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            parts.append(f"== {name} ({result['when']}, {result['elapsed_s']} s, {result['machine']})\n{module.report(result)}")
+    (common.RESULTS / "latest.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
 
 if __name__ == "__main__":
     main()
