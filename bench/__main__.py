@@ -8,7 +8,6 @@ runs each with tiny counts (what the test suite does so they cannot rot).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any, Callable
 
@@ -25,7 +24,7 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
 }
 
 
-def run_one(name: str, smoke: bool, results_dir: Any = None) -> dict[str, Any]:
+def run_one(name: str, smoke: bool) -> dict[str, Any]:
     module, full, small = BENCHMARKS[name]
     started = time.perf_counter()
     result = module.run(**(small if smoke else full))
@@ -58,11 +57,11 @@ def write_latest() -> None:
     the text the README's Performance section quotes."""
     parts = []
     for name, (module, _, _) in BENCHMARKS.items():
-        path = common.RESULTS / f"{name}.json"
-        if path.exists():
-            result = json.loads(path.read_text())
+        result = common.load(name)
+        if result is not None:
             parts.append(f"== {name} ({result['when']}, {result['elapsed_s']} s, {result['machine']})\n{module.report(result)}")
     (common.RESULTS / "latest.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
 
 if __name__ == "__main__":
     main()

@@ -42,9 +42,19 @@ def save(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": name, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               **result}
-    path = RESULTS / f"{name}.json"
+    path = result_path(name)
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
+
+
+def result_path(name: str) -> Path:
+    return RESULTS / f"{name}.json"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    """The last saved result of a benchmark, or None if it never ran here."""
+    path = result_path(name)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
