@@ -221,17 +221,19 @@ def test_speed_test_routes(api):
 def test_peer_routes_validate_and_refuse_disallowed_peers(api):
     me = api.get("/v1/peers").json["ip_address"][0]
     loopback = {"Name": "x", "IPV4": "127.0.0.9", "ServerPort": "8088"}
-    merged = api.post_json("/v1/peers", {"ip_address": [loopback]}).json
+    anonymous = api.post_json("/v1/peers", {"ip_address": [loopback]}, expect_errors=True)
+    assert anonymous.status_int == 401 and anonymous.json["field"] == "Authorization"  # peer writes need a token
+    merged = api.post_json("/v1/peers", {"ip_address": [loopback]}, headers=auth("alice")).json
     assert merged == {"ip_address": [me]}  # loopback peers are denied by default: never even asked
     table = json.dumps({"ip_address": [{"Name": "y", "IPV4": "not-an-ip", "ServerPort": "8088"}]}).encode()
-    bad = api.post("/IpTable", upload_files=[("json", "table.json", table)], expect_errors=True)
+    bad = api.post("/IpTable", upload_files=[("json", "table.json", table)], headers=auth("bob"), expect_errors=True)
     assert bad.status_int == 400 and bad.json["field"] == "ip_address[0].IPV4"
     for body, field in (({"ip_address": "x"}, "ip_address"), ({"ip_address": [{"IPV4": "10.0.0.1"}]}, "ip_address[0].ServerPort"),
                         ({"ip_address": [{"IPV4": "10.0.0.1", "ServerPort": "99999"}]}, "ip_address[0].ServerPort"),
                         ({"ip_address": [{"IPV4": "10.0.0.1", "ServerPort": "1", "Latency": -1}]}, "ip_address[0].Latency")):
-        assert api.post_json("/v1/peers", body, expect_errors=True).json["field"] == field
+        assert api.post_json("/v1/peers", body, headers=auth("alice"), expect_errors=True).json["field"] == field
     huge = {"ip_address": [dict(loopback, Name=str(i)) for i in range(300)]}
-    assert api.post_json("/v1/peers", huge, expect_errors=True).json["field"] == "ip_address"
+    assert api.post_json("/v1/peers", huge, headers=auth("alice"), expect_errors=True).json["field"] == "ip_address"
 
 
 def test_unknown_routes_and_methods_are_json(api):

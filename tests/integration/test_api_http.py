@@ -53,7 +53,8 @@ def test_downloads_stream_and_uploads_are_bounded(service):
 
 
 def test_two_providers_on_two_loopback_addresses_keep_each_other(tmp_path):
-    loopback = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": []}
+    # The fleet's shared token lets the two providers write each other's peer tables.
+    loopback = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": "fleet-secret-0123456789"}
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir()
     second_dir.mkdir()
@@ -69,4 +70,6 @@ def test_two_providers_on_two_loopback_addresses_keep_each_other(tmp_path):
             assert '"beta"' in kept and '"127.0.0.3"' in kept  # written to disk
             # A peer that does not answer is not kept.
             ghost = {"ip_address": [{"Name": "ghost", "IPV4": "127.0.0.4", "ServerPort": "9"}]}
-            assert "ghost" not in {p["Name"] for p in requests.post(f"{alpha}/v1/peers", json=ghost, timeout=30).json()["ip_address"]}
+            fleet = {"Authorization": "Bearer fleet-secret-0123456789"}
+            kept_names = {p["Name"] for p in requests.post(f"{alpha}/v1/peers", json=ghost, headers=fleet, timeout=30).json()["ip_address"]}
+            assert "ghost" not in kept_names

@@ -195,12 +195,13 @@ def test_endless_bodies_and_huge_tables_are_refused_at_a_bound_with_flat_memory(
         refused = []
         for path in ("/v1/speedtest/upload", "/upload", "/v1/peers", "/IpTable"):
             try:
-                refused.append(requests.post(f"{url}{path}", data=endless(), timeout=120).status_code)
+                # With a token: the peer routes refuse anonymous writers before reading anything.
+                refused.append(requests.post(f"{url}{path}", data=endless(), headers=HEADERS, timeout=120).status_code)
             except requests.ConnectionError:
                 refused.append("closed")  # the server stopped reading: also a refusal
         huge = {"ip_address": [{"Name": f"p{i}", "IPV4": "10.0.0.1", "ServerPort": str(i % 60000 + 1),
                                 "CustomInformation": "x" * 1000} for i in range(20000)]}
-        table = requests.post(f"{url}/v1/peers", json=huge, timeout=120)
+        table = requests.post(f"{url}/v1/peers", json=huge, headers=HEADERS, timeout=120)
         after = service.memory_info().rss
         assert all(r in (413, "closed") for r in refused), refused
         assert table.status_code in (400, 413)

@@ -72,7 +72,7 @@ def test_instances_made_through_the_api_are_hardened(tmp_path, engine, keypair):
         engine.api.remove_container(view["id"], force=True)
 
 
-def test_tokens_are_kept_hashed_and_guessing_is_slowed(tmp_path):
+def test_tokens_are_kept_hashed_and_guessing_is_slowed_without_locking_out_right_tokens(tmp_path):
     config = config_from_dict(make_config(tmp_path))
     assert TOKENS["alice"] not in json.dumps([c.__dict__ for c in config.clients])
     api = TestApp(make_app(config))
@@ -80,9 +80,11 @@ def test_tokens_are_kept_hashed_and_guessing_is_slowed(tmp_path):
     statuses = [api.get("/v1/instances", headers={"Authorization": f"Bearer guess-{i}"}, extra_environ=attacker,
                         expect_errors=True).status_int for i in range(12)]
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
-    blocked = api.get("/v1/instances", headers={"Authorization": f"Bearer {TOKENS['alice']}"}, extra_environ=attacker,
-                      expect_errors=True)
-    assert blocked.status_int == 429 and int(blocked.headers["Retry-After"]) > 0  # even a right token waits
+    assert int(api.get("/v1/instances", headers={"Authorization": "Bearer guess-13"}, extra_environ=attacker,
+                       expect_errors=True).headers["Retry-After"]) > 0
+    # A right token from the same address (a NAT, a proxy, the guesser's neighbours) is still served.
+    assert api.get("/v1/instances", headers={"Authorization": f"Bearer {TOKENS['alice']}"}, extra_environ=attacker).status_int == 200
+    assert api.get("/v1/instances", headers={"Authorization": f"Bearer {TOKENS['ops']}"}, extra_environ=attacker).status_int == 200
     spoofed = api.get("/v1/instances", headers={"Authorization": "Bearer x", "X-Forwarded-For": "198.51.100.1"},
                       extra_environ=attacker, expect_errors=True)
     assert spoofed.status_int == 429  # a forged X-Forwarded-For does not reset the count
@@ -165,7 +167,7 @@ def test_peer_checks_do_not_follow_redirects(peer_server):
 def test_peer_checks_give_up_on_slow_and_huge_answers(peer_server):
     slow, huge = peer_server("slow"), peer_server("huge")
     started = time.monotonic()
-    assert verify_peer(entry(slow), LOOPBACK, timeout=1.0) is False
+    assert verify_peer(entry(slow), LOOPBACK, deadline=1.0) is False
     assert time.monotonic() - started < 4
     assert verify_peer(entry(huge), LOOPBACK) is False
 

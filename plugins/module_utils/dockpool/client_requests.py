@@ -12,8 +12,10 @@ from typing import Any, Iterable, Optional
 
 from .errors import CapacityExhausted, InvalidInput
 from .units import format_size, parse_size
-from .validation import validate_name
+from .placement import MIN_MEMORY
+from .validation import validate_name, whole_number
 
+MAX_COUNT = 1000  # no count a client sends is larger; the provider's own limits are far lower
 _FIELDS = ("image", "public_key", "extra_ports", "gpu", "cpus", "memory", "disk_limit", "name")
 
 
@@ -95,13 +97,17 @@ def client_params(body: Any, client: str, limits: ClientLimits, owned: int, ceil
     cap = min(limits.max_memory, ceiling)
     asked_memory = parse_size(body.get("memory"), "memory") or min(limits.default_memory, cap)
     _check_max(asked_memory, cap, "memory")
+    if asked_memory < MIN_MEMORY:
+        raise InvalidInput(f"memory: at least {format_size(MIN_MEMORY)} (Docker's floor), got {format_size(asked_memory)}",
+                           "memory", {"min": MIN_MEMORY})
     disk_limit = parse_size(body.get("disk_limit"), "disk_limit") or limits.default_disk_limit
     _check_max(disk_limit, limits.max_disk_limit, "disk_limit")
-    cpus = body.get("cpus")
-    if cpus is not None and not isinstance(cpus, bool) and isinstance(cpus, int) and cpus > limits.max_cpus:
+    # Counts are parsed once, here, and the parsed numbers are what the limits see and what is passed on.
+    cpus = None if body.get("cpus") is None else whole_number(body["cpus"], "cpus", 1, MAX_COUNT)
+    if cpus is not None and cpus > limits.max_cpus:
         raise InvalidInput(f"cpus: at most {limits.max_cpus} dedicated cores per instance here", "cpus", {"max": limits.max_cpus})
-    extra = body.get("extra_ports", 0)
-    if isinstance(extra, int) and not isinstance(extra, bool) and extra > limits.max_extra_ports:
+    extra = whole_number(body.get("extra_ports") or 0, "extra_ports", 0, MAX_COUNT)
+    if extra > limits.max_extra_ports:
         raise InvalidInput(
             f"extra_ports: at most {limits.max_extra_ports} per instance here", "extra_ports", {"max": limits.max_extra_ports}
         )

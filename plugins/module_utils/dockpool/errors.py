@@ -56,3 +56,9 @@ class EngineUnavailable(DockpoolError):
     """The Docker engine cannot be reached or failed unexpectedly."""
 
     http_status = 503
+
+
+class Busy(DockpoolError):
+    """A bounded resource (peer checks) is in full use; the caller may retry later."""
+
+    http_status = 503

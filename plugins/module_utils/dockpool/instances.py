@@ -26,10 +26,22 @@ from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port
 from .policy import Policy
 from .spec import InstanceSpec, build_spec
 from .sshprobe import wait_for_ssh
+from .validation import key_material
 
 CPU_PERIOD = 100_000  # microseconds; the quota is share * period
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+
+def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:
+    """One key, one client: the jump account matches keys by their material, so a key
+    that another client's instance carries (whatever its comment) is refused."""
+    if not spec.public_key:
+        return
+    owner = L.key_owners(records).get(key_material(spec.public_key))
+    if owner is not None and owner != spec.owner:
+        raise Conflict("public_key: this key already belongs to another client's instance on this provider; "
+                       "log in with a key of your own", "public_key")
 
 
 @dataclass(frozen=True)
@@ -233,6 +245,7 @@ class InstanceManager:
                 spec = admit(spec, records)
             if self.name_taken(spec.name):
                 raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
+            check_key_owner(spec, records)
             placement = self.plan(spec, image_ports, records)
             # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
             vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None

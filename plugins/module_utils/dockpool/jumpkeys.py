@@ -16,7 +16,7 @@ from .engine import connect
 from .errors import DockpoolError, InvalidInput
 from .instances import InstanceManager
 from .policy import DEFAULT_POLICY_FILE, load_policy
-from .validation import validate_public_key
+from .validation import key_material, validate_public_key
 
 
 def _destination(host: str, port: int) -> str:
@@ -29,7 +29,10 @@ def _destination(host: str, port: int) -> str:
 
 
 def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
-    """authorized_keys lines: one per distinct key (sshd uses only the first line a key matches)."""
+    """authorized_keys lines: one per key material (sshd uses only the first line a key
+    matches), allowing the ports of that key owner's instances that carry the key."""
+    records = list(records)
+    owners = L.key_owners(records)
     destinations: dict[str, list[str]] = {}
     names: dict[str, list[str]] = {}
     for record in records:
@@ -37,19 +40,20 @@ def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
         if not record.managed or not key:
             continue
         try:
-            key = validate_public_key(key)
+            material = key_material(validate_public_key(key))
         except InvalidInput:
-            continue  # a hand-edited label never reaches sshd
+            continue
+        if owners[material] != record.labels.get(L.OWNER, ""):
+            continue  # another client's copy of this key opens nothing
         ports = [_destination(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
         if not ports:
             continue
-        destinations.setdefault(key, []).extend(ports)
-        names.setdefault(key, []).append(record.labels.get(L.NAME, record.name))
+        destinations.setdefault(material, []).extend(ports)
+        names.setdefault(material, []).append(record.labels.get(L.NAME, record.name))
     lines = []
-    for key, ports in destinations.items():
-        key_type, key_data = key.split()[:2]
+    for material, ports in destinations.items():
         options = ",".join(["restrict", "port-forwarding"] + [f'permitopen="{d}"' for d in sorted(set(ports))])
-        lines.append(f"{options} {key_type} {key_data} dockpool:{','.join(sorted(names[key]))}")
+        lines.append(f"{options} {material} dockpool:{','.join(sorted(names[material]))}")
     return lines
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from .cputopology import parse_cpulist
 from .desktop import desktop_view
+from .errors import InvalidInput
 from .spec import InstanceSpec
+from .validation import key_material, validate_public_key
 
 PREFIX = "dockpool."
 MANAGED_BY = PREFIX + "managed-by"
@@ -98,6 +100,23 @@ class Record:
     @property
     def dedicated(self) -> bool:
         return bool(self.labels.get(CPUS))
+
+
+def key_owners(records: Iterable[Record]) -> dict[str, str]:
+    """Each key's material -> the client whose instance first carried it.
+
+    Creation refuses a key another client already uses, so there is one owner per
+    key; for instances older than that rule, the first owner keeps the key."""
+    owners: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: r.created):
+        key = record.labels.get(PUBLIC_KEY)
+        if not record.managed or not key:
+            continue
+        try:
+            owners.setdefault(key_material(validate_public_key(key)), record.labels.get(OWNER, ""))
+        except InvalidInput:
+            continue  # a hand-edited label never reaches sshd
+    return owners
 
 
 def _text(value: Any) -> str:

@@ -1,9 +1,11 @@
 """The peer table: providers that know each other, in P2PRC's ``{"ip_address": [...]}`` shape.
 
-Entries from others are validated field by field; a new peer is kept only when its
-own ``/server_info`` answers (short timeout, no redirects, bounded size, only in
-allowed networks, a few at a time), so the table cannot be filled with junk or turned
-into a probe of arbitrary hosts. Known entries are never rewritten by third parties.
+Entries from others are validated field by field, their addresses in one canonical
+spelling; a new peer is kept only when its own ``/server_info`` answers within one
+deadline for the whole exchange (no redirects, bounded size, only in allowed
+networks, a bounded number at once for the whole service and per merge), so the
+table cannot be filled with junk or turned into a probe of arbitrary hosts, and a
+slow peer cannot hold the service. Known entries are never rewritten by third parties.
 """
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .atomicfile import read_json, write_json
-from .errors import InvalidInput
+from .errors import Busy, InvalidInput
 
 log = logging.getLogger("dockpool.peers")
 
@@ -27,6 +31,7 @@ _FLAGS = ("NAT", "ProxyServer")  # P2PRC writes these as "True"/"False"
 _NUMBERS = ("Latency", "Download", "Upload")
 FIELDS = ("Name", "MachineUsername", "IPV4", "IPV6", "Latency", "Download", "Upload", "ServerPort", "UDPServerPort",
           "BareMetalSSHPort", "NAT", "EscapeImplementation", "ProxyServer", "UnSafeMode", "PublicKey", "CustomInformation")
+_MAX_HEAD = 16384  # bytes of status line and headers accepted from a peer
 DEFAULT_DENY = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8")
 
 
@@ -48,13 +53,7 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
             raise _error(index, key, f"must be text of at most {limit} characters")
         out[key] = value
     for key, version in (("IPV4", 4), ("IPV6", 6)):
-        value = entry.get(key, "")
-        try:
-            if not isinstance(value, str) or (value and ipaddress.ip_address(value).version != version):
-                raise ValueError
-        except ValueError:
-            raise _error(index, key, f"must be an IPv{version} address (or empty)") from None
-        out[key] = value
+        out[key] = _address(entry.get(key, ""), version, index, key)
     if not out["IPV4"] and not out["IPV6"]:
         raise _error(index, "IPV4", "an IPV4 or IPV6 address is required")
     for key in _PORTS:
@@ -81,6 +80,22 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
     return out
 
 
+def _address(value: Any, version: int, index: int, key: str) -> str:
+    """One canonical spelling per address, so that no two spellings make two entries and
+    no IPv4 address hides inside IPv6 (``::ffff:127.0.0.1``) from the network rules."""
+    if value == "":
+        return ""
+    try:
+        ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        ip = None
+    if ip is None or ip.version != version:
+        raise _error(index, key, f"must be an IPv{version} address (or empty)")
+    if version == 6 and (ip.ipv4_mapped is not None or ip.scope_id):
+        raise _error(index, key, "IPv4-mapped addresses and scope ids are not accepted; give an IPv4 address as IPV4")
+    return ip.compressed
+
+
 def validate_table(data: Any, max_entries: int) -> list[dict[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list) or set(data) != {"ip_address"}:
         raise InvalidInput('the peer table must be an object with an "ip_address" list and nothing else', "ip_address")
@@ -102,33 +117,52 @@ class NetworkRule:
 
     def permits(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # judged as the IPv4 address it reaches
         inside = lambda nets: any(ip in ipaddress.ip_network(n) for n in nets if ipaddress.ip_network(n).version == ip.version)  # noqa: E731
         return inside(self.allow) and not inside(self.deny)
 
 
-def verify_peer(entry: dict[str, Any], rule: NetworkRule, timeout: float = 2.0, max_bytes: int = 65536) -> bool:
-    """Does the peer's own /server_info answer with a P2PRC specs object?"""
-    import requests  # pylint: disable=import-outside-toplevel
+def fetch_server_info(address: str, port: int, deadline: float, max_bytes: int) -> bytes:
+    """GET /server_info over HTTP/1.0 within ``deadline`` seconds for the whole exchange
+    (connect, send, every read): a peer trickling one byte a second costs at most that.
+    Returns the body of a 200 answer; raises OSError or ValueError otherwise."""
+    ends = time.monotonic() + deadline
+    host = f"[{address}]" if ":" in address else address
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    answer = bytearray()
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(deadline)
+        sock.connect((address, port))
+        sock.sendall(f"GET /server_info HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n".encode())
+        while len(answer) <= max_bytes + _MAX_HEAD:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete answer within {deadline} s")
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        else:
+            raise ValueError(f"the answer exceeds {max_bytes} bytes")
+    head, found, body = bytes(answer).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if not found or len(status) < 2 or status[1] != b"200":
+        raise ValueError(f"answered {head[:40]!r}")  # redirects are not followed
+    return body
 
+
+def verify_peer(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536) -> bool:
+    """Does the peer's own /server_info answer, in time, with a P2PRC specs object?"""
     address = entry["IPV4"] or entry["IPV6"]
     if not rule.permits(address):
         log.info("not asking %s: outside the networks allowed for peers", address)
         return False
-    host = f"[{address}]" if ":" in address else address
     try:
-        with requests.get(f"http://{host}:{entry['ServerPort']}/server_info", timeout=timeout, allow_redirects=False,
-                          stream=True) as reply:
-            if reply.status_code != 200:
-                return False
-            body = reply.raw.read(max_bytes + 1, decode_content=True)
-    except (requests.RequestException, OSError) as exc:
-        log.info("peer %s:%s did not answer: %s", address, entry["ServerPort"], exc)
-        return False
-    if len(body) > max_bytes:
-        return False
-    try:
-        info = json.loads(body)
-    except ValueError:
+        info = json.loads(fetch_server_info(address, int(entry["ServerPort"]), deadline, max_bytes))
+    except (OSError, ValueError) as exc:
+        log.info("peer %s:%s did not answer as a provider: %s", address, entry["ServerPort"], exc)
         return False
     return isinstance(info, dict) and isinstance(info.get("Hostname"), str)
 
@@ -142,10 +176,12 @@ class PeerTable:
     max_peers: int = 256
     rule: NetworkRule = field(default_factory=NetworkRule)
     verify: Optional[Callable[[dict[str, Any]], bool]] = None
-    workers: int = 4
+    checks_at_once: int = 4  # for the whole service, whatever the number of request workers
+    checks_per_merge: int = 8  # new peers checked per merge; the rest come again with the next exchange
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._checks = threading.BoundedSemaphore(self.checks_at_once)
         self.me = validate_entry(self.me)
         self._peers = self._load()
         if self.verify is None:
@@ -169,18 +205,31 @@ class PeerTable:
         with self._lock:
             return {"ip_address": [self.me] + list(self._peers.values())}
 
+    def _verified(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The entries whose peers answer, checked on at most the free check slots."""
+        slots = 0
+        while slots < len(entries) and self._checks.acquire(blocking=False):
+            slots += 1
+        if entries and not slots:
+            raise Busy("peer checks: this provider is checking as many peers as it allows; try again shortly",
+                       "ip_address", {"retry_after": 5})
+        try:
+            if not entries:
+                return []
+            with ThreadPoolExecutor(max_workers=slots) as pool:
+                return [e for e, ok in zip(entries, pool.map(self.verify, entries)) if ok]
+        finally:
+            for _ in range(slots):
+                self._checks.release()
+
     def merge(self, data: Any) -> dict[str, list[dict[str, Any]]]:
         """Validate a table, keep the new peers that answer, save, and return the merged table."""
         incoming = validate_table(data, self.max_peers)
         with self._lock:
             room = self.max_peers - len(self._peers)
             new = [e for e in incoming if peer_key(e) not in self._peers and peer_key(e) != peer_key(self.me)]
-        unique = list({peer_key(e): e for e in new}.values())[: max(0, room)]
-        if unique:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
-                answered = [e for e, ok in zip(unique, pool.map(self.verify, unique)) if ok]
-        else:
-            answered = []
+        unique = list({peer_key(e): e for e in new}.values())[: max(0, min(room, self.checks_per_merge))]
+        answered = self._verified(unique)
         with self._lock:
             for entry in answered:
                 if len(self._peers) < self.max_peers:

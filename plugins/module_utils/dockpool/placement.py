@@ -14,6 +14,9 @@ from .errors import CapacityExhausted, InvalidInput
 from .policy import PortRange
 
 
+MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses a memory limit or reservation below 6 MiB
+
+
 def allocate_ports(
     port_range: PortRange,
     used: Iterable[int],
@@ -121,9 +124,11 @@ def memory_limits(
         raise InvalidInput(
             f"memory: {hard} bytes asked but this provider allows at most {max_memory} per instance", "memory", {"max": max_memory}
         )
-    if hard < 6 * 1024 * 1024:
+    if hard < MIN_MEMORY:
         raise InvalidInput("memory: Docker needs at least 6m", "memory")
     soft = reservation if reservation is not None else hard
+    if soft < MIN_MEMORY:
+        raise InvalidInput("memory_reservation: Docker needs at least 6m", "memory_reservation", {"min": MIN_MEMORY})
     if soft > hard:
         raise InvalidInput(
             f"memory_reservation: {soft} bytes is above the hard limit memory={hard}", "memory_reservation"

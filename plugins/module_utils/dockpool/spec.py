@@ -9,7 +9,7 @@ from .errors import InvalidInput
 from .placement import memory_limits
 from .policy import Policy
 from .units import parse_size
-from .validation import validate_image_ref, validate_name, validate_public_key
+from .validation import validate_image_ref, validate_name, validate_public_key, whole_number
 
 DEFAULT_IMAGE = "debian-sshd"
 
@@ -29,18 +29,6 @@ class InstanceSpec:
     memory_reservation: int
     disk_limit: Optional[int]
     pids_limit: int
-
-
-def _integer(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidInput(f"{field}: expected a whole number from {low} to {high}, got {value!r}", field)
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: expected a whole number from {low} to {high}, got {value!r}", field) from None
-    if not low <= number <= high:
-        raise InvalidInput(f"{field}: {number} is outside {low}-{high}", field, {"min": low, "max": high})
-    return number
 
 
 def _share(value: Any, max_cpus: int) -> float:
@@ -66,7 +54,7 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
     ssh_user = validate_name(params.get("ssh_user") or policy.ssh_user, "ssh_user")
     key = params.get("public_key")
     public_key = validate_public_key(key) if key not in (None, "") else None
-    extra_ports = _integer(params.get("extra_ports") or 0, "extra_ports", 0, policy.max_extra_ports)
+    extra_ports = whole_number(params.get("extra_ports") or 0, "extra_ports", 0, policy.max_extra_ports)
     gpu = params.get("gpu") or False
     if not isinstance(gpu, bool):
         raise InvalidInput(f"gpu: expected true or false, got {gpu!r}", "gpu")
@@ -76,7 +64,7 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
             "cpus and cpu_share: give cpus (whole dedicated cores) or cpu_share (a part of the shared CPUs), not both",
             "cpus",
         )
-    cpus = _integer(cpus_value, "cpus", 1, max(1, logical_cpus)) if cpus_value is not None else None
+    cpus = whole_number(cpus_value, "cpus", 1, max(1, logical_cpus)) if cpus_value is not None else None
     cpu_share = None if cpus is not None else _share(share_value if share_value is not None else policy.default_cpu_share, logical_cpus)
     max_memory = min(policy.max_memory or host_memory, host_memory)
     memory, reservation = memory_limits(
@@ -86,7 +74,7 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
         max_memory,
     )
     disk_limit = parse_size(params.get("disk_limit"), "disk_limit")
-    pids_limit = _integer(params.get("pids_limit") or policy.pids_limit, "pids_limit", 16, 1_000_000)
+    pids_limit = whole_number(params.get("pids_limit") or policy.pids_limit, "pids_limit", 16, 1_000_000)
     return InstanceSpec(
         name=name,
         image=image,

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import re
 import struct
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -31,7 +32,24 @@ KEY_TYPES = frozenset(
     }
 )
 MIN_RSA_BITS = 2048
+_WHOLE = re.compile(r"^-?[0-9]{1,18}$")
 _MAX_KEY_LENGTH = 16384
+
+
+def whole_number(value: Any, field: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from an int or its decimal text (as Ansible passes it).
+
+    The one parser of counts for every caller, so that a limit is always compared
+    with the number, never with the text (``"16" > 2`` is not a question to ask)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidInput(f"{field}: expected a whole number from {low} to {high}, got {value!r}", field)
+    if isinstance(value, str) and not _WHOLE.match(value.strip()):
+        raise InvalidInput(f"{field}: expected a whole number from {low} to {high}, got {value[:40]!r}", field)
+    number = int(value)
+    if not low <= number <= high:
+        raise InvalidInput(f"{field}: {number} is outside {low}-{high}", field, {"min": low, "max": high})
+    return number
+
 
 
 def validate_name(value: object, field: str = "name") -> str:
@@ -107,6 +125,11 @@ def validate_public_key(value: object, field: str = "public_key") -> str:
     if any(ord(ch) < 32 for ch in comment):
         raise InvalidInput(f"{field}: the key comment holds control characters", field)
     return " ".join(p for p in (parts[0], parts[1], comment) if p)
+
+
+def key_material(public_key: str) -> str:
+    """'type base64' of a validated key line: what identifies the key (a comment is anyone's to choose)."""
+    return " ".join(public_key.split()[:2])
 
 
 def key_fingerprint(public_key: str) -> str:

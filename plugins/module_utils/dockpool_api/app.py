@@ -14,15 +14,23 @@ from prometheus_client.core import GaugeMetricFamily
 from dockpool import __version__
 from dockpool.errors import DockpoolError, InvalidInput
 
+from .access import AccessPlugin, check_declared, current_client
 from .auth import Authenticator
-from .config import ApiConfig, Client
+from .config import ApiConfig
 from .openapi import openapi_document
 from .p2prc import add_p2prc_routes
-from .responses import PayloadTooLarge, json_body, read_stream, zeros
+from .responses import PayloadTooLarge, json_body, parse_json, read_stream, zeros
 from .services import Services
 from .status_page import render as render_status
 
 log = logging.getLogger("dockpool.api")
+# Metric labels take only these methods: any other word a caller sends counts as "other",
+# so nobody can add series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label() -> str:
+    return request.method if request.method in METHODS else "other"
 
 
 class InstancesCollector:
@@ -49,7 +57,6 @@ class InstancesCollector:
 def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     """Build the app; ``services`` can be given to share one across apps (tests)."""
     services = services or Services(config)
-    auth = Authenticator(config.clients)
     registry = CollectorRegistry()
     requests_total = Counter("dockpool_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
     create_seconds = Histogram("dockpool_instance_create_seconds", "Time to create an instance through the API",
@@ -60,7 +67,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
 
     def error_page(error: HTTPError) -> str:
         error.content_type = "application/json"
-        requests_total.labels(request.method, "(none)", str(error.status_code)).inc()
+        requests_total.labels(method_label(), "(none)", str(error.status_code)).inc()
         return json.dumps({"error": error.body if isinstance(error.body, str) and error.body else error.status_line,
                            "detail": None})
 
@@ -76,7 +83,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
                 result = callback(*args, **kwargs)
                 status = result.status_code if isinstance(result, HTTPResponse) else response.status_code
             except HTTPResponse as answer:
-                requests_total.labels(request.method, route, str(answer.status_code)).inc()
+                requests_total.labels(method_label(), route, str(answer.status_code)).inc()
                 raise
             except DockpoolError as exc:
                 status = exc.http_status
@@ -85,55 +92,40 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
                 headers = {"Content-Type": "application/json"}
                 if isinstance(exc.detail, dict) and "retry_after" in exc.detail:
                     headers["Retry-After"] = str(exc.detail["retry_after"])
-                requests_total.labels(request.method, route, str(status)).inc()
+                requests_total.labels(method_label(), route, str(status)).inc()
                 raise HTTPResponse(json.dumps(body), status=status, headers=headers) from None
             except Exception:  # pylint: disable=broad-except  # logged whole, answered without internals
                 log.exception("%s %s failed", request.method, request.path)
-                requests_total.labels(request.method, route, "500").inc()
+                requests_total.labels(method_label(), route, "500").inc()
                 raise HTTPResponse(json.dumps({"error": "internal error; the provider's log has the details",
                                                "detail": None}), status=500,
                                    headers={"Content-Type": "application/json"}) from None
-            requests_total.labels(request.method, route, str(status)).inc()
+            requests_total.labels(method_label(), route, str(status)).inc()
             return result
 
         return wrapper
 
     app.install(api_plugin)
-
-    def client_from(header: Optional[str]) -> Client:
-        # The socket peer, not X-Forwarded-For, which a client could forge to dodge the limiter.
-        return auth.client(header, request.environ.get("REMOTE_ADDR") or "unknown")
-
-    def client() -> Client:
-        return client_from(request.get_header("Authorization"))
-
-    def reader() -> None:
-        """Read-only routes are open unless the operator closed them."""
-        if not config.open_read_routes:
-            client()
+    access = AccessPlugin(config, Authenticator(config.clients))
+    app.install(access)
 
     def body_json() -> Any:
         raw = request.body.read(config.max_json_bytes + 1)
         if len(raw) > config.max_json_bytes:
             raise PayloadTooLarge(f"the JSON body exceeds {config.max_json_bytes} bytes", "body")
-        try:
-            return json.loads(raw or b"null")
-        except ValueError as exc:
-            raise InvalidInput(f"the body is not valid JSON ({exc})", "body") from None
+        return parse_json(raw, "body")
 
     # ---- service ---------------------------------------------------------------------------
 
-    @app.get("/")
+    @app.get("/", access="reader")
     def status_page():
-        reader()
         who, notice = None, ""
-        # The page's own script moves a token from the URL's #fragment into this cookie;
-        # the JSON routes never read it.
-        presented = request.get_header("Authorization") or (
-            f"Bearer {request.get_cookie('dockpool_token')}" if request.get_cookie("dockpool_token") else None)
+        # Only the Authorization header, which the page's own script sends from its tab's
+        # sessionStorage: never a cookie, which a page on any other port of this host could read.
+        presented = request.get_header("Authorization")
         if presented:
             try:
-                who = client_from(presented)
+                who = access.identify(presented)
             except DockpoolError as exc:
                 notice = exc.message
         try:
@@ -145,75 +137,69 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         return render_status(provider=config.provider_name, version=__version__, specs=services.specs(), views=views,
                              client=who, peers=services.peers.table()["ip_address"], notice=notice)
 
-    @app.get("/healthz")
+    @app.get("/healthz", access="reader")
     def healthz():
-        reader()
         engine = services.engine_ok()
         return json_body({"status": "ok" if engine else "degraded", "engine": engine, "version": __version__},
                          200 if engine else 503)
 
-    @app.get("/openapi.json")
+    @app.get("/openapi.json", access="open")
     def openapi():
         return json_body(openapi_document(__version__))
 
-    @app.get("/metrics")
+    @app.get("/metrics", access="reader")
     def metrics():
-        reader()
         return HTTPResponse(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ---- v1 --------------------------------------------------------------------------------
 
-    @app.get("/v1/specs")
+    @app.get("/v1/specs", access="reader")
     def specs():
-        reader()
         return json_body(services.specs())
 
-    @app.get("/v1/images")
+    @app.get("/v1/images", access="reader")
     def images():
-        reader()
         return json_body({"images": services.images()})
 
-    @app.post("/v1/instances")
+    @app.post("/v1/instances", access="client")
     def create_instance():
-        who = client()
+        who = current_client()
         started = time.monotonic()
         view = services.create(who, body_json())
         create_seconds.observe(time.monotonic() - started)
         return json_body(view, 201)
 
-    @app.get("/v1/instances")
+    @app.get("/v1/instances", access="client")
     def list_instances():
-        return json_body({"instances": services.visible(client())})
+        return json_body({"instances": services.visible(current_client())})
 
-    @app.get("/v1/instances/<ref>")
+    @app.get("/v1/instances/<ref>", access="client")
     def get_instance(ref: str):
-        return json_body(services.get(client(), ref))
+        return json_body(services.get(current_client(), ref))
 
-    @app.post("/v1/instances/<ref>/stop")
+    @app.post("/v1/instances/<ref>/stop", access="client")
     def stop_instance(ref: str):
-        return json_body(services.stop(client(), ref))
+        return json_body(services.stop(current_client(), ref))
 
-    @app.post("/v1/instances/<ref>/start")
+    @app.post("/v1/instances/<ref>/start", access="client")
     def start_instance(ref: str):
-        return json_body(services.start(client(), ref))
+        return json_body(services.start(current_client(), ref))
 
-    @app.delete("/v1/instances/<ref>")
+    @app.delete("/v1/instances/<ref>", access="client")
     def remove_instance(ref: str):
-        services.remove(client(), ref)
+        services.remove(current_client(), ref)
         return json_body({"removed": ref})
 
-    @app.get("/v1/peers")
+    @app.get("/v1/peers", access="reader")
     def peers():
-        reader()
         return json_body(services.peers.table())
 
-    @app.post("/v1/peers")
+    @app.post("/v1/peers", access="peer")
     def merge_peers():
         return json_body(services.peers.merge(body_json()))
 
-    @app.get("/v1/speedtest/download")
+    @app.get("/v1/speedtest/download", access="reader")
     def download():
-        reader()
         size = request.query.get("bytes", str(config.max_download_bytes))
         if not size.isdigit() or not 1 <= int(size) <= config.max_download_bytes:
             raise InvalidInput(f"bytes: a whole number from 1 to {config.max_download_bytes}", "bytes",
@@ -222,11 +208,11 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         response.content_length = int(size)
         return zeros(int(size))
 
-    @app.post("/v1/speedtest/upload")
+    @app.post("/v1/speedtest/upload", access="reader")
     def upload():
-        reader()
         size, seconds = read_stream(config.max_upload_bytes)
         return json_body({"bytes": size, "seconds": round(seconds, 6)})
 
-    add_p2prc_routes(app, config, services, client, reader)
+    add_p2prc_routes(app, config, services)
+    check_declared(app)
     return app

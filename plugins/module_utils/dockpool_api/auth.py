@@ -1,5 +1,7 @@
-"""Bearer tokens: stored as SHA-256 hashes, compared in constant time, and a client
-that keeps failing is told to wait (429) instead of being served more guesses."""
+"""Bearer tokens: stored as SHA-256 hashes, compared in constant time. An address
+that keeps sending wrong tokens is told to wait (429) before it is served more
+guesses; a right token is always served, so one guesser behind a NAT or a proxy
+cannot lock out the clients who share its address."""
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +27,12 @@ class TooManyFailures(DockpoolError):
 def hash_token(token: str) -> str:
     """Tokens are long random strings, so one SHA-256 is enough (no password stretching)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def bearer_token(header: Optional[str]) -> str:
+    """The token of an ``Authorization: Bearer`` header; empty when there is none."""
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class FailureLimiter:
@@ -62,17 +70,18 @@ class Authenticator:
         self.limiter = limiter or FailureLimiter()
 
     def client(self, header: Optional[str], address: str) -> Client:
-        """The client a ``Bearer`` header belongs to; 401 for a missing or wrong token, 429 when hammered."""
-        self.limiter.check(address)
-        scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        """The client a ``Bearer`` header belongs to; 401 for a missing or wrong token, and 429
+        instead of 401 once the address sent too many wrong ones. A right token always passes."""
+        token = bearer_token(header)
+        if not token:
             raise Unauthorized("a client token is required: send 'Authorization: Bearer <token>'", "Authorization")
-        digest = hash_token(token.strip())
+        digest = hash_token(token)
         found = None
         for client in self.clients:  # every hash compared, in constant time, whatever matches
             if hmac.compare_digest(client.token_sha256, digest):
                 found = client
         if found is None:
+            self.limiter.check(address)
             self.limiter.failed(address)
             raise Unauthorized("the token is not valid on this provider", "Authorization")
         return found

@@ -44,6 +44,8 @@ class ApiConfig:
     peers_file: str = "/var/lib/dockpool/peers.json"
     peers_max: int = 256
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
+    peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
+    fleet_token: str = ""  # the fleet's shared secret: providers send it to each other's peer routes
     bootstrap_peers: tuple[str, ...] = ()
     max_upload_bytes: int = 256 * 1024**2
     max_download_bytes: int = 50 * 1024**2
@@ -77,13 +79,13 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     for key in ("images", "base_images"):
         if key in values:
             values[key] = tuple(validate_image_ref(v, key) for v in values[key])
-    for key in ("bootstrap_peers",):
+    for key in ("bootstrap_peers", "peer_sources"):
         if key in values:
             values[key] = tuple(values[key])
     allow = tuple(values.pop("peer_networks", ("0.0.0.0/0", "::/0")))
     deny = tuple(values.pop("peer_deny_networks", DEFAULT_DENY))
     try:
-        for net in allow + deny:
+        for net in allow + deny + values.get("peer_sources", ()):
             ipaddress.ip_network(net)
         ipaddress.ip_address(values.get("advertise_address", "127.0.0.1"))
         ipaddress.ip_address(values.get("listen", "127.0.0.1"))

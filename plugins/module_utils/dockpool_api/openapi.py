@@ -125,7 +125,8 @@ def _ref(name: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "bad input", 401: "missing or wrong token", 404: "not found", 409: "conflict or no capacity",
-            413: "body too large", 429: "too many failed logins", 503: "Docker engine unavailable"}
+            413: "body too large", 429: "too many failed logins",
+            503: "Docker engine unavailable, or peer checks busy"}
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
 
@@ -184,8 +185,10 @@ def openapi_document(version: str) -> dict:
                                                   secured=True, parameters=[_REF_PARAM])},
         "/v1/peers": {
             "get": _op("The peer table", {"200": _json(_ref("PeerTable")), **_errors(401, 429)}),
-            "post": _op("Merge a peer table (new peers kept if they answer)", {"200": _json(_ref("PeerTable")),
-                                                                                 **_errors(400, 413)},
+            "post": _op("Merge a peer table (new peers kept if they answer): the fleet's token, a client's, "
+                        "or a P2PRC peer in a network the operator trusts", {"200": _json(_ref("PeerTable")),
+                                                                             **_errors(400, 401, 413, 429, 503)},
+                        secured=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": _ref("PeerTable")}}}),
         },
         "/v1/speedtest/download": {"get": _op("Download N zero bytes", {
@@ -209,8 +212,8 @@ def openapi_document(version: str) -> dict:
                 "description": "'<name>' uploaded!", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **_errors(400, 401, 413, 429)}),
         },
-        "/IpTable": {"post": _op("P2PRC: merge a peer table", {"200": _json(_ref("PeerTable")), **_errors(400, 413)},
-                                 requestBody=table_part)},
+        "/IpTable": {"post": _op("P2PRC: merge a peer table (who may: as POST /v1/peers)", {"200": _json(_ref("PeerTable")),
+                                 **_errors(400, 401, 413, 429, 503)}, secured=True, requestBody=table_part)},
         "/startcontainer": {"get": _op("P2PRC: start an instance", {"200": _json(_OBJECT), **_errors(400, 401, 404, 409, 429, 503)},
                                        secured=True, parameters=[
             {"name": "ports", "in": "query", "schema": {"type": "integer", "minimum": 0}},

@@ -3,17 +3,17 @@ services, answering P2PRC's shapes (plain text where P2PRC answered plain text).
 from __future__ import annotations
 
 import base64
-import json
 import re
-from typing import Any, Callable
+from typing import Any
 
 from bottle import Bottle, request, response
 
 from dockpool.errors import InvalidInput
 from dockpool.specs import to_p2prc_server_info
 
+from .access import current_client
 from .config import ApiConfig
-from .responses import json_body, read_stream, text_body, zeros
+from .responses import json_body, parse_json, read_stream, text_body, zeros
 from .services import Services
 
 MAX_FILENAME = 255
@@ -56,24 +56,21 @@ def form_file(field: str):
         raise InvalidInput(f"{field}: the multipart body is malformed ({str(exc)[:100]})", field) from None
 
 
-def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client: Callable, reader: Callable) -> None:
-    @app.get("/server_info")
+def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None:
+    @app.get("/server_info", access="reader")
     def server_info():
-        reader()
         info = to_p2prc_server_info(services.specs())
         info["dockpool"] = {"provider": config.provider_name, "api": "/v1"}  # extra keys may follow P2PRC's
         return json_body(info)
 
-    @app.get("/50")
+    @app.get("/50", access="reader")
     def fifty():
-        reader()
         response.content_type = "application/octet-stream"
         response.content_length = 50 * 1024 * 1024
         return zeros(50 * 1024 * 1024)
 
-    @app.route("/upload", method=["GET", "POST"])
+    @app.route("/upload", method=["GET", "POST"], access="reader")
     def upload():
-        reader()
         if request.content_length > config.max_upload_bytes:
             read_stream(config.max_upload_bytes)  # answers 413 with the bound
         upload_file = form_file("file")
@@ -83,7 +80,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client:
         upload_file.file.close()  # read by Bottle, counted by the client, discarded here
         return text_body(f"'{name}' uploaded!")
 
-    @app.post("/IpTable")
+    @app.post("/IpTable", access="peer")
     def ip_table():
         if request.content_length > config.max_json_bytes:
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
@@ -93,15 +90,11 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client:
         raw = part.file.read(config.max_json_bytes + 1)
         if len(raw) > config.max_json_bytes:
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise InvalidInput(f"json: not valid JSON ({exc})", "json") from None
-        return json_body(services.peers.merge(data))
+        return json_body(services.peers.merge(parse_json(raw, "json")))
 
-    @app.get("/startcontainer")
+    @app.get("/startcontainer", access="client")
     def start_container():
-        who = client()
+        who = current_client()
         query = request.query
         ports = query.get("ports", "0")
         if not ports.isdigit():
@@ -126,17 +119,16 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services, client:
             "GPU": "true" if view["gpu"] else "false",
         })
 
-    @app.get("/RemoveContainer")
+    @app.get("/RemoveContainer", access="client")
     def remove_container():
-        who = client()
+        who = current_client()
         ref = request.query.get("id", "")
         if not ref:
             raise InvalidInput("id: the container's ID is required", "id")
         services.remove(who, ref)
         return text_body("success")
 
-    @app.get("/ShowImages")
+    @app.get("/ShowImages", access="reader")
     def show_images():
-        reader()
         return json_body({"DockerContainer": [{"DockerContainerName": i["name"], "ContainerDescription": i["description"]}
                                           for i in services.images()]})

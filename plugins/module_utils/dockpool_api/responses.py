@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from bottle import HTTPResponse, request
 
-from dockpool.errors import DockpoolError
+from dockpool.errors import DockpoolError, InvalidInput
 
 CHUNK = b"\0" * (1024 * 1024)
 UPLOAD_CHUNK = 256 * 1024
@@ -15,6 +15,15 @@ UPLOAD_CHUNK = 256 * 1024
 
 class PayloadTooLarge(DockpoolError):
     http_status = 413
+
+
+def parse_json(raw: bytes, field: str) -> Any:
+    """A request's JSON; malformed or absurdly nested input is the caller's error, never a 500."""
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise InvalidInput(f"{field}: not valid JSON ({problem})", field) from None
 
 
 def json_body(value: Any, status: int = 200) -> HTTPResponse:

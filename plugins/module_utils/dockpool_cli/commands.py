@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dockpool.errors import InvalidInput
 from dockpool.units import human_size, parse_size
@@ -23,6 +24,12 @@ from .settings import Settings, normalise_url
 out = Console()
 err = Console(stderr=True)
 DESKTOP_IMAGE = "desktop"
+
+
+def plain(value: Any) -> Text:
+    """What a provider sent, shown as text: never read as rich markup (a peer named
+    "[link=...]" stays those characters) and without control characters."""
+    return Text("".join(ch for ch in str(value) if ch.isprintable()))
 
 
 def _print_json(data: Any) -> None:
@@ -94,11 +101,11 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
         view.add_column(column)
     for row in found:
         if not row["reachable"]:
-            view.add_row(row["name"], row["url"], "[red]unreachable[/]", "", "", "", "", "", "")
+            view.add_row(plain(row["name"]), plain(row["url"]), Text("unreachable", style="red"), "", "", "", "", "", "")
             continue
-        view.add_row(row["name"], row["url"], f"{row['latency_ms']:.1f} ms", row["cpu"], str(row["cores"]),
-                     f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
-                     human_size(row["disk_free"]), ", ".join(row["gpus"]) or "-", "yes" if row["logged_in"] else "")
+        view.add_row(plain(row["name"]), plain(row["url"]), f"{row['latency_ms']:.1f} ms", plain(row["cpu"]),
+                     plain(row["cores"]), f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
+                     human_size(row["disk_free"]), plain(", ".join(row["gpus"]) or "-"), "yes" if row["logged_in"] else "")
     out.print(view)
     return 0
 
@@ -238,9 +245,11 @@ def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
     for v in rows:
         limits, usage = v["limits"], v.get("disk_usage") or {}
         cpu = f"{limits['cpus']} cores" if limits.get("cpus") else f"{limits.get('cpu_share')} shared"
-        table.add_row(v["name"], v["provider"], v["state"], v["image"] or "", cpu, human_size(limits.get("memory")),
+        table.add_row(plain(v["name"]), plain(v["provider"]), plain(v["state"]), plain(v["image"] or ""), plain(cpu),
+                      human_size(limits.get("memory")),
                       f"{human_size(usage.get('size_rw'))} / {human_size(limits.get('disk_limit'))}",
-                      f"dockpool ssh {v['name']}" if v["name"] in settings.instances else (v["ssh"] or {}).get("jump_command", ""))
+                      plain(f"dockpool ssh {v['name']}" if v["name"] in settings.instances
+                            else (v["ssh"] or {}).get("jump_command", "")))
     out.print(table)
     return 0
 

@@ -1,0 +1,97 @@
+"""Who may call a route, declared where the route is defined and enforced in one plugin.
+
+Every route carries ``access=`` in its Bottle config::
+
+    @app.get("/v1/specs", access="reader")
+
+- ``open``: anyone (the health check, the API description);
+- ``reader``: anyone while the operator keeps read routes open, else a client;
+- ``client``: a client token; ``admin``: an admin's token;
+- ``peer``: writes to the peer table: the fleet's token (what providers send each
+  other), a client token, or a caller inside the networks the operator lists for
+  P2PRC peers (``peer_sources``, empty by default).
+
+The plugin refuses before the route's code runs, so a refused caller never starts
+work (an outbound peer check, an engine call). A route without a rule is an error
+when the app is built, not a route open by accident.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any, Callable, Optional
+
+from bottle import Bottle, Route, request
+
+from .auth import Authenticator, Unauthorized, bearer_token, hash_token
+from .config import ApiConfig, Client
+
+ACCESS = ("open", "reader", "client", "admin", "peer")
+_ENVIRON_KEY = "dockpool.client"
+
+
+def caller_address() -> str:
+    # The socket peer, not X-Forwarded-For, which a client could forge to dodge the limiter.
+    return request.environ.get("REMOTE_ADDR") or "unknown"
+
+
+def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(n) for n in networks if ipaddress.ip_network(n).version == ip.version)
+
+
+class AccessPlugin:
+    """Bottle plugin (API v2): resolves the caller for each route's declared rule."""
+
+    name = "dockpool_access"
+    api = 2
+
+    def __init__(self, config: ApiConfig, auth: Authenticator) -> None:
+        self.config, self.auth = config, auth
+        self._fleet = hash_token(config.fleet_token) if config.fleet_token else None
+
+    def identify(self, header: Optional[str]) -> Client:
+        return self.auth.client(header, caller_address())
+
+    def _resolve(self, access: str) -> Optional[Client]:
+        header = request.get_header("Authorization")
+        if access == "open" or (access == "reader" and self.config.open_read_routes):
+            return None
+        if access == "peer":
+            if not header and _in_networks(caller_address(), self.config.peer_sources):
+                return None  # a P2PRC peer in a network the operator trusts
+            if self._fleet and hmac.compare_digest(hash_token(bearer_token(header)), self._fleet):
+                return None  # another provider of the fleet
+        who = self.identify(header)
+        if access == "admin" and not who.admin:
+            raise Unauthorized("this route is for the provider's administrators", "Authorization")
+        return who
+
+    def apply(self, callback: Callable, route: Route) -> Callable:
+        access = route.config.get("access")
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request.environ[_ENVIRON_KEY] = self._resolve(access)
+            return callback(*args, **kwargs)
+
+        return wrapper
+
+
+def current_client() -> Client:
+    """The client the plugin resolved for this request (only on client and admin routes)."""
+    who = request.environ.get(_ENVIRON_KEY)
+    if who is None:
+        raise Unauthorized("a client token is required: send 'Authorization: Bearer <token>'", "Authorization")
+    return who
+
+
+def check_declared(app: Bottle) -> None:
+    """Every route names one of ACCESS; raise naming the first that does not."""
+    for route in app.routes:
+        if route.config.get("access") not in ACCESS:
+            raise ValueError(f"route {route.method} {route.rule} declares no access rule (access=one of {', '.join(ACCESS)})")
