@@ -17,7 +17,7 @@ import requests
 
 from support.ansible_run import run_playbook, run_playbook_file
 from support.paths import ROOT
-from support.ssh import BASE_OPTIONS, ssh_password_attempt, ssh_run
+from support.ssh import BASE_OPTIONS, make_keypair, ssh_password_attempt, ssh_run
 
 HOST = os.environ.get("DOCKPOOL_E2E_HOST", "")
 INVENTORY = os.environ.get("DOCKPOOL_E2E_INVENTORY", "")
@@ -130,6 +130,98 @@ def test_jump_account_forwards_to_own_instances_only_and_gives_no_shell(tmp_path
     revoked = via_jump(config, "mine", "hostname")
     assert revoked.returncode == 255 and "Permission denied" in revoked.stderr
     remove(tmp_path, "e2e-jump-theirs")
+
+
+def api_headers(client: str) -> dict:
+    return {"Authorization": f"Bearer {(CACHE / f'{client}.token').read_text().strip()}"}
+
+
+def api_create(client: str, public_key: str) -> requests.Response:
+    return requests.post(f"{API}/v1/instances", json={"public_key": public_key, "memory": "128m"},
+                         headers=api_headers(client), timeout=120)
+
+
+def api_remove(client: str, view: dict) -> None:
+    assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=api_headers(client), timeout=60).status_code == 200
+
+
+def test_another_client_cannot_take_over_a_key_and_cut_off_its_owners_jump_access(tmp_path):
+    public = CLIENT_KEY.with_suffix(".pub").read_text().split()
+    mine = api_create("e2e", " ".join(public))
+    assert mine.status_code == 201, mine.text
+    view = mine.json()
+    # The same key material with another comment, from another client: refused, nothing made.
+    stolen = api_create("other", f"{public[0]} {public[1]} someone-else@elsewhere")
+    assert stolen.status_code == 409 and stolen.json()["field"] == "public_key", stolen.text
+    assert on_provider("docker", "ps", "-aq", "--filter", "label=dockpool.owner=other").stdout.strip() == ""
+    config = jump_config(tmp_path, CLIENT_KEY, "owner", view["ssh"]["port"])
+    reached = via_jump(config, "owner", "hostname")
+    assert reached.returncode == 0 and reached.stdout.strip() == view["name"], reached.stderr
+    # The key list sshd reads matches keys by their material: one line for this key.
+    keys = on_provider("cat", "/var/lib/dockpool/jump-keys").stdout
+    assert keys.count(f"{public[0]} {public[1]} ") == 1
+    api_remove("e2e", view)
+
+
+def test_jump_key_lookup_runs_no_interpreter_and_junk_keys_do_not_stop_a_login(tmp_path):
+    effective = on_provider("sshd", "-T", "-C", "user=iaas-client,host=client,addr=127.0.0.1").stdout
+    command = next(line for line in effective.splitlines() if line.startswith("authorizedkeyscommand "))
+    assert command == "authorizedkeyscommand /usr/bin/cat /var/lib/dockpool/jump-keys", command
+    view = api_create("e2e", CLIENT_KEY.with_suffix(".pub").read_text().strip())
+    assert view.status_code == 201, view.text
+    view = view.json()
+    junk = [make_keypair(tmp_path, f"junk{i}")[0] for i in range(2)]  # sshd_max_auth_tries is 3
+    identities = [arg for key in [*junk, CLIENT_KEY] for arg in ("-i", str(key))]
+    argv = ["ssh", *identities, "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(SSH_PORT),
+            "-W", f"127.0.0.1:{view['ssh']['port']}", "iaas-client@127.0.0.1"]
+    banner = subprocess.run(argv, capture_output=True, timeout=60, input=b"", check=False)
+    assert banner.stdout.startswith(b"SSH-2.0-"), banner.stderr  # the junk keys refused, then the right one forwards
+    api_remove("e2e", view)
+
+
+def test_a_jump_connection_outliving_an_instance_never_reaches_the_next_instance_on_its_port(tmp_path):
+    first = api_create("e2e", CLIENT_KEY.with_suffix(".pub").read_text().strip())
+    assert first.status_code == 201, first.text
+    first = first.json()
+    port = first["ssh"]["port"]
+    socket_path = tmp_path / "master.sock"
+    master = ["ssh", "-i", str(CLIENT_KEY), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(SSH_PORT),
+              "-S", str(socket_path), "iaas-client@127.0.0.1"]
+    opened = subprocess.run([*master[:1], "-M", "-f", "-N", "-o", "ControlPersist=no", *master[1:]],
+                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    assert opened.returncode == 0, opened.stderr
+
+    def through_master(target: int) -> bytes:
+        done = subprocess.run([*master, "-W", f"127.0.0.1:{target}"], capture_output=True, timeout=60, input=b"",
+                              check=False)
+        return done.stdout
+
+    try:
+        assert through_master(port).startswith(b"SSH-2.0-")  # the connection may forward to the instance
+        api_remove("e2e", first)
+        stranger_key = make_keypair(tmp_path, "stranger")[1]
+        second = api_create("other", stranger_key)
+        assert second.status_code == 201, second.text
+        second = second.json()
+        # The open connection still holds its permission for `port`: that port goes to nobody else.
+        assert port not in [p["host_port"] for p in second["ports"]]
+        assert not through_master(port).startswith(b"SSH-2.0-")
+        held = json.loads(on_provider("cat", "/var/lib/dockpool/released-ports.json").stdout)
+        assert str(port) in held
+    finally:
+        subprocess.run([*master, "-O", "exit"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    # Once no connection from before the removal is alive, the port is given again.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and on_provider("pgrep", "-u", "iaas-client", check=False).returncode == 0:
+        time.sleep(0.5)
+    third = api_create("e2e", CLIENT_KEY.with_suffix(".pub").read_text().strip())
+    assert third.status_code == 201, third.text
+    third = third.json()
+    # The lowest free port is given; the released one is no longer held back.
+    assert third["ssh"]["port"] <= port
+    assert str(port) not in json.loads(on_provider("cat", "/var/lib/dockpool/released-ports.json").stdout)
+    api_remove("other", second)
+    api_remove("e2e", third)
 
 
 def test_watchdog_stops_the_instance_over_its_disk_limit_within_60_s(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from dockpool import labels as L
 from dockpool.atomicfile import read_json, write_json
-from dockpool.jumpkeys import jump_key_lines
+from dockpool.jumpaccess import jump_key_lines
 from dockpool.policy import Policy
 from dockpool.spec import build_spec
 from dockpool.usage import over_limit, read_usage
@@ -54,10 +54,11 @@ def test_tampered_key_label_never_reaches_sshd():
 @pytest.mark.parametrize(
     "entry, over",
     [
-        ({"disk_limit": 100, "size_rw": 101, "state": "running"}, True),
-        ({"disk_limit": 100, "size_rw": 100, "state": "running"}, False),
-        ({"disk_limit": None, "size_rw": 10**12, "state": "running"}, False),
-        ({"disk_limit": 100, "size_rw": 500, "state": "exited"}, False),  # already stopped
+        ({"disk_limit": 100, "size_rw": 101, "size_deleted_open": 0, "state": "running"}, True),
+        ({"disk_limit": 100, "size_rw": 100, "size_deleted_open": 0, "state": "running"}, False),
+        ({"disk_limit": 100, "size_rw": 60, "size_deleted_open": 60, "state": "running"}, True),  # hidden but held
+        ({"disk_limit": None, "size_rw": 10**12, "size_deleted_open": 0, "state": "running"}, False),
+        ({"disk_limit": 100, "size_rw": 500, "size_deleted_open": 0, "state": "exited"}, False),  # already stopped
     ],
 )
 def test_over_limit(entry, over):

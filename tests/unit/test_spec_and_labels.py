@@ -76,7 +76,7 @@ def test_view_rebuilt_from_labels_alone():
     assert view["ssh"] == {"user": "root", "host": "provider.example.org", "port": 40005, "command": "ssh -p 40005 root@provider.example.org"}
     assert [p["host_port"] for p in view["ports"]] == [40005, 40006]
     assert view["limits"] == {"cpus": 2, "cpuset": "2-3", "cpu_share": None, "memory": GIB, "memory_reservation": GIB,
-                              "disk_limit": 3 * GIB, "pids_limit": 512}
+                              "disk_limit": 3 * GIB, "disk_enforcement": "watchdog", "pids_limit": 512}
     assert L.dedicated_cpus(record.labels) == {2, 3}
 
 

@@ -8,6 +8,11 @@ from typing import Any
 
 
 def write_json(path: str, data: Any, mode: int = 0o644) -> None:
+    """``data`` as indented JSON, written atomically (see write_text)."""
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+
+
+def write_text(path: str, text: str, mode: int = 0o644) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``.
 
     A reader sees the old file or the new one; a writer killed mid-way leaves only
@@ -18,8 +23,7 @@ def write_json(path: str, data: Any, mode: int = 0o644) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -21,11 +21,14 @@ from .engine import engine_errors
 from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
 from .gpus import read_gpus
 from .images import LABEL_VNC_ENV, ImagePort, env_label, key_env, ports_from_image, resolve_image
+from .jumpaccess import held_ports, release_ports, write_jump_keys
 from .locking import placement_lock
 from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
 from .policy import Policy
 from .spec import InstanceSpec, build_spec
 from .sshprobe import wait_for_ssh
+from .units import human_size
+from .usage import is_over, measure
 from .validation import key_material
 
 CPU_PERIOD = 100_000  # microseconds; the quota is share * period
@@ -64,6 +67,7 @@ class InstanceManager:
         self.policy = policy
         self.topology = topology or read_topology()
         self.gpu_count = gpu_count or (lambda: len(read_gpus()))
+        self._quota: Optional[bool] = None  # can the engine hold a writable layer to a size? (asked once)
 
     def spec(self, params: dict[str, Any]) -> InstanceSpec:
         """Validate caller input against this provider's policy and hardware."""
@@ -149,6 +153,7 @@ class InstanceManager:
             check_cpu_share(spec.cpu_share or 0, pool)
             cpuset = format_cpulist(pool)
         used = {p.host_port for r in records for p in L.published_ports(r.labels)} | self._foreign_ports()
+        used |= held_ports(self.policy)  # freed, but an older jump connection may still forward there
         hosts = allocate_ports(
             self.policy.port_range,
             used,
@@ -215,6 +220,35 @@ class InstanceManager:
             kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return kwargs
 
+    def _quota_possible(self) -> bool:
+        """Only overlay2 on xfs can cap a writable layer (``--storage-opt size``), and only
+        where xfs is mounted with project quotas, which the engine does not report."""
+        if self._quota is None:
+            with engine_errors("reading the engine's storage driver"):
+                info = self.client.api.info()
+            backing = dict(pair for pair in info.get("DriverStatus") or [] if len(pair) == 2).get("Backing Filesystem")
+            self._quota = info.get("Driver") == "overlay2" and backing == "xfs"
+        return self._quota
+
+    def _create_container(self, kwargs: dict[str, Any], spec: InstanceSpec) -> Any:
+        """Create the container; a disk limit becomes a filesystem quota where the engine can
+        hold one, and is left to the disk watchdog elsewhere (recorded in a label either way)."""
+        quota = spec.disk_limit is not None and self._quota_possible()
+        if quota:
+            kwargs = {**kwargs, "storage_opt": {"size": str(spec.disk_limit)}}
+        kwargs["labels"][L.DISK_ENFORCEMENT] = "quota" if quota else "watchdog"
+        try:
+            with engine_errors(f"creating instance {spec.name!r}"):
+                return self.client.containers.create(**kwargs)
+        except EngineUnavailable as exc:
+            if not quota or "storage-opt" not in exc.message:
+                raise
+        self._quota = False  # xfs without project quotas: the watchdog enforces the limit
+        kwargs.pop("storage_opt")
+        kwargs["labels"][L.DISK_ENFORCEMENT] = "watchdog"
+        with engine_errors(f"creating instance {spec.name!r}"):
+            return self.client.containers.create(**kwargs)
+
     def _rebalance_shared(self) -> None:
         """Give every shared instance exactly the CPUs no instance holds for itself."""
         records = self.records()
@@ -249,8 +283,7 @@ class InstanceManager:
             placement = self.plan(spec, image_ports, records)
             # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
             vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None
-            with engine_errors(f"creating instance {spec.name!r}"):
-                container = self.client.containers.create(**self._create_kwargs(spec, image, placement, origin, vnc_password))
+            container = self._create_container(self._create_kwargs(spec, image, placement, origin, vnc_password), spec)
             if spec.cpus is not None:
                 self._rebalance_shared()
         try:
@@ -265,6 +298,7 @@ class InstanceManager:
         except BaseException:
             self._discard(container, spec.cpus is not None)
             raise
+        self.refresh_jump_keys()
         view = self.get(container.id)
         if vnc_password and view.get("desktop"):
             view["desktop"]["vnc_password"] = vnc_password
@@ -283,9 +317,10 @@ class InstanceManager:
         """Remove a half-made instance; its ports and cores go with it."""
         with engine_errors(f"removing half-made instance {container.name}"):
             container.remove(force=True)
-        if dedicated:
-            with placement_lock(self.policy.lock_path):
+        with placement_lock(self.policy.lock_path):
+            if dedicated:
                 self._rebalance_shared()
+            write_jump_keys(self.records(), self.policy)
 
     def _ssh_port(self, record_labels: dict) -> Optional[int]:
         return next(
@@ -323,8 +358,18 @@ class InstanceManager:
     def start(self, ref: str, wait: bool = True, wait_timeout: float = 30.0) -> dict[str, Any]:
         container = self._container(ref)
         if container.status != "running":
+            self._check_disk(container.id, ref)
             self._start(container, ref, wait, wait_timeout)
         return self.get(container.id)
+
+    def _check_disk(self, container_id: str, ref: str) -> None:
+        """A stopped instance over its disk limit stays stopped: started, it would keep what it must not."""
+        for entry in measure(self.client, {"id": container_id}):
+            if is_over(entry):
+                raise Conflict(f"disk_limit: instance {ref!r} holds {human_size(entry['size_rw'])} on disk, over its "
+                               f"limit of {human_size(entry['disk_limit'])}, so it is not started: remove it (its files "
+                               "go with it), or ask the provider's operator for a larger limit", "disk_limit",
+                               {"size_rw": entry["size_rw"], "disk_limit": entry["disk_limit"]})
 
     def stop(self, ref: str, timeout: int = 10) -> dict[str, Any]:
         """Stop and keep the instance (its disk, ports and cores) for a later start."""
@@ -343,7 +388,16 @@ class InstanceManager:
                 self.client.api.remove_container(record.id, force=True, v=True)
         except NotFound:
             return False
-        if record.dedicated:
-            with placement_lock(self.policy.lock_path):
+        with placement_lock(self.policy.lock_path):
+            if record.dedicated:
                 self._rebalance_shared()
+            # The key list first, then the release: a connection that read the old list started before it.
+            write_jump_keys(self.records(), self.policy)
+            release_ports([p.host_port for p in L.published_ports(record.labels)], self.policy)
         return True
+
+    def refresh_jump_keys(self) -> None:
+        """Rewrite the jump account's key list from the instances that exist now."""
+        if self.policy.jump_keys_file:
+            with placement_lock(self.policy.lock_path):
+                write_jump_keys(self.records(), self.policy)

@@ -37,6 +37,7 @@ DISK_LIMIT = PREFIX + "disk-limit"
 PIDS_LIMIT = PREFIX + "pids-limit"
 PORTS = PREFIX + "ports"
 PUBLIC_KEY = PREFIX + "public-key"
+DISK_ENFORCEMENT = PREFIX + "disk-enforcement"  # "quota" (the filesystem's) or "watchdog"
 ORIGIN = PREFIX + "origin"  # which caller made it: "api" instances are reconciled by the API
 
 # The labels that record what was asked; a difference in one cannot be applied in place.
@@ -211,6 +212,8 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
             "memory": _int_or_none(labels.get(MEMORY)),
             "memory_reservation": _int_or_none(labels.get(MEMORY_RESERVATION)),
             "disk_limit": _int_or_none(labels.get(DISK_LIMIT)),
+            # Instances older than the label were all left to the watchdog.
+            "disk_enforcement": labels.get(DISK_ENFORCEMENT, "watchdog") if labels.get(DISK_LIMIT) else None,
             "pids_limit": _int_or_none(labels.get(PIDS_LIMIT)),
         },
     }

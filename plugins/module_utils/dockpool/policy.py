@@ -70,6 +70,11 @@ class Policy:
     lock_path: str = "/run/lock/dockpool.lock"
     capabilities: tuple[str, ...] = SSHD_CAPABILITIES
     log_max_size: str = "10m"
+    # The jump account (see jumpaccess.py): its name, the key list sshd reads for it, and
+    # the freed ports its older connections may still reach. None: no jump account here.
+    jump_user: Optional[str] = None
+    jump_keys_file: Optional[str] = None
+    released_ports_file: Optional[str] = None
 
     def __post_init__(self) -> None:
         try:

@@ -1,6 +1,7 @@
-"""Disk usage of instances: measure every writable layer in one engine call, stop
-(never remove) the running instances over their own ``disk_limit`` label, and
-publish the figures for the API in one atomically written JSON file."""
+"""Disk usage of instances: measure every writable layer in one engine call, add what
+files deleted but still open hold (deleted_files.py), stop (never remove) the running
+instances over their own ``disk_limit`` label, and publish the figures for the API
+in one atomically written JSON file."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ from typing import Any, Optional
 
 from . import labels as L
 from .atomicfile import read_json, write_json
+from .deleted_files import NotPermitted, held_by_deleted_files
 from .engine import engine_errors
 from .errors import DockpoolError
 
@@ -17,10 +19,22 @@ DEFAULT_USAGE_FILE = "/var/lib/dockpool/usage.json"
 log = logging.getLogger("dockpool.watchdog")
 
 
-def measure(client: Any) -> list[dict[str, Any]]:
-    """Size of each dockpool instance's writable layer (the list endpoint computes SizeRw itself)."""
+def _held_hidden(summaries: list[dict[str, Any]]) -> dict[str, int]:
+    running = [s["Id"] for s in summaries if s.get("State") == "running"]
+    try:
+        return held_by_deleted_files(running)
+    except NotPermitted:
+        log.warning("cannot look at the instances' open files (run the watchdog as root): "
+                    "space held by deleted files that are still open is not counted")
+        return {}
+
+
+def measure(client: Any, filters: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
+    """Size of each dockpool instance's writable layer (the list endpoint computes SizeRw itself)
+    plus the space its deleted but open files hold; ``filters`` narrow the instances."""
     with engine_errors("measuring instance disk usage"):
-        summaries = client.api.containers(all=True, size=True, filters={"label": L.MANAGED_FILTER})
+        summaries = client.api.containers(all=True, size=True, filters={"label": L.MANAGED_FILTER, **(filters or {})})
+    hidden = _held_hidden(summaries)
     entries = []
     for summary in summaries:
         record = L.Record.from_summary(summary)
@@ -32,6 +46,7 @@ def measure(client: Any) -> list[dict[str, Any]]:
                 "owner": record.labels.get(L.OWNER),
                 "state": record.status,
                 "size_rw": int(summary.get("SizeRw") or 0),
+                "size_deleted_open": hidden.get(record.id, 0),
                 "disk_limit": int(limit) if limit and limit.isdigit() else None,
             }
         )
@@ -40,7 +55,12 @@ def measure(client: Any) -> list[dict[str, Any]]:
 
 def over_limit(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Running instances whose writable layer exceeds their own limit."""
-    return [e for e in entries if e["disk_limit"] is not None and e["size_rw"] > e["disk_limit"] and e["state"] == "running"]
+    return [e for e in entries if e["state"] == "running" and is_over(e)]
+
+
+def is_over(entry: dict[str, Any]) -> bool:
+    """Does what the instance holds on disk, visible or not, exceed its limit?"""
+    return entry["disk_limit"] is not None and entry["size_rw"] + entry["size_deleted_open"] > entry["disk_limit"]
 
 
 def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: int = 10) -> dict[str, Any]:
@@ -52,13 +72,14 @@ def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: in
                 client.api.stop(entry["id"], timeout=stop_timeout)
         except DockpoolError as exc:
             entry["action"] = f"stop failed: {exc.message}"
-            log.error("%s uses %d bytes over its limit of %d but could not be stopped: %s",
-                      entry["name"], entry["size_rw"], entry["disk_limit"], exc.message)
+            log.error("%s holds %d bytes, over its limit of %d, but could not be stopped: %s",
+                      entry["name"], entry["size_rw"] + entry["size_deleted_open"], entry["disk_limit"], exc.message)
             continue
         entry["action"] = "stopped"
         entry["state"] = "exited"
-        log.warning("stopped %s (owner %s): writable layer %d bytes is over its disk limit of %d bytes",
-                    entry["name"], entry["owner"], entry["size_rw"], entry["disk_limit"])
+        log.warning("stopped %s (owner %s): writable layer %d bytes and deleted open files %d bytes are over its "
+                    "disk limit of %d bytes", entry["name"], entry["owner"], entry["size_rw"], entry["size_deleted_open"],
+                    entry["disk_limit"])
     report = {
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "instances": {e["name"]: e for e in entries},

@@ -1,5 +1,7 @@
 """The disk watchdog's entry point, run by cron every 30 seconds:
-``python -m dockpool.watchdog [--usage-file F] [--log-file F]``."""
+``python -m dockpool.watchdog [--usage-file F] [--policy-file F]``. Each pass also
+rewrites the jump account's key list, so that a container removed behind
+dockpool's back loses its jump access within a pass."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +13,8 @@ from typing import Optional
 
 from .engine import connect
 from .errors import DockpoolError
+from .instances import InstanceManager
+from .policy import DEFAULT_POLICY_FILE, load_policy
 from .usage import DEFAULT_USAGE_FILE, log, run_pass
 
 LOCK_FILE = "/run/lock/dockpool-watchdog.lock"
@@ -21,6 +25,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--usage-file", default=DEFAULT_USAGE_FILE)
     parser.add_argument("--lock-file", default=LOCK_FILE)
     parser.add_argument("--docker-host", default=None)
+    parser.add_argument("--policy-file", default=DEFAULT_POLICY_FILE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dockpool-watchdog[%(process)d] %(levelname)s %(message)s")
     fd = os.open(args.lock_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -30,7 +35,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.info("a previous pass is still running; skipping this one")
         return 0
     try:
-        run_pass(connect(args.docker_host, timeout=60), args.usage_file)
+        client = connect(args.docker_host, timeout=60)
+        run_pass(client, args.usage_file)
+        InstanceManager(client, load_policy(args.policy_file)).refresh_jump_keys()
     except DockpoolError as exc:
         log.error("%s", exc.message)
         return 1

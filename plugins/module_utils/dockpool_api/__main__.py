@@ -83,6 +83,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         removed = services.manager().reconcile("api")
         if removed:
             log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
+        services.manager().refresh_jump_keys()  # whatever changed while the service was down
     except DockpoolError as exc:
         log.error("could not check for half-made instances: %s", exc.message)
     rebuild_usage(services)

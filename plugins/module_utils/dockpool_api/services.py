@@ -84,7 +84,9 @@ class Services:
                 f"-p {ssh['port']} {ssh['user']}@{self.policy.probe_host}"
             )
         entry = (usage or {}).get("instances", {}).get(view["name"]) if usage else None
-        view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"), "measured": usage.get("updated")}
+        view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"),
+                                                         "size_deleted_open": entry.get("size_deleted_open", 0),
+                                                         "measured": usage.get("updated")}
         return view
 
     def _views(self, owner: Optional[str]) -> list[dict[str, Any]]:

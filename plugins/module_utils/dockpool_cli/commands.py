@@ -68,15 +68,17 @@ def probe(url: str, token: Optional[str]) -> dict[str, Any]:
     try:
         latency = provider.latency()
         specs = provider.specs()
+        return {
+            "url": url, "reachable": True, "latency_ms": round(latency * 1000, 2),
+            "hostname": specs["hostname"], "cpu": specs["cpu"]["model"], "cores": specs["cpu"]["logical_cpus"],
+            "memory_total": specs["memory"]["total"], "memory_available": specs["memory"]["available"],
+            "disk_free": specs["disk"]["free"], "gpus": [g["name"] for g in specs["gpus"]],
+            "logged_in": token is not None,
+        }
     except CliError as exc:
         return {"url": url, "reachable": False, "error": exc.message}
-    return {
-        "url": url, "reachable": True, "latency_ms": round(latency * 1000, 2),
-        "hostname": specs["hostname"], "cpu": specs["cpu"]["model"], "cores": specs["cpu"]["logical_cpus"],
-        "memory_total": specs["memory"]["total"], "memory_available": specs["memory"]["available"],
-        "disk_free": specs["disk"]["free"], "gpus": [g["name"] for g in specs["gpus"]],
-        "logged_in": token is not None,
-    }
+    except (KeyError, TypeError, AttributeError):  # a peer is anyone's: its answer may be anything
+        return {"url": url, "reachable": False, "error": "its /v1/specs is not a dockpool provider's"}
 
 
 def probe_all(settings: Settings, urls: list[str]) -> list[dict[str, Any]]:

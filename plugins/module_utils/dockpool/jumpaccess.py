@@ -1,0 +1,132 @@
+"""What the provider's jump account lets each client reach, kept current by the core.
+
+Two pieces of state, both derived from the instances' labels:
+
+- the key list sshd reads for the jump user (``Policy.jump_keys_file``): one line per
+  key material, each allowed to forward only to its owner's instances' ports. The core
+  rewrites it whenever an instance is created or removed, so a removal revokes the key
+  for every new connection at once, and sshd reads it with ``cat`` (no interpreter per
+  key a client offers);
+- the ports of removed instances that jump connections opened before the removal were
+  allowed to reach (``Policy.released_ports_file``). sshd fixes what a connection may
+  forward to when it authenticates, and such a connection can open new forwards for as
+  long as it lives: a port is therefore not given to another instance while any
+  connection of the jump user older than the port's release is alive.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import pwd
+import time
+from typing import Iterable, Optional
+
+import psutil
+
+from . import labels as L
+from .atomicfile import read_json, write_json, write_text
+from .errors import InvalidInput
+from .policy import Policy
+from .validation import key_material, validate_public_key
+
+log = logging.getLogger("dockpool.jump")
+# A connection authenticated from a key list read just before the rewrite forks its
+# session a moment later: sessions that young still count as older than the release.
+RELEASE_SLACK = 5.0
+
+
+def _destination(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
+    """authorized_keys lines: one per key material (sshd uses only the first line a key
+    matches), allowing the ports of that key owner's instances that carry the key."""
+    records = list(records)
+    owners = L.key_owners(records)
+    destinations: dict[str, list[str]] = {}
+    names: dict[str, list[str]] = {}
+    for record in records:
+        key = record.labels.get(L.PUBLIC_KEY)
+        if not record.managed or not key:
+            continue
+        try:
+            material = key_material(validate_public_key(key))
+        except InvalidInput:
+            continue  # a hand-edited label never reaches sshd
+        if owners[material] != record.labels.get(L.OWNER, ""):
+            continue  # another client's copy of this key opens nothing
+        ports = [_destination(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
+        if not ports:
+            continue
+        destinations.setdefault(material, []).extend(ports)
+        names.setdefault(material, []).append(record.labels.get(L.NAME, record.name))
+    lines = []
+    for material, ports in destinations.items():
+        options = ",".join(["restrict", "port-forwarding"] + [f'permitopen="{d}"' for d in sorted(set(ports))])
+        lines.append(f"{options} {material} dockpool:{','.join(sorted(names[material]))}")
+    return lines
+
+
+def write_jump_keys(records: Iterable[L.Record], policy: Policy) -> None:
+    """Rewrite the jump account's key list, when the provider keeps one."""
+    if policy.jump_keys_file:
+        lines = jump_key_lines(records, policy.probe_host)
+        write_text(policy.jump_keys_file, "".join(f"{line}\n" for line in lines))
+
+
+def _jump_sessions_started(jump_user: str) -> list[float]:
+    """Start times of the jump user's processes: sshd's per-connection processes."""
+    try:
+        uid = pwd.getpwnam(jump_user).pw_uid
+    except KeyError:
+        return []
+    started = []
+    for proc in psutil.process_iter(["uids", "create_time"]):
+        uids = proc.info.get("uids")
+        if uids is not None and uids.real == uid and proc.info.get("create_time") is not None:
+            started.append(proc.info["create_time"])
+    return started
+
+
+def _read_released(path: str) -> dict[int, float]:
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.error("ignoring unreadable %s (%s): it is rewritten at the next removal", path, exc)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {int(port): float(when) for port, when in data.items() if str(port).isdigit() and isinstance(when, (int, float))}
+
+
+def release_ports(ports: Iterable[int], policy: Policy, now: Optional[float] = None) -> None:
+    """Record that ``ports`` were freed now (call under the placement lock)."""
+    if not (policy.released_ports_file and policy.jump_user):
+        return
+    released = _read_released(policy.released_ports_file)
+    moment = time.time() if now is None else now
+    released.update({port: moment for port in ports})
+    write_json(policy.released_ports_file, {str(p): t for p, t in sorted(released.items())})
+
+
+def held_ports(policy: Policy) -> set[int]:
+    """Freed ports that a jump connection opened before their release may still reach
+    (call under the placement lock); entries no connection holds any more are dropped."""
+    if not (policy.released_ports_file and policy.jump_user):
+        return set()
+    released = _read_released(policy.released_ports_file)
+    if not released:
+        return set()
+    sessions = _jump_sessions_started(policy.jump_user)
+    held = {port: when for port, when in released.items() if any(start <= when + RELEASE_SLACK for start in sessions)}
+    if held != released:
+        write_json(policy.released_ports_file, {str(p): t for p, t in sorted(held.items())})
+    return set(held)
