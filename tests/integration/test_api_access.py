@@ -1,0 +1,107 @@
+"""Who may call each route: declared where the route is defined, checked here against
+a table, so a new route without a rule, or with a different one, fails the suite."""
+from __future__ import annotations
+
+import pytest
+from bottle import Bottle
+from webtest import TestApp
+
+from dockpool_api.access import AccessPlugin, check_declared, current_client
+from dockpool_api.auth import Authenticator, Unauthorized
+from dockpool_api.app import make_app
+from dockpool_api.config import config_from_dict
+from integration.test_api import TOKENS, make_config
+
+pytestmark = pytest.mark.engine
+
+ACCESS = {
+    ("GET", "/"): "reader",
+    ("GET", "/healthz"): "reader",
+    ("GET", "/openapi.json"): "open",
+    ("GET", "/metrics"): "reader",
+    ("GET", "/v1/specs"): "reader",
+    ("GET", "/v1/images"): "reader",
+    ("POST", "/v1/instances"): "client",
+    ("GET", "/v1/instances"): "client",
+    ("GET", "/v1/instances/<ref>"): "client",
+    ("POST", "/v1/instances/<ref>/stop"): "client",
+    ("POST", "/v1/instances/<ref>/start"): "client",
+    ("DELETE", "/v1/instances/<ref>"): "client",
+    ("GET", "/v1/peers"): "reader",
+    ("POST", "/v1/peers"): "peer",
+    ("GET", "/v1/speedtest/download"): "reader",
+    ("POST", "/v1/speedtest/upload"): "reader",
+    ("GET", "/server_info"): "reader",
+    ("GET", "/50"): "reader",
+    ("GET", "/upload"): "reader",
+    ("POST", "/upload"): "reader",
+    ("POST", "/IpTable"): "peer",
+    ("GET", "/startcontainer"): "client",
+    ("GET", "/RemoveContainer"): "client",
+    ("GET", "/ShowImages"): "reader",
+}
+
+
+def app_with(tmp_path, **overrides) -> TestApp:
+    return TestApp(make_app(config_from_dict(make_config(tmp_path, **overrides))))
+
+
+def test_every_route_declares_the_access_the_table_gives_it(tmp_path):
+    app = app_with(tmp_path).app
+    assert {(r.method, r.rule): r.config.get("access") for r in app.routes} == ACCESS
+
+
+def test_a_route_without_a_rule_is_an_error_when_the_app_is_built():
+    app = Bottle()
+    app.get("/fine", access="open", callback=lambda: "ok")
+    app.post("/forgotten", callback=lambda: "ok")
+    with pytest.raises(ValueError, match="POST /forgotten declares no access rule"):
+        check_declared(app)
+
+
+def _call(api: TestApp, method: str, rule: str, **kwargs):
+    path = rule.replace("<ref>", "nosuch")
+    return api.request(path, method=method, expect_errors=True, **kwargs)
+
+
+@pytest.mark.parametrize("method, rule", sorted(ACCESS))
+def test_anonymous_callers_get_exactly_the_open_routes(tmp_path, method, rule):
+    answer = _call(app_with(tmp_path), method, rule)
+    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer")
+    assert (answer.status_int == 401) is needs_token, (method, rule, answer.status_int, answer.body[:200])
+
+
+@pytest.mark.parametrize("method, rule", sorted(k for k, v in ACCESS.items() if v == "reader"))
+def test_closing_read_routes_closes_every_reader_route(tmp_path, method, rule):
+    closed = app_with(tmp_path, open_read_routes=False)
+    assert _call(closed, method, rule).status_int == 401
+    opened = _call(closed, method, rule, headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+    assert opened.status_int != 401
+
+
+def test_p2prc_peers_may_write_the_table_only_from_trusted_networks(tmp_path):
+    api = app_with(tmp_path, peer_sources=["192.0.2.0/24"], peer_networks=[], peer_deny_networks=[])
+    table = {"ip_address": [{"Name": "p", "IPV4": "198.51.100.7", "ServerPort": "8088"}]}
+    trusted = api.post_json("/v1/peers", table, extra_environ={"REMOTE_ADDR": "192.0.2.10"})
+    assert trusted.status_int == 200
+    stranger = api.post_json("/v1/peers", table, extra_environ={"REMOTE_ADDR": "203.0.113.5"}, expect_errors=True)
+    assert stranger.status_int == 401
+
+
+def test_the_fleet_token_opens_the_peer_routes_and_nothing_else(tmp_path):
+    api = app_with(tmp_path, fleet_token="fleet-secret-0123456789", peer_networks=[], peer_deny_networks=[])
+    fleet = {"Authorization": "Bearer fleet-secret-0123456789"}
+    table = {"ip_address": [{"Name": "p", "IPV4": "198.51.100.7", "ServerPort": "8088"}]}
+    assert api.post_json("/v1/peers", table, headers=fleet).status_int == 200
+    assert api.get("/v1/instances", headers=fleet, expect_errors=True).status_int == 401
+
+
+def test_admin_routes_take_only_an_admins_token(tmp_path):
+    config = config_from_dict(make_config(tmp_path))
+    app = Bottle(catchall=False)  # the plugin's refusal reaches the test as the exception it raises
+    app.install(AccessPlugin(config, Authenticator(config.clients)))
+    app.get("/admin-only", access="admin", callback=lambda: {"who": current_client().name})
+    api = TestApp(app)
+    assert api.get("/admin-only", headers={"Authorization": f"Bearer {TOKENS['ops']}"}).json == {"who": "ops"}
+    with pytest.raises(Unauthorized, match="administrators"):
+        api.get("/admin-only", headers={"Authorization": f"Bearer {TOKENS['bob']}"})
