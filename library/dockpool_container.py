@@ -44,9 +44,8 @@ options:
   image:
     description:
       - A dockpool image name (the folder name under C(files/images), built as C(dockpool/NAME:latest))
-        or a local image reference. Images are never pulled.
+        or a local image reference. Images are never pulled. A new instance gets V(debian-sshd) when not given.
     type: str
-    default: debian-sshd
   public_key:
     description:
       - One OpenSSH public key line, installed as the only authorized key of O(ssh_user), and recorded as a
@@ -54,18 +53,18 @@ options:
       - Options such as C(command=) are refused; RSA keys need 2048 bits or more.
     type: str
   ssh_user:
-    description: The login user in the instance whose C(authorized_keys) receives O(public_key).
+    description: The login user in the instance whose C(authorized_keys) receives O(public_key). A new instance gets V(root).
     type: str
-    default: root
   extra_ports:
     description:
       - How many extra TCP ports to publish (P2PRC's C(ports)); each keeps the same number inside and out.
+      - A new instance gets V(0) when not given.
     type: int
-    default: 0
   gpu:
-    description: Give the instance every NVIDIA GPU through a device request. Fails on a host without GPU.
+    description:
+      - Give the instance every NVIDIA GPU through a device request. Fails on a host without GPU.
+      - A new instance gets none when not given.
     type: bool
-    default: false
   cpus:
     description:
       - Whole physical cores dedicated to the instance, pinned by a cpuset that keeps hyper-thread siblings
@@ -91,9 +90,8 @@ options:
     description: Maximum number of processes in the instance. Defaults to the provider's C(pids_limit) (512).
     type: int
   owner:
-    description: Who the instance belongs to (the API's client name); recorded as a label.
+    description: Who the instance belongs to (the API's client name); recorded as a label. A new instance gets V(operator).
     type: str
-    default: operator
   recreate:
     description:
       - When the existing instance differs in something that cannot change in place, remove it and create
@@ -287,18 +285,18 @@ def main() -> None:
     argument_spec = dict(
         name=dict(type="str", required=True),
         state=dict(type="str", default="started", choices=list(STATES)),
-        image=dict(type="str", default="debian-sshd"),
+        image=dict(type="str"),
         public_key=dict(type="str", no_log=False),
-        ssh_user=dict(type="str", default="root"),
-        extra_ports=dict(type="int", default=0),
-        gpu=dict(type="bool", default=False),
+        ssh_user=dict(type="str"),
+        extra_ports=dict(type="int"),
+        gpu=dict(type="bool"),
         cpus=dict(type="int"),
         cpu_share=dict(type="float"),
         memory=dict(type="str"),
         memory_reservation=dict(type="str"),
         disk_limit=dict(type="str"),
         pids_limit=dict(type="int"),
-        owner=dict(type="str", default="operator"),
+        owner=dict(type="str"),
         recreate=dict(type="bool", default=False),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=30),
@@ -306,7 +304,8 @@ def main() -> None:
         provider=dict(type="dict", options=PROVIDER_OPTIONS),
         **engine_options(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("cpus", "cpu_share")])
     require_core(module)
     params = module.params
 
@@ -316,10 +315,13 @@ def main() -> None:
             outcome = ensure_absent(manager, params["name"], module.check_mode)
         else:
             spec = manager.spec({field: params[field] for field in SPEC_FIELDS})
+            # As community.docker does: an existing instance is compared only in what the task gives.
+            given = {field for field in SPEC_FIELDS if params[field] is not None}
             outcome = ensure(
                 manager,
                 spec,
                 params["state"],
+                given=given,
                 recreate=params["recreate"],
                 check_mode=module.check_mode,
                 wait=params["wait"],

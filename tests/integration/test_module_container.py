@@ -162,3 +162,30 @@ def test_name_of_a_foreign_container_is_refused(tmp_path, engine, names, keypair
     assert result.rc != 0 and "not managed by dockpool" in result.result()["msg"]
     absent = run_playbook(tmp_path, [{"dockpool_container": {"name": name, "state": "absent"}}])
     assert absent.changed == 0 and engine.containers.get(name)
+
+
+def test_stopped_started_and_absent_need_only_the_name(tmp_path, engine, names, keypair, task):
+    name = names()
+    made = run_playbook(tmp_path, [task(name=name, public_key=keypair[1], memory="128m", extra_ports=1, cpu_share=0.5,
+                                        owner="alice", disk_limit="1g")])
+    assert made.rc == 0 and made.changed == 1, made.raw
+    # Only what a task gives is compared (community.docker's contract): the rest stays as the instance has it.
+    stopped = run_playbook(tmp_path, [task(name=name, state="stopped")], diff=True)
+    assert stopped.rc == 0 and stopped.changed == 1 and stopped.result()["actions"] == ["stopped"], stopped.raw
+    diff = stopped.result()["diff"]
+    assert {k for k in diff["after"] if diff["after"][k] != diff["before"][k]} == {"state"}
+    assert engine.api.inspect_container(name)["State"]["Status"] == "exited"
+    again = run_playbook(tmp_path, [task(name=name, state="stopped")])
+    assert again.rc == 0 and again.changed == 0, again.raw
+    started = run_playbook(tmp_path, [task(name=name, state="started")])
+    assert started.rc == 0 and started.result()["actions"] == ["started"], started.raw
+    # What is given is still compared.
+    differs = run_playbook(tmp_path, [task(name=name, state="started", extra_ports=2)])
+    assert differs.rc != 0 and "extra_ports: 1 -> 2" in differs.raw
+    gone = run_playbook(tmp_path, [task(name=name, state="absent")])
+    assert gone.rc == 0 and gone.changed == 1 and not engine.containers.list(all=True, filters={"name": f"^/{name}$"})
+
+
+def test_cpus_and_cpu_share_are_refused_together_by_the_argument_spec(tmp_path, engine, names, keypair, task):
+    both = run_playbook(tmp_path, [task(name=names(), public_key=keypair[1], cpus=1, cpu_share=0.5)])
+    assert both.rc != 0 and "parameters are mutually exclusive: cpus|cpu_share" in both.raw

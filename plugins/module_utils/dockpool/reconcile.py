@@ -6,7 +6,7 @@ same outcome without changing anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 from . import labels as L
 from .errors import Conflict
@@ -68,8 +68,12 @@ def ensure(
     check_mode: bool = False,
     wait: bool = True,
     wait_timeout: float = 30.0,
+    given: Optional[Collection[str]] = None,
 ) -> Outcome:
-    """Make the instance named ``spec.name`` exist as ``spec`` in ``state`` (present, started or stopped)."""
+    """Make the instance named ``spec.name`` exist as ``spec`` in ``state`` (present, started or stopped).
+
+    ``given`` names the fields the caller asked for: an existing instance is compared
+    in those only (all when None), so ``state: stopped`` with a name alone just stops it."""
     if state == "absent":
         return ensure_absent(manager, spec.name, check_mode)
     start = state == "started"
@@ -94,8 +98,10 @@ def ensure(
     differences = {
         attr: (_shown(attr, record.labels.get(label, "")), _shown(attr, wanted_labels[label]))
         for attr, label in L.SPEC_LABELS.items()
-        if record.labels.get(label, "") != wanted_labels[label]
+        if (given is None or attr in given) and record.labels.get(label, "") != wanted_labels[label]
     }
+    if given is not None:  # what the task left out stays as the instance has it, in the diff too
+        after.update({attr: value for attr, value in before.items() if attr != "state" and attr not in given})
     if differences:
         if not recreate:
             detail = "; ".join(f"{attr}: {old or 'unset'} -> {new or 'unset'}" for attr, (old, new) in sorted(differences.items()))
