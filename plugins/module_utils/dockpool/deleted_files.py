@@ -15,17 +15,24 @@ import logging
 import os
 import re
 import stat
-from typing import Iterable
+from typing import Iterable, Optional
 
 log = logging.getLogger("dockpool.watchdog")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+# Where Docker puts a container's processes: cgroup v1 and v2, cgroupfs and systemd drivers.
+_CGROUP_PROCS = (
+    "/sys/fs/cgroup/pids/docker/{id}/cgroup.procs",
+    "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/cgroup.procs",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.procs",
+    "/sys/fs/cgroup/docker/{id}/cgroup.procs",
+)
 
 
 class NotPermitted(Exception):
     """The caller may not look at the instances' processes (it is not root)."""
 
 
-def _container_of(pid_dir: str, wanted: set[str]) -> str | None:
+def _container_of(pid_dir: str, wanted: set[str]) -> Optional[str]:
     try:
         with open(os.path.join(pid_dir, "cgroup"), encoding="ascii", errors="replace") as handle:
             text = handle.read()
@@ -56,17 +63,35 @@ def _deleted_open_files(pid_dir: str) -> dict[tuple[int, int], int]:
     return found
 
 
-def held_by_deleted_files(container_ids: Iterable[str], proc: str = "/proc") -> dict[str, int]:
-    """Container id -> bytes held by files its processes deleted but keep open (one
-    pass over /proc). Raises NotPermitted when the processes cannot be inspected."""
-    wanted = set(container_ids)
-    per_container: dict[str, dict[tuple[int, int], int]] = {}
-    if not wanted:
-        return {}
-    for entry in os.scandir(proc):
-        if not entry.name.isdigit():
+def _pids_of(container: str) -> Optional[list[str]]:
+    """The container's processes from its cgroup, in the layouts Docker uses; None elsewhere."""
+    for layout in _CGROUP_PROCS:
+        try:
+            with open(layout.format(id=container), encoding="ascii") as handle:
+                return handle.read().split()
+        except OSError:
             continue
-        container = _container_of(entry.path, wanted)
-        if container is not None:
-            per_container.setdefault(container, {}).update(_deleted_open_files(entry.path))
+    return None
+
+
+def held_by_deleted_files(container_ids: Iterable[str], proc: str = "/proc") -> dict[str, int]:
+    """Container id -> bytes held by files its processes deleted but keep open. Each
+    container's processes come from its cgroup; where its cgroup is not found, one pass
+    over /proc finds them. Raises NotPermitted when they cannot be inspected."""
+    per_container: dict[str, dict[tuple[int, int], int]] = {}
+    unplaced: set[str] = set()
+    for container in set(container_ids):
+        pids = _pids_of(container)
+        if pids is None:
+            unplaced.add(container)
+            continue
+        files = per_container.setdefault(container, {})
+        for pid in pids:
+            files.update(_deleted_open_files(os.path.join(proc, pid)))
+    if unplaced:
+        for entry in os.scandir(proc):
+            if entry.name.isdigit():
+                container = _container_of(entry.path, unplaced)
+                if container is not None:
+                    per_container.setdefault(container, {}).update(_deleted_open_files(entry.path))
     return {container: sum(files.values()) for container, files in per_container.items()}

@@ -1,0 +1,243 @@
+"""The provider's firewall for instances: clients apart, and an instance outside the
+provider's own networks.
+
+Rules in the kernel's filter table, written as ``iptables-restore`` text and applied
+with ``--noflush`` so nothing but dockpool's own chains is touched:
+
+- ``DOCKER-USER -i BRIDGE -j DOCKPOOL-EGRESS`` (Docker consults DOCKER-USER first in
+  FORWARD, and never flushes it). DOCKPOOL-EGRESS lets replies through; traffic to
+  another instance goes to DOCKPOOL-TENANTS, which accepts only pairs of instances
+  of the same client, and is refused after it; then the operator's allowed networks
+  and the DNS servers (port 53) pass, the denied networks (RFC 1918, CGNAT,
+  link-local with the cloud metadata services, loopback, multicast...) are refused,
+  and the rest (the internet) passes.
+- ``INPUT -i BRIDGE -j DOCKPOOL-INPUT``: an instance reaches the provider host itself
+  (through the bridge's gateway or any of the host's addresses) only on the ports
+  clients are meant to use (the API, the jump account's sshd); the rest is refused.
+
+Refusals are REJECTs (a TCP reset, an ICMP "administratively prohibited"), so a
+blocked connection fails at once instead of hanging. The egress and input chains
+depend only on settings and are applied before Docker starts; the tenants chain
+follows the instances (their owner label and bridge address) and is rebuilt on
+every container start, stop and removal by ``dockpool-firewall watch``.
+
+Instances have no IPv6 on Docker's default bridge (IPv6 is off unless the operator
+turns it on), so these rules are IPv4 only; see docs/decisions.md.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import itertools
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from . import labels as L
+from .engine import connect
+from .errors import DockpoolError, InvalidInput
+
+log = logging.getLogger("dockpool.firewall")
+EGRESS, INPUT, TENANTS = "DOCKPOOL-EGRESS", "DOCKPOOL-INPUT", "DOCKPOOL-TENANTS"
+DEFAULT_SETTINGS_FILE = "/etc/dockpool/firewall.json"
+# What an instance may never reach unless the operator allows it: private networks,
+# shared address space, loopback, link-local (cloud metadata), multicast and the like.
+DEFAULT_DENY = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+                "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4")
+_REJECT_TCP = "-p tcp -j REJECT --reject-with tcp-reset"
+_REJECT = "-j REJECT --reject-with icmp-admin-prohibited"
+
+
+def _networks(values: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise InvalidInput(f"{key}: expected a list of IPv4 networks such as 192.168.10.0/24", key)
+    out = []
+    for value in values:
+        try:
+            network = ipaddress.ip_network(str(value), strict=False)
+        except ValueError:
+            raise InvalidInput(f"{key}: {value!r} is not a network; give one such as 192.168.10.0/24", key) from None
+        if network.version != 4:
+            raise InvalidInput(f"{key}: {value!r} is IPv6; instances have IPv4 only on Docker's bridge", key)
+        out.append(str(network))
+    return tuple(out)
+
+
+def _ports(values: Any, key: str) -> tuple[int, ...]:
+    if not isinstance(values, (list, tuple)) or not all(isinstance(p, int) and 1 <= p <= 65535 for p in values):
+        raise InvalidInput(f"{key}: expected a list of TCP port numbers", key)
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class FirewallSettings:
+    bridge: str = "docker0"
+    deny: tuple[str, ...] = DEFAULT_DENY
+    allow: tuple[str, ...] = ()  # networks the operator opens on purpose (a lab's storage)
+    dns: tuple[str, ...] = ()  # resolvers instances use (often on a private network)
+    host_ports: tuple[int, ...] = (8088, 22000)  # TCP ports of the host that instances may reach
+    extra_deny: tuple[str, ...] = ()  # networks the operator closes beyond the defaults
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "FirewallSettings":
+        if not isinstance(data, dict):
+            raise InvalidInput("firewall settings: expected an object", "settings")
+        unknown = sorted(set(data) - {"bridge", "deny", "allow", "dns", "host_ports", "extra_deny"})
+        if unknown:
+            raise InvalidInput(f"firewall settings: unknown key {unknown[0]!r}", unknown[0])
+        bridge = data.get("bridge", "docker0")
+        if not isinstance(bridge, str) or not bridge.replace("-", "").replace("_", "").isalnum() or len(bridge) > 15:
+            raise InvalidInput(f"bridge: {bridge!r} is not an interface name", "bridge")
+        dns = _networks(data.get("dns", []), "dns")
+        if any(not n.endswith("/32") for n in dns):
+            raise InvalidInput("dns: give single addresses", "dns")
+        return cls(bridge=bridge, deny=_networks(data.get("deny", DEFAULT_DENY), "deny"),
+                   allow=_networks(data.get("allow", []), "allow"), dns=dns,
+                   host_ports=_ports(data.get("host_ports", [8088, 22000]), "host_ports"),
+                   extra_deny=_networks(data.get("extra_deny", []), "extra_deny"))
+
+
+def load_settings(path: str = DEFAULT_SETTINGS_FILE) -> FirewallSettings:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return FirewallSettings.from_dict(json.load(handle))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{path}: cannot read the firewall settings ({exc})", "settings") from None
+
+
+def policy_rules(settings: FirewallSettings) -> str:
+    """iptables-restore text for the egress and input chains (the tenants chain is only created)."""
+    br = settings.bridge
+    lines = ["*filter", f":{EGRESS} - [0:0]", f":{INPUT} - [0:0]"]
+    egress = ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+              f"-o {br} -j {TENANTS}",
+              f"-o {br} {_REJECT_TCP}", f"-o {br} {_REJECT}"]
+    egress += [f"-d {net} -j RETURN" for net in settings.allow]
+    egress += [f"-d {dns} -p {proto} --dport 53 -j RETURN" for dns in settings.dns for proto in ("udp", "tcp")]
+    for net in settings.deny + settings.extra_deny:
+        egress += [f"-d {net} {_REJECT_TCP}", f"-d {net} {_REJECT}"]
+    egress.append("-j RETURN")
+    lines += [f"-A {EGRESS} {rule}" for rule in egress]
+    ports = ",".join(str(p) for p in settings.host_ports)
+    inbound = ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
+    if ports:
+        inbound.append(f"-p tcp -m multiport --dports {ports} -j RETURN")
+    inbound += [_REJECT_TCP, _REJECT]
+    lines += [f"-A {INPUT} {rule}" for rule in inbound]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def tenant_rules(instances: Iterable[tuple[str, str]]) -> str:
+    """iptables-restore text for the tenants chain: (owner, address) pairs -> every
+    ordered pair of one owner's addresses may talk; nothing else is accepted here."""
+    by_owner: dict[str, list[str]] = {}
+    for owner, address in instances:
+        if owner and address:
+            by_owner.setdefault(owner, []).append(str(ipaddress.ip_address(address)))
+    lines = ["*filter", f":{TENANTS} - [0:0]"]
+    for owner in sorted(by_owner):
+        for src, dst in itertools.permutations(sorted(set(by_owner[owner])), 2):
+            lines.append(f"-A {TENANTS} -s {src}/32 -d {dst}/32 -j ACCEPT")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def _iptables(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", *argv], capture_output=True, text=True, check=check)
+
+
+def _restore(text: str) -> None:
+    done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=text, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DockpoolError(f"iptables-restore refused the rules: {done.stderr.strip()}")
+
+
+def _jumps(settings: FirewallSettings) -> list[tuple[str, list[str]]]:
+    return [("DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]), ("INPUT", ["-i", settings.bridge, "-j", INPUT])]
+
+
+def apply(settings: FirewallSettings) -> None:
+    """Create or refresh the chains and make sure each is jumped to, first, exactly once.
+    Works before Docker starts (DOCKER-USER is created here; Docker keeps it)."""
+    for chain in ("DOCKER-USER", TENANTS):
+        if _iptables("-n", "-L", chain, check=False).returncode != 0:
+            _iptables("-N", chain)
+    _restore(policy_rules(settings))
+    for chain, rule in _jumps(settings):
+        if _iptables("-C", chain, *rule, check=False).returncode != 0:
+            _iptables("-I", chain, "1", *rule)
+
+
+def remove(settings: FirewallSettings) -> None:
+    """Take every dockpool rule and chain away (teardown)."""
+    for chain, rule in _jumps(settings):
+        while _iptables("-C", chain, *rule, check=False).returncode == 0:
+            _iptables("-D", chain, *rule)
+    for chain in (EGRESS, INPUT, TENANTS):
+        if _iptables("-n", "-L", chain, check=False).returncode == 0:
+            _iptables("-F", chain)
+            _iptables("-X", chain)
+
+
+def instance_addresses(client: Any, bridge_network: str = "bridge") -> list[tuple[str, str]]:
+    """(owner, address on the bridge) of every running dockpool instance."""
+    summaries = client.api.containers(filters={"label": L.MANAGED_FILTER, "status": "running"})
+    found = []
+    for summary in summaries:
+        network = ((summary.get("NetworkSettings") or {}).get("Networks") or {}).get(bridge_network) or {}
+        found.append(((summary.get("Labels") or {}).get(L.OWNER, ""), network.get("IPAddress", "")))
+    return found
+
+
+def sync_tenants(client: Any) -> None:
+    _restore(tenant_rules(instance_addresses(client)))
+
+
+def watch(settings: FirewallSettings, connect_engine: Any) -> None:
+    """Apply the policy, then keep the tenants chain in step with the instances, for ever:
+    across Docker restarts (the event stream ends; reconnect and resync)."""
+    apply(settings)
+    while True:
+        try:
+            client = connect_engine()
+            events = client.api.events(decode=True, filters={"type": "container", "event": ["start", "die", "destroy"]})
+            apply(settings)  # Docker may have been restarted: jumps first, then the pairs
+            sync_tenants(client)
+            for _ in events:
+                sync_tenants(client)
+        except DockpoolError as exc:
+            log.warning("%s; retrying in 1 s", exc.message)
+        except Exception as exc:  # pylint: disable=broad-except  # an engine gone away: wait for it, never exit
+            log.info("engine not reachable (%s); retrying in 1 s", exc)
+        time.sleep(1)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockpool-firewall", description=__doc__)
+    parser.add_argument("action", choices=["apply", "watch", "remove", "check"])
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS_FILE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dockpool-firewall %(levelname)s %(message)s")
+    try:
+        settings = load_settings(args.settings)
+        if args.action == "check":
+            return 0  # the settings parse: what the role's validate asks
+        if args.action == "apply":
+            apply(settings)
+        elif args.action == "remove":
+            remove(settings)
+        else:
+            watch(settings, lambda: connect(timeout=30))
+    except DockpoolError as exc:
+        log.error("%s", exc.message)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

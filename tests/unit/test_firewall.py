@@ -1,0 +1,54 @@
+"""The firewall's rules as text (what iptables-restore is given), and its settings."""
+from __future__ import annotations
+
+import pytest
+
+from dockpool.errors import InvalidInput
+from dockpool.firewall import FirewallSettings, policy_rules, tenant_rules
+
+
+def test_egress_order_replies_tenants_allowed_dns_denied_then_internet():
+    settings = FirewallSettings.from_dict({"allow": ["10.231.0.0/24"], "dns": ["10.255.255.53/32"],
+                                           "extra_deny": ["203.0.113.0/24"], "host_ports": [8088, 22000]})
+    lines = [line for line in policy_rules(settings).splitlines() if line.startswith("-A DOCKPOOL-EGRESS")]
+    rules = [line.split("DOCKPOOL-EGRESS ", 1)[1] for line in lines]
+    assert rules[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+    assert rules[1] == "-o docker0 -j DOCKPOOL-TENANTS"
+    assert rules[2].startswith("-o docker0 -p tcp -j REJECT") and rules[3].startswith("-o docker0 -j REJECT")
+    assert rules.index("-d 10.231.0.0/24 -j RETURN") < rules.index("-d 10.0.0.0/8 -p tcp -j REJECT --reject-with tcp-reset")
+    assert rules.index("-d 10.255.255.53/32 -p udp --dport 53 -j RETURN") < rules.index("-d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited")
+    for net in ("169.254.0.0/16", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "224.0.0.0/4",
+                "203.0.113.0/24"):
+        assert f"-d {net} -p tcp -j REJECT --reject-with tcp-reset" in rules
+    assert rules[-1] == "-j RETURN"
+
+
+def test_the_host_is_reached_only_on_the_client_ports():
+    text = policy_rules(FirewallSettings(host_ports=(8088, 8443, 22000)))
+    inbound = [line.split("DOCKPOOL-INPUT ", 1)[1] for line in text.splitlines() if line.startswith("-A DOCKPOOL-INPUT")]
+    assert inbound == ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+                       "-p tcp -m multiport --dports 8088,8443,22000 -j RETURN",
+                       "-p tcp -j REJECT --reject-with tcp-reset", "-j REJECT --reject-with icmp-admin-prohibited"]
+
+
+def test_tenant_pairs_are_one_clients_only():
+    text = tenant_rules([("alice", "172.17.0.2"), ("alice", "172.17.0.3"), ("bob", "172.17.0.4"), ("carol", "")])
+    pairs = [line for line in text.splitlines() if line.startswith("-A")]
+    assert pairs == ["-A DOCKPOOL-TENANTS -s 172.17.0.2/32 -d 172.17.0.3/32 -j ACCEPT",
+                     "-A DOCKPOOL-TENANTS -s 172.17.0.3/32 -d 172.17.0.2/32 -j ACCEPT"]
+    assert text.startswith("*filter\n:DOCKPOOL-TENANTS - [0:0]\n") and text.endswith("COMMIT\n")
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"allow": ["lab"]}, "allow"),
+    ({"allow": "10.0.0.0/8"}, "allow"),
+    ({"extra_deny": ["fd00::/8"]}, "extra_deny"),
+    ({"dns": ["10.0.0.0/8"]}, "dns"),
+    ({"host_ports": [0]}, "host_ports"),
+    ({"bridge": "docker0; reboot"}, "bridge"),
+    ({"allowed": []}, "allowed"),
+])
+def test_bad_settings_name_their_field(settings, field):
+    with pytest.raises(InvalidInput) as info:
+        FirewallSettings.from_dict(settings)
+    assert info.value.field == field
