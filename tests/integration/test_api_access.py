@@ -98,7 +98,8 @@ def test_the_fleet_token_opens_the_peer_routes_and_nothing_else(tmp_path):
 
 def test_admin_routes_take_only_an_admins_token(tmp_path):
     config = config_from_dict(make_config(tmp_path))
-    app = Bottle(catchall=False)  # the plugin's refusal reaches the test as the exception it raises
+    app = Bottle()
+    app.config["catchall"] = False  # the plugin's refusal reaches the test as the exception it raises
     app.install(AccessPlugin(config, Authenticator(config.clients)))
     app.get("/admin-only", access="admin", callback=lambda: {"who": current_client().name})
     api = TestApp(app)

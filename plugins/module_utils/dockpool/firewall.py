@@ -152,7 +152,7 @@ def _iptables(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def _restore(text: str) -> None:
-    done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=text, capture_output=True, text=True)
+    done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DockpoolError(f"iptables-restore refused the rules: {done.stderr.strip()}")
 
@@ -208,7 +208,7 @@ def watch(settings: FirewallSettings, connect_engine: Any) -> None:
             events = client.api.events(decode=True, filters={"type": "container", "event": ["start", "die", "destroy"]})
             apply(settings)  # Docker may have been restarted: jumps first, then the pairs
             sync_tenants(client)
-            for _ in events:
+            for _event in events:  # any start, death or removal: rebuild the pairs
                 sync_tenants(client)
         except DockpoolError as exc:
             log.warning("%s; retrying in 1 s", exc.message)

@@ -219,7 +219,7 @@ class PeerTable:
             with ThreadPoolExecutor(max_workers=slots) as pool:
                 return [e for e, ok in zip(entries, pool.map(self.verify, entries)) if ok]
         finally:
-            for _ in range(slots):
+            for _slot in range(slots):
                 self._checks.release()
 
     def merge(self, data: Any) -> dict[str, list[dict[str, Any]]]:

@@ -90,4 +90,3 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
         disk_limit=disk_limit,
         pids_limit=pids_limit,
     )
-

@@ -51,7 +51,6 @@ def whole_number(value: Any, field: str, low: int, high: int) -> int:
     return number
 
 
-
 def validate_name(value: object, field: str = "name") -> str:
     """An instance or owner name: letters, digits, '.', '_', '-'; starts alphanumeric."""
     if not isinstance(value, str) or not _NAME.match(value):

@@ -5,7 +5,7 @@ import json
 import logging
 import time
 from functools import wraps
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
