@@ -320,7 +320,7 @@ class InstanceManager:
         with placement_lock(self.policy.lock_path):
             if dedicated:
                 self._rebalance_shared()
-            write_jump_keys(self.records(), self.policy)
+            self._write_jump_keys()
 
     def _ssh_port(self, record_labels: dict) -> Optional[int]:
         return next(
@@ -392,7 +392,7 @@ class InstanceManager:
             if record.dedicated:
                 self._rebalance_shared()
             # The key list first, then the release: a connection that read the old list started before it.
-            write_jump_keys(self.records(), self.policy)
+            self._write_jump_keys()
             release_ports([p.host_port for p in L.published_ports(record.labels)], self.policy)
         return True
 
@@ -400,4 +400,9 @@ class InstanceManager:
         """Rewrite the jump account's key list from the instances that exist now."""
         if self.policy.jump_keys_file:
             with placement_lock(self.policy.lock_path):
-                write_jump_keys(self.records(), self.policy)
+                self._write_jump_keys()
+
+    def _write_jump_keys(self) -> None:
+        """The same, for callers that hold the placement lock already (a second flock would wait on itself)."""
+        if self.policy.jump_keys_file:
+            write_jump_keys(self.records(), self.policy)
