@@ -405,4 +405,4 @@ class InstanceManager:
     def _write_jump_keys(self) -> None:
         """The same, for callers that hold the placement lock already (a second flock would wait on itself)."""
         if self.policy.jump_keys_file:
-            write_jump_keys(self.records(), self.policy)
+            write_jump_keys(self.records(), self.policy.jump_keys_file, self.policy.probe_host)

@@ -73,11 +73,9 @@ def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
     return lines
 
 
-def write_jump_keys(records: Iterable[L.Record], policy: Policy) -> None:
-    """Rewrite the jump account's key list, when the provider keeps one."""
-    if policy.jump_keys_file:
-        lines = jump_key_lines(records, policy.probe_host)
-        write_text(policy.jump_keys_file, "".join(f"{line}\n" for line in lines))
+def write_jump_keys(records: Iterable[L.Record], path: str, target_host: str) -> None:
+    """Rewrite the jump account's key list at ``path``, whole."""
+    write_text(path, "".join(f"{line}\n" for line in jump_key_lines(records, target_host)))
 
 
 def _jump_sessions_started(jump_user: str) -> list[float]:

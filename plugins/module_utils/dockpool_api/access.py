@@ -18,10 +18,11 @@ when the app is built, not a route open by accident.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
+
+from dockpool.peers import NetworkRule
 
 from .auth import Authenticator, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
@@ -35,14 +36,11 @@ def caller_address() -> str:
     return request.environ.get("REMOTE_ADDR") or "unknown"
 
 
-def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
+def _trusted_source(address: str, networks: NetworkRule) -> bool:
     try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+        return networks.permits(address)
+    except ValueError:  # not an address (a test client, a Unix socket)
         return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in ipaddress.ip_network(n) for n in networks if ipaddress.ip_network(n).version == ip.version)
 
 
 class AccessPlugin:
@@ -54,6 +52,7 @@ class AccessPlugin:
     def __init__(self, config: ApiConfig, auth: Authenticator) -> None:
         self.config, self.auth = config, auth
         self._fleet = hash_token(config.fleet_token) if config.fleet_token else None
+        self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
 
     def identify(self, header: Optional[str]) -> Client:
         return self.auth.client(header, caller_address())
@@ -63,7 +62,7 @@ class AccessPlugin:
         if access == "open" or (access == "reader" and self.config.open_read_routes):
             return None
         if access == "peer":
-            if not header and _in_networks(caller_address(), self.config.peer_sources):
+            if not header and _trusted_source(caller_address(), self._peer_sources):
                 return None  # a P2PRC peer in a network the operator trusts
             if self._fleet and hmac.compare_digest(hash_token(bearer_token(header)), self._fleet):
                 return None  # another provider of the fleet
