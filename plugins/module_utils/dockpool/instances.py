@@ -41,7 +41,7 @@ def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:
     that another client's instance carries (whatever its comment) is refused."""
     if not spec.public_key:
         return
-    owner = L.key_owners(records).get(key_material(spec.public_key))
+    owner = L.key_owners(L.keyed_records(records)).get(key_material(spec.public_key))
     if owner is not None and owner != spec.owner:
         raise Conflict("public_key: this key already belongs to another client's instance on this provider; "
                        "log in with a key of your own", "public_key")

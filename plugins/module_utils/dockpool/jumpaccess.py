@@ -25,9 +25,7 @@ import psutil
 
 from . import labels as L
 from .atomicfile import read_json, write_json, write_text
-from .errors import InvalidInput
 from .policy import Policy
-from .validation import key_material, validate_public_key
 
 log = logging.getLogger("dockpool.jump")
 # A connection authenticated from a key list read just before the rewrite forks its
@@ -47,18 +45,11 @@ def _destination(host: str, port: int) -> str:
 def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
     """authorized_keys lines: one per key material (sshd uses only the first line a key
     matches), allowing the ports of that key owner's instances that carry the key."""
-    records = list(records)
-    owners = L.key_owners(records)
+    keyed = L.keyed_records(records)
+    owners = L.key_owners(keyed)
     destinations: dict[str, list[str]] = {}
     names: dict[str, list[str]] = {}
-    for record in records:
-        key = record.labels.get(L.PUBLIC_KEY)
-        if not record.managed or not key:
-            continue
-        try:
-            material = key_material(validate_public_key(key))
-        except InvalidInput:
-            continue  # a hand-edited label never reaches sshd
+    for record, material in keyed:
         if owners[material] != record.labels.get(L.OWNER, ""):
             continue  # another client's copy of this key opens nothing
         ports = [_destination(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
@@ -105,6 +96,10 @@ def _read_released(path: str) -> dict[int, float]:
     return {int(port): float(when) for port, when in data.items() if str(port).isdigit() and isinstance(when, (int, float))}
 
 
+def _write_released(path: str, released: dict[int, float]) -> None:
+    write_json(path, {str(port): when for port, when in sorted(released.items())})
+
+
 def release_ports(ports: Iterable[int], policy: Policy, now: Optional[float] = None) -> None:
     """Record that ``ports`` were freed now (call under the placement lock)."""
     if not (policy.released_ports_file and policy.jump_user):
@@ -112,7 +107,7 @@ def release_ports(ports: Iterable[int], policy: Policy, now: Optional[float] = N
     released = _read_released(policy.released_ports_file)
     moment = time.time() if now is None else now
     released.update({port: moment for port in ports})
-    write_json(policy.released_ports_file, {str(p): t for p, t in sorted(released.items())})
+    _write_released(policy.released_ports_file, released)
 
 
 def held_ports(policy: Policy) -> set[int]:
@@ -126,5 +121,5 @@ def held_ports(policy: Policy) -> set[int]:
     sessions = _jump_sessions_started(policy.jump_user)
     held = {port: when for port, when in released.items() if any(start <= when + RELEASE_SLACK for start in sessions)}
     if held != released:
-        write_json(policy.released_ports_file, {str(p): t for p, t in sorted(held.items())})
+        _write_released(policy.released_ports_file, held)
     return set(held)

@@ -103,21 +103,33 @@ class Record:
         return bool(self.labels.get(CPUS))
 
 
-def key_owners(records: Iterable[Record]) -> dict[str, str]:
-    """Each key's material -> the client whose instance first carried it.
+def record_key_material(record: Record) -> Optional[str]:
+    """The material of a managed instance's key label; None without one, or for a label
+    that is not a valid key (a hand-edited label never reaches sshd)."""
+    key = record.labels.get(PUBLIC_KEY)
+    if not record.managed or not key:
+        return None
+    try:
+        return key_material(validate_public_key(key))
+    except InvalidInput:
+        return None
+
+
+def key_owners(keyed: Iterable[tuple[Record, str]]) -> dict[str, str]:
+    """Each key material -> the client whose instance first carried it, from
+    (record, material) pairs.
 
     Creation refuses a key another client already uses, so there is one owner per
     key; for instances older than that rule, the first owner keeps the key."""
     owners: dict[str, str] = {}
-    for record in sorted(records, key=lambda r: r.created):
-        key = record.labels.get(PUBLIC_KEY)
-        if not record.managed or not key:
-            continue
-        try:
-            owners.setdefault(key_material(validate_public_key(key)), record.labels.get(OWNER, ""))
-        except InvalidInput:
-            continue  # a hand-edited label never reaches sshd
+    for record, material in sorted(keyed, key=lambda pair: pair[0].created):
+        owners.setdefault(material, record.labels.get(OWNER, ""))
     return owners
+
+
+def keyed_records(records: Iterable[Record]) -> list[tuple[Record, str]]:
+    """(record, key material) for the instances that carry a valid key, each key parsed once."""
+    return [(r, m) for r in records if (m := record_key_material(r)) is not None]
 
 
 def _text(value: Any) -> str:
