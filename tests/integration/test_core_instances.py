@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -207,6 +208,40 @@ def test_every_failure_leaves_nothing_behind(engine, policy, names, keypair, no_
             manager.create(manager.spec({"name": names(), "public_key": keypair[1], "image": test_images["dying"],
                                          "memory": "64m"}), wait_timeout=60)
         assert "stopped before sshd answered" in info.value.message
+
+
+def test_a_port_taken_before_start_is_planned_again(engine, names, keypair, no_leak, monkeypatch):
+    """A port probed free can be taken by another program (an outgoing connection's source
+    port, a listener) before the engine binds it: the creation is planned again, up to three
+    times, and each abandoned container is removed."""
+    manager = InstanceManager(engine, Policy(port_range=PortRange(43970, 43979), bind_address="127.0.0.1"))
+    install_key = InstanceManager._install_key
+    squatters: list[socket.socket] = []
+
+    def take_the_planned_port(self, container, spec, image, times: list[int]) -> None:
+        if len(squatters) < times[0]:  # another program binds the chosen port in between
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the last test's TIME_WAIT
+            sock.bind(("127.0.0.1", self._ssh_port(container.labels)))
+            sock.listen()
+            squatters.append(sock)
+        install_key(self, container, spec, image)
+
+    try:
+        with no_leak():
+            times = [1]
+            monkeypatch.setattr(InstanceManager, "_install_key", lambda *a: take_the_planned_port(*a, times))
+            view = manager.create(manager.spec({"name": names(), "public_key": keypair[1], "memory": "64m"}))
+            assert view["ssh"]["port"] != squatters[0].getsockname()[1]
+            assert ssh_run(keypair[0], view["ssh"]["port"], "true").returncode == 0
+            manager.remove(view["id"])
+            times[0] = 4  # every attempt loses its port: a clear 503, nothing left
+            with pytest.raises(EngineUnavailable) as info:
+                manager.create(manager.spec({"name": names(), "public_key": keypair[1], "memory": "64m"}))
+            assert "address already in use" in info.value.message and len(squatters) == 4
+    finally:
+        for sock in squatters:
+            sock.close()
 
 
 def test_foreign_containers_are_never_touched(engine, manager, names, keypair):

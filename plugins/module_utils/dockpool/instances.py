@@ -32,6 +32,10 @@ from .usage import is_over, measure
 from .validation import key_material
 
 CPU_PERIOD = 100_000  # microseconds; the quota is share * period
+# A port probed free under the placement lock can still be taken (as some program's outgoing
+# source port) before the engine binds it at start; the creation is then planned again.
+PORT_ATTEMPTS = 3
+_PORT_TAKEN = ("address already in use", "port is already allocated")
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 
@@ -45,6 +49,11 @@ def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:
     if owner is not None and owner != spec.owner:
         raise Conflict("public_key: this key already belongs to another client's instance on this provider; "
                        "log in with a key of your own", "public_key")
+
+
+def port_taken(exc: EngineUnavailable) -> bool:
+    """The engine could not bind a host port it was given."""
+    return any(text in exc.message for text in _PORT_TAKEN)
 
 
 @dataclass(frozen=True)
@@ -273,31 +282,34 @@ class InstanceManager:
         image = resolve_image(self.client, spec.image, self.policy.image_prefix)
         self._check_gpu(spec)
         image_ports = ports_from_image(image.attrs)
-        with placement_lock(self.policy.lock_path):
-            records = self.records()
-            if admit is not None:
-                spec = admit(spec, records)
-            if self.name_taken(spec.name):
-                raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
-            check_key_owner(spec, records)
-            placement = self.plan(spec, image_ports, records)
-            # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
-            vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None
-            container = self._create_container(self._create_kwargs(spec, image, placement, origin, vnc_password), spec)
-            if spec.cpus is not None:
-                self._rebalance_shared()
-        try:
-            by_env = bool(key_env(image.attrs))
-            if spec.public_key and (spec.ssh_user != "root" or not by_env):
-                with engine_errors(f"installing the SSH key in {spec.name!r}"):
-                    account = find_account(container, spec.ssh_user, spec.image)  # also: does the user exist?
-                    if not by_env:  # any image with sshd: write the key into its filesystem
-                        write_authorized_key(container, account, spec.public_key)
-            if start:
-                self._start(container, spec.name, wait, wait_timeout)
-        except BaseException:
-            self._discard(container, spec.cpus is not None)
-            raise
+        requested = spec
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            with placement_lock(self.policy.lock_path):
+                records = self.records()
+                spec = admit(requested, records) if admit is not None else requested
+                if self.name_taken(spec.name):
+                    raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
+                check_key_owner(spec, records)
+                placement = self.plan(spec, image_ports, records)
+                # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
+                vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None
+                container = self._create_container(self._create_kwargs(spec, image, placement, origin, vnc_password),
+                                                   spec)
+                if spec.cpus is not None:
+                    self._rebalance_shared()
+            try:
+                self._install_key(container, spec, image)
+                if start:
+                    self._start(container, spec.name, wait, wait_timeout)
+            except EngineUnavailable as exc:
+                self._discard(container, spec.cpus is not None)
+                if attempt < PORT_ATTEMPTS and port_taken(exc):
+                    continue  # planned free, then taken by another program before the engine bound it
+                raise
+            except BaseException:
+                self._discard(container, spec.cpus is not None)
+                raise
+            break
         self.refresh_jump_keys()
         view = self.get(container.id)
         if vnc_password and view.get("desktop"):
@@ -312,6 +324,15 @@ class InstanceManager:
             if record.labels.get(L.ORIGIN) == origin and record.status == "created" and self.remove(record.id):
                 removed.append(record.labels.get(L.NAME, record.name))
         return removed
+
+    def _install_key(self, container: Any, spec: InstanceSpec, image: Any) -> None:
+        """Images that take the key from the environment have it already; others get it written in."""
+        by_env = bool(key_env(image.attrs))
+        if spec.public_key and (spec.ssh_user != "root" or not by_env):
+            with engine_errors(f"installing the SSH key in {spec.name!r}"):
+                account = find_account(container, spec.ssh_user, spec.image)  # also: does the user exist?
+                if not by_env:  # any image with sshd: write the key into its filesystem
+                    write_authorized_key(container, account, spec.public_key)
 
     def _discard(self, container: Any, dedicated: bool) -> None:
         """Remove a half-made instance; its ports and cores go with it."""
