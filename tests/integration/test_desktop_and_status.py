@@ -5,6 +5,7 @@ Set DOCKPOOL_SCREENSHOT_DIR (as `make screenshots` does) to keep the screenshots
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -94,9 +95,18 @@ def test_status_page_shows_specs_capacity_and_a_clients_instance(service, keypai
     refused = requests.get(f"{service}/", headers={"Authorization": "Bearer nope"}, timeout=30)
     assert refused.status_code == 200 and "not accepted" in refused.text and name not in refused.text
 
-    # In a browser: the token after # goes into a cookie for this page, and the page shows the instance.
+    # In a browser: the token after # stays in the tab's sessionStorage, and the page shows the instance.
     page = f"{service}/#token={TOKENS['bob']}"
-    assert name in dom(page)
+    shown = dom(page)
+    assert name in shown
+    # Sizes in human units (GiB, MiB), never raw bytes or kibibytes.
+    unit = r"\d+(\.\d)? (B|KiB|MiB|GiB|TiB)"
+    assert re.search(rf"<th>Memory</th><td>{unit} free of {unit}</td>", shown), shown
+    assert re.search(rf"<th>Disk</th><td>{unit} free of {unit}</td>", shown)
+    row = shown[shown.find(name):]
+    assert re.search(rf"<td>{unit}</td>\s*<td>(-|{unit}) / {unit}</td>", row), row[:1500]  # memory; disk used / limit
+    for raw in (specs["memory"]["total"], specs["memory"]["total"] // 1024, specs["disk"]["total"]):
+        assert str(raw) not in shown
     shot = screenshot(page, tmp_path / "status.png")
     keep(shot, "status-page.png")
     assert share_of(shot, DESKTOP_GREEN, tolerance=2) > 0.005  # the page's header bar was drawn
