@@ -59,7 +59,11 @@ def server_settings(config: ApiConfig) -> dict:
     beyond 1 MiB (input beyond 512 KiB) to temporary files, which halves the speed
     test; these keep up to 8 MiB per connection in memory and send 1 MiB at a time."""
     mib = 1024 * 1024
-    return {
+    front = {}
+    if config.tls_port:  # nginx on this machine terminates TLS and says who connected, and over what
+        front = {"trusted_proxy": "127.0.0.1", "trusted_proxy_count": 1,
+                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
+    return {**front,
         "host": config.listen, "port": config.port, "threads": config.threads, "ident": "dockpool",
         "max_request_body_size": config.max_upload_bytes + mib, "clear_untrusted_proxy_headers": True,
         "send_bytes": mib, "recv_bytes": mib, "outbuf_overflow": 8 * mib, "outbuf_high_watermark": 16 * mib,

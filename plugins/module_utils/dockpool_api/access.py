@@ -24,7 +24,7 @@ from bottle import Bottle, Route, request
 
 from dockpool.peers import NetworkRule
 
-from .auth import Authenticator, Unauthorized, bearer_token, hash_token
+from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
 
 ACCESS = ("open", "reader", "client", "admin", "peer")
@@ -32,7 +32,8 @@ _ENVIRON_KEY = "dockpool.client"
 
 
 def caller_address() -> str:
-    # The socket peer, not X-Forwarded-For, which a client could forge to dodge the limiter.
+    # The socket peer; X-Forwarded-For only from the HTTPS front on 127.0.0.1 (waitress's
+    # trusted_proxy), never from anyone else, who could forge it to dodge the limiter.
     return request.environ.get("REMOTE_ADDR") or "unknown"
 
 
@@ -59,6 +60,10 @@ class AccessPlugin:
 
     def _resolve(self, access: str) -> Optional[Client]:
         header = request.get_header("Authorization")
+        if header and not self.config.plain_http_tokens and request.urlparts.scheme != "https":
+            # The token has crossed already; refusing tells the client to move before it sends it again.
+            raise PlainHttpRefused(f"this provider takes tokens over HTTPS only: use "
+                                   f"https://{self.config.advertise_address}:{self.config.tls_port}", "Authorization")
         if access == "open" or (access == "reader" and self.config.open_read_routes):
             return None
         if access == "peer":

@@ -20,6 +20,10 @@ class Unauthorized(DockpoolError):
     http_status = 401
 
 
+class PlainHttpRefused(DockpoolError):
+    http_status = 403
+
+
 class TooManyFailures(DockpoolError):
     http_status = 429
 

@@ -51,6 +51,8 @@ class ApiConfig:
     max_download_bytes: int = 50 * 1024**2
     max_json_bytes: int = 1024**2
     docker_host: Optional[str] = None
+    tls_port: int = 0  # where the HTTPS front (nginx, on this machine) listens; 0: none
+    plain_http_tokens: bool = True  # False: a request carrying a token over plain HTTP is refused
 
 
 def _clients(raw: Any) -> tuple[Client, ...]:
@@ -92,6 +94,12 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     except ValueError as exc:
         raise InvalidInput(f"API settings: {exc}", "peer_networks") from None
     values["peer_rule"] = NetworkRule(allow, deny)
+    tls_port = values.get("tls_port", 0)
+    if type(tls_port) is not int or not (tls_port == 0 or 1 <= tls_port <= 65535):
+        raise InvalidInput(f"tls_port: {tls_port!r} is not a port (1-65535, or 0 for no HTTPS front)", "tls_port")
+    if values.get("plain_http_tokens") is False and not tls_port:
+        raise InvalidInput("plain_http_tokens: false needs a tls_port, where clients can send their tokens instead",
+                           "plain_http_tokens")
     validate_name(values.get("provider_name", "provider"), "provider_name")
     return ApiConfig(**values)
 

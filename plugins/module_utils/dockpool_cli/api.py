@@ -6,26 +6,42 @@ from typing import Any, Iterator, Optional
 
 import requests
 
-from .errors import UNAVAILABLE, CliError, code_for_status
+from .errors import AUTH, UNAVAILABLE, CliError, code_for_status
+from .tls import PinnedAdapter, mismatch
 
 CHUNK = 1024 * 1024
 
 
 class Provider:
-    def __init__(self, url: str, token: Optional[str] = None, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: Optional[str] = None, fingerprint: Optional[str] = None,
+                 timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.fingerprint = fingerprint
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "dockpool-cli"
+        if fingerprint:  # a self-signed provider: its certificate, not a CA, is what is trusted
+            self.session.mount("https://", PinnedAdapter(fingerprint))
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def unreachable(self, exc: requests.RequestException) -> CliError:
+        """A transport failure as the CLI reports it; a certificate problem is an auth failure."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            if self.fingerprint and "fingerprints did not match" in str(exc).lower():
+                return mismatch(self.url, self.fingerprint)
+            if "certificate verify failed" in str(exc):
+                return CliError(f"the certificate of {self.url} is not signed by a CA this machine trusts; "
+                                f"`dockpool login {self.url}` shows its fingerprint to check with the operator "
+                                "and pin", AUTH)
+        return CliError(f"{self.url} cannot be reached: {exc.__class__.__name__}: {exc}", UNAVAILABLE)
 
     def call(self, method: str, path: str, *, timeout: Optional[float] = None, **kwargs: Any) -> Any:
         try:
             reply = self.session.request(method, f"{self.url}{path}", timeout=timeout or self.timeout,
                                          allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
-            raise CliError(f"{self.url} cannot be reached: {exc.__class__.__name__}: {exc}", UNAVAILABLE) from None
+            raise self.unreachable(exc) from None
         try:
             body = reply.json()
         except ValueError:
@@ -84,7 +100,7 @@ class Provider:
                 for chunk in reply.iter_content(CHUNK):
                     received += len(chunk)
         except requests.RequestException as exc:
-            raise CliError(f"{self.url} cannot be reached: {exc}", UNAVAILABLE) from None
+            raise self.unreachable(exc) from None
         return received, time.perf_counter() - started
 
     def upload(self, size: int) -> tuple[int, float]:

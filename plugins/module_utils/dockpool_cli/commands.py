@@ -1,13 +1,15 @@
 """What each `dockpool` subcommand does. Output goes through rich; --json prints data instead."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -17,12 +19,13 @@ from dockpool.errors import InvalidInput
 from dockpool.units import human_size, parse_size
 
 from . import sshconfig
+from . import tls
 from .api import Provider
 from .errors import AUTH, NOT_FOUND, REFUSED, UNAVAILABLE, CliError
 from .settings import Settings, normalise_url
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # a fingerprint such as 05:CD:DD holds ":CD:", an emoji code
+err = Console(stderr=True, emoji=False)
 DESKTOP_IMAGE = "desktop"
 
 
@@ -37,24 +40,71 @@ def _print_json(data: Any) -> None:
 
 
 def _provider(settings: Settings, url: Optional[str]) -> Provider:
-    chosen = settings.provider(url)
-    return Provider(chosen, settings.token(chosen))
+    return settings.connect(settings.provider(url))
 
 
 # ---- login and providers ---------------------------------------------------------------------
 
 
-def login(settings: Settings, url: str, token: str) -> int:
+def login(settings: Settings, url: str, token: str, fingerprint: Optional[str] = None,
+          insecure_http: bool = False, ask: Optional[Callable[[str], bool]] = None) -> int:
     url = normalise_url(url)
     if not token:
         raise CliError("a token is needed: --token T, $DOCKPOOL_TOKEN, or type it when asked", AUTH)
-    count = len(Provider(url, token).instances())  # proves the token before it is kept
-    settings.providers[url] = {"token": token}
+    if url.startswith("http://") and not on_this_machine(url) and not insecure_http:
+        raise CliError(f"{url} is plain HTTP to another machine: your token would cross the network readable. "
+                       "Use the provider's https:// address (port 8443 by default), or --insecure-http", AUTH)
+    pin = trust(settings, url, fingerprint, ask) if url.startswith("https://") else None
+    count = len(Provider(url, token, pin).instances())  # proves the token before it is kept
+    settings.providers[url] = {"token": token, **({"fingerprint": pin} if pin else {})}
     settings.default = url
     settings.save()
+    trusted = f" Certificate pinned: SHA-256 {tls.shown(pin)}." if pin else ""
     out.print(f"Logged in to [bold]{url}[/] ({count} instance{'s' if count != 1 else ''} of yours there). "
-              f"Token kept in {settings.path} (mode 0600).")
+              f"Token kept in {settings.path} (mode 0600).{trusted}")
     return 0
+
+
+def on_this_machine(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def trust(settings: Settings, url: str, given: Optional[str], ask: Optional[Callable[[str], bool]]) -> Optional[str]:
+    """The fingerprint to pin for ``url``, or None when a CA this machine trusts signed its certificate.
+    Like ssh's known_hosts: a new certificate is shown and confirmed once, then only it is accepted."""
+    if given:
+        wanted = tls.normalise_fingerprint(given)
+        served = tls.served_fingerprint(url)
+        if served != wanted:
+            raise CliError(f"{url} serves a certificate with SHA-256 {tls.shown(served)}, not the "
+                           f"{tls.shown(wanted)} you gave: do not log in there until the operator explains", AUTH)
+        return wanted
+    pinned = settings.fingerprint(url)
+    if pinned:
+        served = tls.served_fingerprint(url)
+        if served != pinned:
+            raise CliError(tls.changed_message(url, pinned, served), AUTH)
+        return pinned
+    try:
+        Provider(url).call("GET", "/healthz", timeout=10)
+        return None  # signed by a CA this machine trusts
+    except CliError as exc:
+        if exc.code != AUTH:
+            raise
+    served = tls.served_fingerprint(url)
+    question = (f"The certificate of {url} is not signed by a CA this machine trusts (a self-signed provider).\n"
+                f"Its SHA-256 fingerprint is {tls.shown(served)}\n"
+                "Compare it with the one the provider's operator gave you. Trust it from now on?")
+    if ask is None:
+        raise CliError(f"{question.splitlines()[0]} Its SHA-256 fingerprint is {tls.shown(served)}: if the operator "
+                       f"confirms it, run `dockpool login {url} --fingerprint {tls.shown(served)}`", AUTH)
+    if not ask(question):
+        raise CliError(f"{url}: certificate not trusted; nothing was kept", AUTH)
+    return served
 
 
 def peer_url(peer: dict[str, Any]) -> str:
@@ -62,9 +112,9 @@ def peer_url(peer: dict[str, Any]) -> str:
     return f"http://{host}:{peer.get('ServerPort')}"
 
 
-def probe(url: str, token: Optional[str]) -> dict[str, Any]:
+def probe(provider: Provider) -> dict[str, Any]:
     """Latency measured from here, and the provider's hardware and free capacity."""
-    provider = Provider(url, token, timeout=5)
+    url, token = provider.url, provider.session.headers.get("Authorization")
     try:
         latency = provider.latency()
         specs = provider.specs()
@@ -83,7 +133,7 @@ def probe(url: str, token: Optional[str]) -> dict[str, Any]:
 
 def probe_all(settings: Settings, urls: list[str]) -> list[dict[str, Any]]:
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(urls)))) as pool:
-        return list(pool.map(lambda u: probe(u, settings.token(u)), urls))
+        return list(pool.map(lambda u: probe(settings.connect(u, timeout=5)), urls))
 
 
 def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
@@ -184,7 +234,7 @@ def up(settings: Settings, args: Any) -> int:
     started = time.monotonic()
     quiet = args.json
     with err.status(f"Creating an instance on {url} (the provider answers once its SSH does)…") as status:
-        view = Provider(url, token).create(body)
+        view = settings.connect(url).create(body)
         settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key)}
         settings.save()
         try:
@@ -222,7 +272,7 @@ def _locate(settings: Settings, name: str, url: Optional[str]) -> tuple[Provider
     """The provider holding ``name``: --provider, else where `up` made it, else the default."""
     known = settings.instances.get(name)
     chosen = settings.provider(url or (known or {}).get("provider"))
-    return Provider(chosen, settings.token(chosen)), name
+    return settings.connect(chosen), name
 
 
 def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
@@ -232,7 +282,7 @@ def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
     rows, failures = [], []
     for each in urls:
         try:
-            rows += [{**v, "provider": each} for v in Provider(each, settings.token(each)).instances()]
+            rows += [{**v, "provider": each} for v in settings.connect(each).instances()]
         except CliError as exc:
             failures.append(exc)
             err.print(f"[yellow]{exc.message}[/]")

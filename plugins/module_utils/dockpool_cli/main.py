@@ -19,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("login", help="keep a provider's URL and your token (in a 0600 file)")
     p.add_argument("url")
     p.add_argument("--token", help="your API token (else $DOCKPOOL_TOKEN, else asked without echo)")
+    p.add_argument("--fingerprint", help="the SHA-256 of a self-signed provider's certificate, as its operator gave it")
+    p.add_argument("--insecure-http", action="store_true", help="send the token over plain HTTP to another machine")
 
     p = sub.add_parser("providers", help="the provider's peer table, with latency measured from here")
     p.add_argument("--provider", help="ask this provider (default: the one you logged in to last)")
@@ -61,10 +63,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def confirm(question: str) -> bool:
+    err.print(question, highlight=False)
+    return input("Type yes to trust it: ").strip().lower() == "yes"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "login":
         token = args.token or os.environ.get("DOCKPOOL_TOKEN") or (getpass.getpass("Token: ") if sys.stdin.isatty() else "")
-        return login(settings, args.url, token.strip())
+        return login(settings, args.url, token.strip(), args.fingerprint, args.insecure_http,
+                     confirm if sys.stdin.isatty() else None)
     if args.command == "providers":
         return providers(settings, args.provider, args.json)
     if args.command == "up":

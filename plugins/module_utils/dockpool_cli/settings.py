@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .api import Provider
 from .errors import AUTH, CliError
 
 
@@ -77,3 +78,11 @@ class Settings:
 
     def token(self, url: str) -> Optional[str]:
         return (self.providers.get(url) or {}).get("token")
+
+    def fingerprint(self, url: str) -> Optional[str]:
+        """The certificate pinned at login for a provider no CA vouches for."""
+        return (self.providers.get(url) or {}).get("fingerprint")
+
+    def connect(self, url: str, timeout: float = 30.0) -> Provider:
+        """The provider at ``url`` with this client's token and pinned certificate."""
+        return Provider(url, self.token(url), self.fingerprint(url), timeout)
