@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from test_provider import API, CACHE, CLIENT_KEY, on_provider
+from test_tls import TLS_API, provider_fingerprint
 
 if not API:
     pytest.skip("run by the molecule provision scenario (tests/e2e/molecule/provision)", allow_module_level=True)
@@ -27,7 +28,9 @@ def cli(home: Path, *argv: str) -> subprocess.CompletedProcess:
 
 def test_up_then_ssh_through_proxyjump_on_22000_then_rm(tmp_path):
     token = (CACHE / "e2e.token").read_text().strip()
-    assert cli(tmp_path, "login", API, "--token", token).returncode == 0
+    # Over HTTPS, pinning the self-signed certificate as the operator would hand it out.
+    logged_in = cli(tmp_path, "login", TLS_API, "--token", token, "--fingerprint", provider_fingerprint())
+    assert logged_in.returncode == 0, logged_in.stderr
     made = cli(tmp_path, "up", "--key", str(CLIENT_KEY), "--memory", "128m", "--name", "cli", "--json")
     assert made.returncode == 0, made.stderr
     view = json.loads(made.stdout)

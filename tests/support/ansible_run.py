@@ -50,9 +50,12 @@ def run_playbook_file(
     extra_vars: Optional[dict[str, Any]] = None,
     inventory: Optional[str] = None,
     host: str = "localhost",
+    tags: Optional[list[str]] = None,
 ) -> PlayResult:
     """Run a playbook with the project's ansible.cfg and return ``host``'s results, per task."""
     argv = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
+    if tags:
+        argv += ["--tags", ",".join(tags)]
     if check:
         argv.append("--check")
     if diff:
