@@ -17,7 +17,7 @@ from bench import common, create_latency, parallel_create, provisioning, speed, 
 BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "create_latency": (create_latency, {"n": 20}, {"n": 2}),
     "parallel_create": (parallel_create, {"levels": (1, 5, 20)}, {"levels": (1, 2)}),
-    "throughput": (throughput, {"seconds": 10}, {"levels": (1, 2), "seconds": 1}),
+    "throughput": (throughput, {"seconds": 10}, {"levels": (1, 2), "seconds": 3}),
     "speed": (speed, {"n": 5}, {"n": 1}),
     "watchdog_scaling": (watchdog_scaling, {"sizes": (10, 50, 100)}, {"sizes": (2, 4), "repeats": 1}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),

@@ -1,7 +1,9 @@
 """Requests per second and p99 of /server_info, /v1/specs and /healthz at 1, 8 and 32
 concurrent users (locust, headless), against a bare Bottle route on the same WSGI
-server in the same run; and the API's resident memory idle and after the load.
-Goals: /v1/specs >= 0.5 x bare requests/s, p99 < 20 ms at 32 concurrent."""
+server in the same run; /v1/specs again over HTTPS through the provider's nginx front
+(the provider_api role's template); and the API's resident memory idle and after the load.
+Goals: /v1/specs >= 0.5 x bare requests/s, p99 < 20 ms at 32 concurrent; HTTPS reported
+as a ratio to plain HTTP (no goal was set: TLS costs what it costs on 2 cores)."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +47,8 @@ def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
     import psutil  # pylint: disable=import-outside-toplevel
 
     from integration.test_api import make_config  # pylint: disable=import-outside-toplevel
-    from support.api_process import api_process, free_port, wait_until_up  # pylint: disable=import-outside-toplevel
+    from support.api_process import api_process, free_port  # pylint: disable=import-outside-toplevel
+    from support.tls_front import tls_front  # pylint: disable=import-outside-toplevel
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     port = free_port()
@@ -72,6 +75,11 @@ def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
                     str(users): locust(bare_url if route == "bare" else url, "/" if route == "bare" else route, users, seconds, work)
                     for users in levels
                 }
+            api_port = int(url.rsplit(":", 1)[1])
+            with tls_front(work / "front", api_port) as front:  # new connections per user, kept alive after
+                results["routes"]["https /v1/specs"] = {
+                    str(users): locust(front.url, "/v1/specs", users, seconds, work) for users in levels
+                }
             results["memory_mib"]["after_load"] = rss_mib(api_pid)
     finally:
         bare.terminate()
@@ -81,6 +89,8 @@ def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
     results["ratio_specs_rps"] = specs["rps"] / reference["rps"] if reference["rps"] else 0.0
     results["p99_specs_ms_at_top"] = specs["p99_ms"]
     results["met"] = results["ratio_specs_rps"] >= 0.5 and specs["p99_ms"] < 20
+    https = results["routes"]["https /v1/specs"][top]
+    results["ratio_https_specs_rps"] = https["rps"] / specs["rps"] if specs["rps"] else 0.0
     return results
 
 
@@ -91,6 +101,8 @@ def report(result: dict[str, Any]) -> str:
             + f"\n/v1/specs req/s / bare = {result['ratio_specs_rps']:.2f} (goal >= 0.5), "
             f"p99 at {max(result['levels'])} users = {result['p99_specs_ms_at_top']:.0f} ms (goal < 20): "
             f"{'met' if result['met'] else 'NOT met'}"
+            f"\n/v1/specs over HTTPS (nginx front) / plain HTTP at {max(result['levels'])} users = "
+            f"{result['ratio_https_specs_rps']:.2f}"
             f"\nAPI resident memory: {result['memory_mib']['idle']} MiB idle, {result['memory_mib']['after_load']} MiB after the load")
 
 

@@ -18,5 +18,7 @@ def test_benchmark_runs_with_tiny_counts(name):
     assert text.strip() and "\n" in text
     if name == "parallel_create":
         assert all(level["failed"] == 0 and level["distinct_ports"] for level in result["levels"])
+    if name == "throughput":  # every route answered, HTTPS through the front included
+        assert all(r["requests"] > 0 and r["failures"] == 0 for by in result["routes"].values() for r in by.values())
     if name == "provisioning":
         assert result["fleets"][0]["second_changed"] == 0
