@@ -75,6 +75,7 @@ def test_clients_are_apart_and_instances_are_outside_the_providers_networks(tmp_
             ("your second instance's unpublished listener", address[second["name"]], 8000, "open"),
             ("a host on the network the operator opened", LAB_HOST, 8000, "open"),
             ("the provider's API port", gateway, 8088, "open"),
+            ("the provider's HTTPS API port", gateway, 8443, "open"),
             ("another client's sshd", address[theirs["name"]], 22, "blocked"),
             ("another client's unpublished listener", address[theirs["name"]], 8000, "blocked"),
             ("a listener of the provider through the gateway", gateway, 9999, "blocked"),
@@ -94,6 +95,10 @@ def test_clients_are_apart_and_instances_are_outside_the_providers_networks(tmp_
             print(f"  {what}: {result} in {seconds:.2f} s (expected {expected})")
         assert [o[1] for o in outcomes] == [o[3] for o in outcomes]
         assert all(o[2] < 3 for o in outcomes if o[1] == "blocked")  # refused at once, not left to time out
+        # No IPv6 path out of an instance at all (no ULA, link-local or global address but loopback's),
+        # which is why the rules are IPv4 only (docs/decisions.md).
+        inet6 = ssh_run(CLIENT_KEY, first["ssh"]["port"], "cat /proc/net/if_inet6 2>/dev/null; true").stdout.split("\n")
+        assert {line.split()[-1] for line in inet6 if line.strip()} <= {"lo"}, inet6
         rules = on_provider("iptables", "-S", "DOCKPOOL-EGRESS").stdout
         assert "-A DOCKPOOL-EGRESS -d 169.254.0.0/16 -p tcp -j REJECT --reject-with tcp-reset" in rules
         # Clients still reach their instance from outside, directly.
