@@ -13,6 +13,7 @@ test:
 lint: setup
 	.venv/bin/yamllint --strict .
 	.venv/bin/ansible-lint --profile production
+	.venv/bin/ruff check .
 
 api:
 	scripts/api-dev.sh

@@ -29,9 +29,9 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    import psutil  # pylint: disable=import-outside-toplevel
+    import psutil
 
-    from dockpool.specs import parse_cpu_model  # pylint: disable=import-outside-toplevel
+    from dockpool.specs import parse_cpu_model
 
     return {"cpu": parse_cpu_model(Path("/proc/cpuinfo").read_text()), "logical_cpus": psutil.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "kernel": platform.release(),

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, save, summary, table
+from bench.common import save, summary, table
 
 GOAL = 1.25
 IMAGE = "dockpool/debian-sshd:latest"
@@ -21,7 +21,7 @@ IMAGE = "dockpool/debian-sshd:latest"
 
 def bare_run(client: Any, port: int) -> float:
     """What a minimal provider would do: run the image, publish 22, wait for the banner."""
-    from dockpool.sshprobe import wait_for_ssh  # pylint: disable=import-outside-toplevel
+    from dockpool.sshprobe import wait_for_ssh
 
     started = time.perf_counter()
     container = client.containers.run(IMAGE, detach=True, ports={"22/tcp": ("127.0.0.1", port)})
@@ -35,24 +35,24 @@ def hardened_kwargs(public_key: str) -> dict[str, Any]:
     """The container settings dockpool gives an instance (limits, capabilities, init, the key
     in the environment), without its labels: the floor for a hardened instance, to tell the
     engine's cost of those settings from the API's own."""
-    from dockpool.engine import connect  # pylint: disable=import-outside-toplevel
-    from dockpool.images import ports_from_image, resolve_image  # pylint: disable=import-outside-toplevel
-    from dockpool.instances import InstanceManager  # pylint: disable=import-outside-toplevel
-    from dockpool.policy import Policy, PortRange  # pylint: disable=import-outside-toplevel
+    from dockpool.engine import connect
+    from dockpool.images import ports_from_image, resolve_image
+    from dockpool.instances import InstanceManager
+    from dockpool.policy import Policy, PortRange
 
     manager = InstanceManager(connect(), Policy(port_range=PortRange(43000, 43999), bind_address="127.0.0.1", shared_cores_min=0))
     spec = manager.spec({"name": "bench-hardened", "public_key": public_key, "memory": 256 * 2**20,
                          "memory_reservation": 128 * 2**20, "cpu_share": 0.5})
     image = resolve_image(manager.client, spec.image)
     placement = manager.plan(spec, ports_from_image(image.attrs), manager.records())
-    kwargs = manager._create_kwargs(spec, image, placement, "bench")  # pylint: disable=protected-access
+    kwargs = manager._create_kwargs(spec, image, placement, "bench")
     kwargs.pop("labels")
     kwargs.pop("name")
     return kwargs
 
 
 def hardened_run(client: Any, port: int, kwargs: dict[str, Any]) -> float:
-    from dockpool.sshprobe import wait_for_ssh  # pylint: disable=import-outside-toplevel
+    from dockpool.sshprobe import wait_for_ssh
 
     started = time.perf_counter()
     container = client.containers.run(**{**kwargs, "ports": {"22/tcp": ("127.0.0.1", port)}})
@@ -73,7 +73,7 @@ def api_run(session: Any, url: str, headers: dict, public_key: str) -> float:
 
 def playbook_run(work: Path, public_key: str) -> float:
     """Create then remove an instance with dockpool_container; the create task's duration."""
-    from support.ansible_run import run_playbook  # pylint: disable=import-outside-toplevel
+    from support.ansible_run import run_playbook
 
     provider = {"port_range": "43000-43999", "bind_address": "127.0.0.1"}
     tasks = [
@@ -89,12 +89,12 @@ def playbook_run(work: Path, public_key: str) -> float:
 
 
 def run(n: int = 20) -> dict[str, Any]:
-    import requests  # pylint: disable=import-outside-toplevel
+    import requests
 
-    from dockpool.engine import connect  # pylint: disable=import-outside-toplevel
-    from integration.test_api import TOKENS, make_config  # pylint: disable=import-outside-toplevel
-    from support.api_process import api_process, free_port  # pylint: disable=import-outside-toplevel
-    from support.ssh import make_keypair  # pylint: disable=import-outside-toplevel
+    from dockpool.engine import connect
+    from integration.test_api import TOKENS, make_config
+    from support.api_process import api_process, free_port
+    from support.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

@@ -16,11 +16,11 @@ LEVELS = (1, 5, 20)
 
 
 def run(levels: tuple[int, ...] = LEVELS) -> dict[str, Any]:
-    import requests  # pylint: disable=import-outside-toplevel
+    import requests
 
-    from integration.test_api import TOKENS, make_config  # pylint: disable=import-outside-toplevel
-    from support.api_process import api_process  # pylint: disable=import-outside-toplevel
-    from support.ssh import make_keypair  # pylint: disable=import-outside-toplevel
+    from integration.test_api import TOKENS, make_config
+    from support.api_process import api_process
+    from support.ssh import make_keypair
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     _, public_key = make_keypair(work)
@@ -36,7 +36,7 @@ def run(levels: tuple[int, ...] = LEVELS) -> dict[str, Any]:
         for level in levels:
             barrier = threading.Barrier(level)
 
-            def create(_: int) -> requests.Response:
+            def create(_: int, barrier: threading.Barrier = barrier) -> requests.Response:
                 barrier.wait()
                 return requests.post(f"{url}/v1/instances", json={"public_key": public_key}, headers=headers, timeout=300)
 
@@ -62,7 +62,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
-    from bench.charts import line_chart  # pylint: disable=import-outside-toplevel
+    from bench.charts import line_chart
 
     levels = [r["concurrency"] for r in result["levels"]]
     line_chart(path, "Parallel creation through the API", "instances created at once", "seconds",

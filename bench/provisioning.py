@@ -102,7 +102,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
-    from bench.charts import line_chart  # pylint: disable=import-outside-toplevel
+    from bench.charts import line_chart
 
     sizes = [r["providers"] for r in result["fleets"]]
     line_chart(path, "provision.yml on fresh sandbox providers (2 cores)", "providers in one run", "wall seconds",

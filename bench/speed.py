@@ -49,8 +49,8 @@ def curl(url: str, upload: Path | None = None) -> float:
 
 
 def run(n: int = 5) -> dict[str, Any]:
-    from integration.test_api import make_config  # pylint: disable=import-outside-toplevel
-    from support.api_process import api_process, free_port, wait_until_up  # pylint: disable=import-outside-toplevel
+    from integration.test_api import make_config
+    from support.api_process import api_process, free_port
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
@@ -68,7 +68,7 @@ def run(n: int = 5) -> dict[str, Any]:
                 curl(f"{nginx_url}/upload", blob)
                 break
             except subprocess.CalledProcessError:
-                import time  # pylint: disable=import-outside-toplevel
+                import time
 
                 time.sleep(0.1)
         with api_process(work, make_config(work, max_upload_bytes=SIZE + 2**20)) as url:

@@ -38,17 +38,17 @@ def locust(url: str, path: str, users: int, seconds: int, work: Path) -> dict[st
 
 
 def rss_mib(pid: int) -> float:
-    import psutil  # pylint: disable=import-outside-toplevel
+    import psutil
 
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
 def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
-    import psutil  # pylint: disable=import-outside-toplevel
+    import psutil
 
-    from integration.test_api import make_config  # pylint: disable=import-outside-toplevel
-    from support.api_process import api_process, free_port  # pylint: disable=import-outside-toplevel
-    from support.tls_front import tls_front  # pylint: disable=import-outside-toplevel
+    from integration.test_api import make_config
+    from support.api_process import api_process, free_port
+    from support.tls_front import tls_front
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     port = free_port()
@@ -61,7 +61,7 @@ def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                import requests  # pylint: disable=import-outside-toplevel
+                import requests
 
                 requests.get(bare_url, timeout=1)
                 break
@@ -107,7 +107,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
-    from bench.charts import line_chart  # pylint: disable=import-outside-toplevel
+    from bench.charts import line_chart
 
     levels = result["levels"]
     line_chart(path, "API requests per second (locust, same WSGI server)", "concurrent users", "requests/s",

@@ -28,7 +28,7 @@ def iaas_method(ids: list[str]) -> float:
 
 
 def dockpool_pass(client: Any, usage_file: str) -> float:
-    from dockpool.usage import run_pass  # pylint: disable=import-outside-toplevel
+    from dockpool.usage import run_pass
 
     started = time.perf_counter()
     run_pass(client, usage_file)
@@ -36,10 +36,10 @@ def dockpool_pass(client: Any, usage_file: str) -> float:
 
 
 def run(sizes: tuple[int, ...] = SIZES, repeats: int = REPEATS) -> dict[str, Any]:
-    from dockpool.engine import connect  # pylint: disable=import-outside-toplevel
-    from dockpool.instances import InstanceManager  # pylint: disable=import-outside-toplevel
-    from dockpool.policy import Policy, PortRange  # pylint: disable=import-outside-toplevel
-    from support.ssh import make_keypair  # pylint: disable=import-outside-toplevel
+    from dockpool.engine import connect
+    from dockpool.instances import InstanceManager
+    from dockpool.policy import Policy, PortRange
+    from support.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
@@ -80,7 +80,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
-    from bench.charts import line_chart  # pylint: disable=import-outside-toplevel
+    from bench.charts import line_chart
 
     sizes = [r["instances"] for r in result["sizes"]]
     line_chart(path, "One disk watchdog pass", "instances", "milliseconds per instance",

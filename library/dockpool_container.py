@@ -239,7 +239,9 @@ instance:
       type: list
       elements: dict
     limits:
-      description: cpus, cpuset, cpu_share, memory, memory_reservation (bytes), disk_limit (bytes), disk_enforcement (quota or watchdog), pids_limit.
+      description: >-
+        cpus, cpuset, cpu_share, memory, memory_reservation (bytes), disk_limit (bytes),
+        disk_enforcement (quota or watchdog), pids_limit.
       type: dict
     gpu:
       description: Whether the GPUs were requested.

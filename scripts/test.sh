@@ -9,6 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== lint"
 yamllint --strict .
 ansible-lint --profile production
+ruff check .
 echo "== unit and integration tests"
 pytest "$@"
 echo "== molecule scenarios"

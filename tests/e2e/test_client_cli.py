@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_provider import API, CACHE, CLIENT_KEY, on_provider
 from test_tls import TLS_API, provider_fingerprint
 

@@ -10,9 +10,9 @@ import subprocess
 import time
 
 import pytest
+from test_provider import CLIENT_KEY, HOST, api_create, api_remove, on_provider
 
 from support.ssh import make_keypair, ssh_run
-from test_provider import CLIENT_KEY, HOST, api_create, api_remove, on_provider
 
 if not HOST:
     pytest.skip("run by the molecule provision scenario (tests/e2e/molecule/provision)", allow_module_level=True)

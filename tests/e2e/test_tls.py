@@ -9,10 +9,10 @@ import ssl
 
 import pytest
 import requests
+from test_provider import CACHE, HOST, INVENTORY, on_provider
 
 from support.ansible_run import run_playbook_file
 from support.paths import ROOT
-from test_provider import CACHE, HOST, INVENTORY, on_provider
 
 TLS_API = os.environ.get("DOCKPOOL_E2E_TLS_API", "")
 if not TLS_API:

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TEST_PORTS
 
 from dockpool.atomicfile import read_json
-from conftest import TEST_PORTS
 from dockpool.instances import InstanceManager
 from dockpool.policy import Policy
 from dockpool.usage import run_pass

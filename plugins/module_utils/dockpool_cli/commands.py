@@ -18,8 +18,7 @@ from rich.text import Text
 from dockpool.errors import InvalidInput
 from dockpool.units import human_size, parse_size
 
-from . import sshconfig
-from . import tls
+from . import sshconfig, tls
 from .api import Provider
 from .errors import AUTH, NOT_FOUND, REFUSED, UNAVAILABLE, CliError
 from .settings import Settings, normalise_url
