@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import requests
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.engine
 DOCKPOOL = shutil.which("dockpool", path=str(Path(sys.executable).parent)) or "dockpool"
 
 
-def cli(home: Path, *argv: str, token: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOCKPOOL_CONFIG_DIR": str(home / "dockpool"), "HOME": str(home), "COLUMNS": "200"}
+def cli(home: Path, *argv: str, token: str = "", env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKPOOL_CONFIG_DIR": str(home / "dockpool"), "HOME": str(home), "COLUMNS": "200", **(env or {})}
     env.pop("DOCKPOOL_TOKEN", None)
     if token:
         env["DOCKPOOL_TOKEN"] = token

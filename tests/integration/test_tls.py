@@ -13,7 +13,7 @@ import requests
 from integration.test_api import TOKENS, make_config
 from integration.test_cli import cli
 from support.api_process import api_process, free_port
-from support.tls_front import fingerprint_of, tls_front
+from support.tls_front import fingerprint_of, signed_by_a_ca, tls_front
 
 pytestmark = pytest.mark.engine
 ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
@@ -95,3 +95,19 @@ def test_the_front_answers_json_when_the_api_is_down(tmp_path):
     with tls_front(tmp_path, free_port(), answered=503) as front:  # nothing listens on the API's port
         reply = insecure_get(f"{front.url}/v1/specs")
         assert reply.status_code == 503 and "not answering" in reply.json()["error"]
+
+
+def test_a_certificate_from_a_trusted_ca_is_checked_the_ordinary_way_and_not_pinned(tmp_path):
+    api_port = free_port()
+    ca, cert, key = signed_by_a_ca(tmp_path)
+    with api_process(tmp_path, make_config(tmp_path, port=api_port)), \
+            tls_front(tmp_path / "front", api_port, pair=(cert, key)) as front:
+        # This machine trusts the test's CA (as it would a public one): no question, no pin.
+        done = cli(tmp_path, "login", front.url, token=TOKENS["alice"], env={"REQUESTS_CA_BUNDLE": str(ca)})
+        assert done.returncode == 0, done.stderr
+        assert json.loads((tmp_path / "dockpool" / "config.json").read_text())["providers"][front.url] == {
+            "token": TOKENS["alice"]}
+        # Without that CA the same certificate is unknown: refused, its fingerprint shown.
+        unknown = cli(tmp_path / "elsewhere", "login", front.url, token=TOKENS["alice"],
+                      env={"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"})
+        assert unknown.returncode == 3 and "not signed by a CA" in unknown.stderr

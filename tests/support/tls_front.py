@@ -11,7 +11,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import jinja2
 import requests
@@ -41,6 +41,20 @@ def self_signed(directory: Path, name: str = "api") -> tuple[Path, Path]:
     return cert, key
 
 
+def signed_by_a_ca(directory: Path, name: str = "api") -> tuple[Path, Path, Path]:
+    """A certificate for 127.0.0.1 signed by a CA of the test's own; returns (CA, certificate, key)."""
+    ca_cert, ca_key = self_signed(directory, f"{name}-ca")
+    cert, key, request = directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}.csr"
+    extensions = directory / f"{name}.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for argv in (["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-keyout", str(key), "-out", str(request), "-subj", "/CN=127.0.0.1"],
+                 ["openssl", "x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+                  "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(extensions)]):
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    return ca_cert, cert, key
+
+
 def fingerprint_of(cert: Path) -> str:
     """SHA-256 of the certificate's DER, computed here independently of the client's code."""
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
@@ -59,11 +73,11 @@ def render(directory: Path, api_port: int, tls_port: int, cert: Path, key: Path,
 
 @contextmanager
 def tls_front(directory: Path, api_port: int, max_upload: int = 1024**2, tls_port: int = 0,
-              cert_name: str = "api", answered: int = 200) -> Iterator[Front]:
+              cert_name: str = "api", answered: int = 200, pair: Optional[tuple[Path, Path]] = None) -> Iterator[Front]:
     """nginx on https://127.0.0.1:<tls_port> in front of the API on ``api_port``; stopped afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     port = tls_port or free_port()
-    cert, key = self_signed(directory, cert_name)
+    cert, key = pair or self_signed(directory, cert_name)
     conf = render(directory, api_port, port, cert, key, max_upload)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([nginx, "-q", "-t", "-c", str(conf)], check=True, capture_output=True, timeout=30)
