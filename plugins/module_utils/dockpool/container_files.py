@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import docker.errors
-
-from .errors import InvalidInput
+from .engine import engine_errors
+from .errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -38,12 +37,14 @@ def parse_passwd(text: str, user: str) -> Optional[Account]:
 def read_file(container: Any, path: str, limit: int = 1 << 20) -> Optional[bytes]:
     """A regular file's bytes (at most ``limit``), or None when it does not exist."""
     try:
-        stream, stat = container.get_archive(path)
-    except docker.errors.NotFound:
+        with engine_errors(f"reading {path} in the instance"):
+            stream, stat = container.get_archive(path)
+            if stat.get("size", 0) > limit:
+                raise InvalidInput(f"{path} in the instance is larger than {limit} bytes", "path")
+            data = b"".join(stream)
+    except NotFound:
         return None
-    if stat.get("size", 0) > limit:
-        raise InvalidInput(f"{path} in the instance is larger than {limit} bytes", "path")
-    archive = io.BytesIO(b"".join(stream))
+    archive = io.BytesIO(data)
     with tarfile.open(fileobj=archive) as tar:
         member = tar.next()
         if member is None or not member.isfile():
@@ -73,4 +74,5 @@ def write_authorized_key(container: Any, account: Account, public_key: str) -> N
             info.uid, info.gid, info.mtime = account.uid, account.gid, now
         tar.addfile(directory)
         tar.addfile(entry, io.BytesIO(payload))
-    container.put_archive(account.home, buffer.getvalue())
+    with engine_errors(f"writing the key into {account.home}"):
+        container.put_archive(account.home, buffer.getvalue())

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from . import labels as L
-from .engine import connect
+from .engine import connect, engine_errors
 from .errors import DockpoolError, InvalidInput
 
 log = logging.getLogger("dockpool.firewall")
@@ -186,7 +186,8 @@ def remove(settings: FirewallSettings) -> None:
 
 def instance_addresses(client: Any, bridge_network: str = "bridge") -> list[tuple[str, str]]:
     """(owner, address on the bridge) of every running dockpool instance."""
-    summaries = client.api.containers(filters={"label": L.MANAGED_FILTER, "status": "running"})
+    with engine_errors("listing the running instances"):
+        summaries = client.api.containers(filters={"label": L.MANAGED_FILTER, "status": "running"})
     found = []
     for summary in summaries:
         network = ((summary.get("NetworkSettings") or {}).get("Networks") or {}).get(bridge_network) or {}
@@ -205,14 +206,15 @@ def watch(settings: FirewallSettings, connect_engine: Any) -> None:
     while True:
         try:
             client = connect_engine()
-            events = client.api.events(decode=True, filters={"type": "container", "event": ["start", "die", "destroy"]})
-            apply(settings)  # Docker may have been restarted: jumps first, then the pairs
-            sync_tenants(client)
-            for _event in events:  # any start, death or removal: rebuild the pairs
+            with engine_errors("following the engine's container events"):
+                events = client.api.events(decode=True, filters={"type": "container", "event": ["start", "die", "destroy"]})
+                apply(settings)  # Docker may have been restarted: jumps first, then the pairs
                 sync_tenants(client)
+                for _event in events:  # any start, death or removal: rebuild the pairs
+                    sync_tenants(client)
         except DockpoolError as exc:
             log.warning("%s; retrying in 1 s", exc.message)
-        except Exception as exc:  # pylint: disable=broad-except  # an engine gone away: wait for it, never exit
+        except Exception as exc:  # pylint: disable=broad-except  # a stream cut mid-event (urllib3's own errors): never exit
             log.info("engine not reachable (%s); retrying in 1 s", exc)
         time.sleep(1)
 

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 import docker.errors
 
-from .errors import EngineUnavailable, InvalidInput, NotFound
+from .engine import engine_errors
+from .errors import InvalidInput, NotFound
 from .validation import validate_image_ref
 
 LABEL_NAME = "dockpool.image.name"
@@ -136,11 +137,10 @@ def base_image_id(client: Any, path: str, build_args: Optional[dict[str, str]] =
     if not reference or reference == "scratch":
         return "scratch"
     try:
-        return client.images.get(reference).id
-    except docker.errors.ImageNotFound:
+        with engine_errors(f"reading base image {reference}"):
+            return client.images.get(reference).id
+    except NotFound:
         return "absent"
-    except docker.errors.APIError as exc:
-        raise EngineUnavailable(f"Docker engine error while reading base image {reference}: {exc.explanation}") from exc
 
 
 def folder_hash(path: str, build_args: Optional[dict[str, str]] = None, base_id: str = "") -> str:
@@ -208,13 +208,10 @@ def resolve_image(client: Any, ref: str, prefix: str = DEFAULT_PREFIX) -> Any:
     candidates = [ref] if ("/" in ref or ":" in ref) else [image_tag(ref, prefix), ref]
     for candidate in candidates:
         try:
-            return client.images.get(candidate)
-        except docker.errors.ImageNotFound:
+            with engine_errors(f"looking up image {ref!r}"):
+                return client.images.get(candidate)
+        except NotFound:
             continue
-        except docker.errors.APIError as exc:
-            if exc.status_code == 404:
-                continue
-            raise EngineUnavailable(f"Docker engine error while looking up image {ref!r}: {exc.explanation}") from exc
     available = [img["name"] for img in list_images(client, prefix)]
     raise NotFound(
         f"image: {ref!r} is not available on this provider; available: {', '.join(available) or 'none built yet'}",
@@ -238,7 +235,9 @@ def describe_image(image: Any) -> dict[str, Any]:
 def list_images(client: Any, prefix: str = DEFAULT_PREFIX) -> list[dict[str, Any]]:
     """The images dockpool built under ``prefix`` (``<prefix><name>:latest``), by name."""
     images = []
-    for image in client.images.list(filters={"label": LABEL_NAME}):
+    with engine_errors("listing images"):
+        found = client.images.list(filters={"label": LABEL_NAME})
+    for image in found:
         described = describe_image(image)
         if image_tag(described["name"], prefix) in image.tags:
             images.append(described)
@@ -260,27 +259,27 @@ def build_image(
     source_hash = folder_hash(path, build_args, base_image_id(client, path, build_args))
     tag = image_tag(folder.name, prefix)
     try:
-        current = client.images.get(tag)
-    except docker.errors.ImageNotFound:
+        with engine_errors(f"looking up image {tag}"):
+            current = client.images.get(tag)
+    except NotFound:
         current = None
     previous = describe_image(current)["source_hash"] if current is not None else None
     if previous == source_hash:
         return {"changed": False, "image": describe_image(current), "tag": tag, "source_hash": source_hash, "previous_hash": previous}
     if check_mode:
         return {"changed": True, "image": None, "tag": tag, "source_hash": source_hash, "previous_hash": previous}
-    try:
-        image, _ = client.images.build(
-            path=os.fspath(path),
-            tag=tag,
-            labels=image_labels(folder, source_hash),
-            buildargs=build_args or {},
-            rm=True,
-            forcerm=True,
-            pull=False,
-        )
-    except docker.errors.BuildError as exc:
-        tail = [line.get("stream", line.get("error", "")).strip() for line in exc.build_log][-15:]
-        raise InvalidInput(f"building {tag} from {path} failed: {exc.msg}", "image", {"log": [t for t in tail if t]}) from exc
-    except docker.errors.APIError as exc:
-        raise EngineUnavailable(f"Docker engine error while building {tag}: {exc.explanation}") from exc
+    with engine_errors(f"building {tag}"):
+        try:
+            image, _ = client.images.build(
+                path=os.fspath(path),
+                tag=tag,
+                labels=image_labels(folder, source_hash),
+                buildargs=build_args or {},
+                rm=True,
+                forcerm=True,
+                pull=False,
+            )
+        except docker.errors.BuildError as exc:  # the Dockerfile's fault, not the engine's
+            tail = [line.get("stream", line.get("error", "")).strip() for line in exc.build_log][-15:]
+            raise InvalidInput(f"building {tag} from {path} failed: {exc.msg}", "image", {"log": [t for t in tail if t]}) from exc
     return {"changed": True, "image": describe_image(image), "tag": tag, "source_hash": source_hash, "previous_hash": previous}

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import psutil
 
 from .cputopology import Topology, read_topology
+from .errors import DockpoolError
 from .gpus import read_gpus
 
 MIB = 1024 * 1024
@@ -64,13 +65,15 @@ def docker_data_root(docker_host: Optional[str] = None) -> str:
     """The engine's DockerRootDir, or Docker's default when the SDK or the engine is absent
     (specs are read before Docker is installed, to decide on the NVIDIA toolkit)."""
     try:
-        import docker  # pylint: disable=import-outside-toplevel
+        from .engine import connect, engine_errors  # pylint: disable=import-outside-toplevel  # needs the SDK
 
-        client = (docker.DockerClient(base_url=docker_host, version="auto", timeout=5) if docker_host
-                  else docker.from_env(version="auto", timeout=5))
-        with client:
-            return client.info().get("DockerRootDir") or DEFAULT_DATA_ROOT
-    except Exception:  # pylint: disable=broad-except  # no SDK, no engine, no permission: all mean "use the default"
+        client = connect(docker_host, timeout=5)
+        try:
+            with engine_errors("reading the engine's data root"):
+                return client.info().get("DockerRootDir") or DEFAULT_DATA_ROOT
+        finally:
+            client.close()
+    except (ImportError, DockpoolError):  # no SDK, no engine, no permission: all mean "use the default"
         return DEFAULT_DATA_ROOT
 
 
