@@ -95,8 +95,8 @@ def test_clients_are_apart_and_instances_are_outside_the_providers_networks(tmp_
             print(f"  {what}: {result} in {seconds:.2f} s (expected {expected})")
         assert [o[1] for o in outcomes] == [o[3] for o in outcomes]
         assert all(o[2] < 3 for o in outcomes if o[1] == "blocked")  # refused at once, not left to time out
-        # No IPv6 path out of an instance at all (no ULA, link-local or global address but loopback's),
-        # which is why the rules are IPv4 only (docs/decisions.md).
+        # No IPv6 path out of an instance at all (not even link-local fe80::, which would reach other
+        # instances and the host past the IPv4 rules): IPv6 is off inside instances (docs/decisions.md).
         inet6 = ssh_run(CLIENT_KEY, first["ssh"]["port"], "cat /proc/net/if_inet6 2>/dev/null; true").stdout.split("\n")
         assert {line.split()[-1] for line in inet6 if line.strip()} <= {"lo"}, inet6
         rules = on_provider("iptables", "-S", "DOCKPOOL-EGRESS").stdout

@@ -66,6 +66,11 @@ def test_hardened_by_default(manager, engine, names, keypair):
     assert {b["HostIp"] for bindings in host["PortBindings"].values() for b in bindings} == {"127.0.0.1"}
     caps = ssh_run(keypair[0], view["ssh"]["port"], "grep CapEff /proc/1/status; ls /var/run/docker.sock 2>&1 || true")
     assert "No such file" in caps.stdout
+    # No IPv6, not even link-local: over fe80:: the bridge would bypass the IPv4 firewall.
+    assert host["Sysctls"] == {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+    inet6 = ssh_run(keypair[0], view["ssh"]["port"], "cat /proc/net/if_inet6; echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6")
+    assert {line.split()[-1] for line in inet6.stdout.splitlines() if line.strip()} <= {"lo"}, inet6.stdout
+    assert inet6.returncode != 0  # and the instance cannot turn it back on
 
 
 def test_limits_reach_inspect_and_the_cgroup(manager, engine, names, keypair):

@@ -6,6 +6,7 @@ and ports and cores are never reserved anywhere but on the containers themselves
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -49,6 +50,16 @@ def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:
     if owner is not None and owner != spec.owner:
         raise Conflict("public_key: this key already belongs to another client's instance on this provider; "
                        "log in with a key of your own", "public_key")
+
+
+def no_ipv6() -> dict[str, Any]:
+    """Instances get no IPv6 at all. The kernel gives every interface a link-local fe80::
+    address, and over it an instance reaches other instances and the host's own listeners
+    on the bridge, past the firewall's IPv4 rules. Where the host has no IPv6, there is
+    nothing to turn off (and Docker would refuse the sysctl)."""
+    if not os.path.exists("/proc/sys/net/ipv6"):
+        return {}
+    return {"sysctls": {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}}
 
 
 def port_taken(exc: EngineUnavailable) -> bool:
@@ -211,6 +222,7 @@ class InstanceManager:
             "security_opt": ["no-new-privileges:true"],
             "restart_policy": {"Name": "unless-stopped"},
             "init": True,
+            **no_ipv6(),
             "log_config": LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
             "detach": True,
         }
