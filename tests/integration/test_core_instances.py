@@ -7,9 +7,11 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
+from dockpool import instances
 from dockpool import labels as L
 from dockpool.cputopology import Topology, format_cpulist, parse_cpulist, read_topology
 from dockpool.engine import connect
@@ -244,6 +246,20 @@ def test_a_port_taken_before_start_is_planned_again(engine, names, keypair, no_l
             with pytest.raises(EngineUnavailable) as info:
                 manager.create(manager.spec({"name": names(), "public_key": keypair[1], "memory": "64m"}))
             assert "address already in use" in info.value.message and len(squatters) == 4
+            # The squatter leaves during the pause: its port is free again, yet this creation,
+            # which lost it once, plans without it (a busy engine may still be releasing it).
+            times[0] = 5
+            lost: list[int] = []
+
+            def squatter_leaves(seconds: float) -> None:
+                lost.append(squatters[-1].getsockname()[1])
+                squatters[-1].close()
+
+            monkeypatch.setattr(instances, "time", SimpleNamespace(sleep=squatter_leaves))
+            view = manager.create(manager.spec({"name": names(), "public_key": keypair[1], "memory": "64m"}))
+            assert len(lost) == 1 and view["ssh"]["port"] != lost[0]
+            assert ssh_run(keypair[0], view["ssh"]["port"], "true").returncode == 0
+            manager.remove(view["id"])
     finally:
         for sock in squatters:
             sock.close()

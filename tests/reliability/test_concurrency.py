@@ -1,5 +1,10 @@
 """Many creations at once, mixed with deletions, through the real service: no port
-or name collision, no server error, nothing leaked."""
+or name collision, no server error, nothing leaked.
+
+A provider may defer a creation under this load with a 503 and Retry-After (its
+engine busy past a timeout, or a port lost three times): nothing of it is left,
+and, asked again after the wait as a client would, it succeeds. At most a tenth
+may be deferred; why each one was is in the figures (and in the assertion)."""
 from __future__ import annotations
 
 import threading
@@ -26,6 +31,8 @@ def test_parallel_creations_mixed_with_deletions(tmp_path, engine, keypair, figu
     statuses: Counter = Counter()
     live: dict[str, dict] = {}  # what exists at each moment, to look for collisions
     collisions: list[str] = []
+    failures: list[str] = []  # the bodies of refused creations, to say why in the assertion
+    deferred: list[str] = []  # the bodies of 503s, each asked again once
     lock = threading.Lock()
     barrier = threading.Barrier(CONCURRENT)
     started = time.monotonic()
@@ -34,9 +41,16 @@ def test_parallel_creations_mixed_with_deletions(tmp_path, engine, keypair, figu
         def create_then_maybe_delete(i: int) -> None:
             barrier.wait()
             reply = requests.post(f"{url}/v1/instances", json={"public_key": keypair[1]}, headers=headers, timeout=300)
+            if reply.status_code == 503:
+                with lock:
+                    deferred.append(reply.text[:300])
+                time.sleep(min(10, int(reply.headers["Retry-After"])))
+                reply = requests.post(f"{url}/v1/instances", json={"public_key": keypair[1]}, headers=headers, timeout=300)
             with lock:
                 statuses[reply.status_code] += 1
             if reply.status_code != 201:
+                with lock:
+                    failures.append(f"{reply.status_code}: {reply.text[:300]}")
                 return
             view = reply.json()
             with lock:
@@ -61,8 +75,10 @@ def test_parallel_creations_mixed_with_deletions(tmp_path, engine, keypair, figu
     seconds = time.monotonic() - started
     leaked = {c["Id"] for c in engine.api.containers(all=True, filters={"label": MANAGED_FILTER})} - before
     figures["concurrency"] = {"creations": CONCURRENT, "deletions": statuses[200], "statuses": dict(statuses),
-                              "collisions": len(collisions), "leaked": len(leaked), "seconds": round(seconds)}
-    assert statuses[201] == CONCURRENT, dict(statuses)
+                              "collisions": len(collisions), "leaked": len(leaked), "seconds": round(seconds),
+                              "deferred": deferred}
+    assert statuses[201] == CONCURRENT, (dict(statuses), failures, deferred)
+    assert len(deferred) <= CONCURRENT // 10, deferred
     assert not [s for s in statuses if s >= 500], dict(statuses)
     assert collisions == []
     assert not leaked

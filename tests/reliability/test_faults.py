@@ -145,6 +145,9 @@ def test_engine_stopped_and_restarted_under_the_running_service(tmp_path, privat
         assert [r.status_code for r in down] == [503, 503, 503]
         assert all(r.headers["Content-Type"] == "application/json" and "error" in r.json() or "engine" in r.json()
                    for r in down)
+        assert [r.headers.get("Retry-After") for r in down[1:]] == ["5", "5"]  # when to ask again
+        log = "".join(path.read_text() for path in tmp_path.glob("api-*.log"))
+        assert "WARNING GET /v1/images: " in log and "is dockerd running?" in log  # the operator sees why
         state["proc"] = start()
         deadline, answer = time.monotonic() + 60, None
         while time.monotonic() < deadline:  # the same service process, never restarted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -36,6 +37,7 @@ CPU_PERIOD = 100_000  # microseconds; the quota is share * period
 # A port probed free under the placement lock can still be taken (as some program's outgoing
 # source port) before the engine binds it at start; the creation is then planned again.
 PORT_ATTEMPTS = 3
+PORT_RETRY_PAUSE = 0.2  # seconds, times the attempt number
 _PORT_TAKEN = ("address already in use", "port is already allocated")
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -155,8 +157,11 @@ class InstanceManager:
 
     # ---- placement -----------------------------------------------------------------------
 
-    def plan(self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[L.Record]) -> Placement:
-        """Choose cores and host ports for ``spec`` given the instances that exist now."""
+    def plan(
+        self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[L.Record], avoid: frozenset = frozenset()
+    ) -> Placement:
+        """Choose cores and host ports for ``spec`` given the instances that exist now, and
+        none of ``avoid`` (ports an earlier attempt of this creation could not bind)."""
         dedicated = self._dedicated_in_use(records)
         if spec.cpus is not None:
             cpus = allocate_dedicated(self.topology, dedicated, spec.cpus, self.policy.shared_cores_min)
@@ -173,7 +178,7 @@ class InstanceManager:
             check_cpu_share(spec.cpu_share or 0, pool)
             cpuset = format_cpulist(pool)
         used = {p.host_port for r in records for p in L.published_ports(r.labels)} | self._foreign_ports()
-        used |= held_ports(self.policy)  # freed, but an older jump connection may still forward there
+        used |= held_ports(self.policy) | avoid  # held: freed, but an older jump connection may still forward there
         hosts = allocate_ports(
             self.policy.port_range,
             used,
@@ -295,6 +300,7 @@ class InstanceManager:
         self._check_gpu(spec)
         image_ports = ports_from_image(image.attrs)
         requested = spec
+        lost: frozenset = frozenset()  # ports planned free that the engine then could not bind
         for attempt in range(1, PORT_ATTEMPTS + 1):
             with placement_lock(self.policy.lock_path):
                 records = self.records()
@@ -302,7 +308,7 @@ class InstanceManager:
                 if self.name_taken(spec.name):
                     raise Conflict(f"name: an instance or container named {spec.name!r} already exists", "name")
                 check_key_owner(spec, records)
-                placement = self.plan(spec, image_ports, records)
+                placement = self.plan(spec, image_ports, records, lost)
                 # A desktop image's VNC password: made here for this instance, returned once, kept nowhere else.
                 vnc_password = desktop_password() if env_label(image.attrs, LABEL_VNC_ENV) else None
                 container = self._create_container(self._create_kwargs(spec, image, placement, origin, vnc_password),
@@ -316,7 +322,11 @@ class InstanceManager:
             except EngineUnavailable as exc:
                 self._discard(container, spec.cpus is not None)
                 if attempt < PORT_ATTEMPTS and port_taken(exc):
-                    continue  # planned free, then taken by another program before the engine bound it
+                    # Planned free, then taken by another program before the engine bound it:
+                    # plan again without those ports, after a pause that lets a busy engine settle.
+                    lost |= {p.host_port for p in placement.ports}
+                    time.sleep(PORT_RETRY_PAUSE * attempt)
+                    continue
                 raise
             except BaseException:
                 self._discard(container, spec.cpus is not None)

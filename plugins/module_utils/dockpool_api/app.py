@@ -27,6 +27,7 @@ log = logging.getLogger("dockpool.api")
 # Metric labels take only these methods: any other word a caller sends counts as "other",
 # so nobody can add series without bound.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+RETRY_AFTER_UNAVAILABLE = 5  # seconds: what a client waits after a 503 (the engine busy or restarting)
 
 
 def method_label() -> str:
@@ -92,6 +93,9 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
                 headers = {"Content-Type": "application/json"}
                 if isinstance(exc.detail, dict) and "retry_after" in exc.detail:
                     headers["Retry-After"] = str(exc.detail["retry_after"])
+                if status >= 500:  # the provider's side failed: the operator needs to see why
+                    log.warning("%s %s: %s", request.method, request.path, exc.message)
+                    headers.setdefault("Retry-After", str(RETRY_AFTER_UNAVAILABLE))
                 requests_total.labels(method_label(), route, str(status)).inc()
                 raise HTTPResponse(json.dumps(body), status=status, headers=headers) from None
             except Exception:  # pylint: disable=broad-except  # logged whole, answered without internals
