@@ -8,34 +8,17 @@ import pytest
 from webtest import TestApp
 
 from dockpool_api.app import make_app
-from dockpool_api.auth import hash_token
 from dockpool_api.config import config_from_dict
+from support.api_config import TOKENS, make_config
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine
-TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789", "ops": "ops-token-0123456789"}
 
 
 def auth(who: str) -> dict:
     return {"Authorization": f"Bearer {TOKENS[who]}"}
 
 
-def make_config(tmp_path, **overrides) -> dict:
-    policy = tmp_path / "provider.json"
-    policy.write_text(json.dumps({"port_range": "43000-43999", "bind_address": "127.0.0.1", "shared_cores_min": 0}))
-    settings = {
-        "provider_name": "testprov",
-        "policy_file": str(policy),
-        "usage_file": str(tmp_path / "usage.json"),
-        "peers_file": str(tmp_path / "peers.json"),
-        "clients": [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops"} for n, t in TOKENS.items()],
-        "limits": {"default_memory": "128m", "max_memory": "256m", "max_disk_limit": "2g", "default_disk_limit": "1g",
-                   "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 2},
-        "base_images": ["debian:bookworm-slim"],
-        "max_upload_bytes": 1024 * 1024,
-    }
-    settings.update(overrides)
-    return settings
 
 
 @pytest.fixture

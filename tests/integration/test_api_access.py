@@ -10,7 +10,7 @@ from dockpool_api.access import AccessPlugin, check_declared, current_client
 from dockpool_api.app import make_app
 from dockpool_api.auth import Authenticator, Unauthorized
 from dockpool_api.config import config_from_dict
-from integration.test_api import TOKENS, make_config
+from support.api_config import TOKENS, make_config
 
 pytestmark = pytest.mark.engine
 

@@ -4,32 +4,21 @@ through a provider's jump account on 22000 is proven end to end in tests/e2e."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
-from typing import Optional
 
 import pytest
 import requests
 
-from integration.test_api import TOKENS, make_config
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process
+from support.cli import DOCKPOOL, cli
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine
-DOCKPOOL = shutil.which("dockpool", path=str(Path(sys.executable).parent)) or "dockpool"
 
 
-def cli(home: Path, *argv: str, token: str = "", env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOCKPOOL_CONFIG_DIR": str(home / "dockpool"), "HOME": str(home), "COLUMNS": "200", **(env or {})}
-    env.pop("DOCKPOOL_TOKEN", None)
-    if token:
-        env["DOCKPOOL_TOKEN"] = token
-    return subprocess.run([DOCKPOOL, *argv], capture_output=True, text=True, env=env, timeout=240,
-                          stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from integration.test_api import TOKENS, make_config
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.browser import dom, screenshot
 from support.rfb import rfb_login

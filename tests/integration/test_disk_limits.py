@@ -14,7 +14,7 @@ from dockpool.instances import InstanceManager
 from dockpool.usage import run_pass
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
-from integration.test_api import TOKENS, make_config
+from support.api_config import TOKENS, make_config
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine

@@ -10,9 +10,9 @@ import warnings
 import pytest
 import requests
 
-from integration.test_api import TOKENS, make_config
-from integration.test_cli import cli
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
+from support.cli import cli
 from support.tls_front import fingerprint_of, signed_by_a_ca, tls_front
 
 pytestmark = pytest.mark.engine

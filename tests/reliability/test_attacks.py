@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from dockpool.peers import NetworkRule, validate_entry
-from integration.test_api import TOKENS, make_config
-from integration.test_cli import cli
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.browser import dom
+from support.cli import cli
 
 pytestmark = pytest.mark.engine
 ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}

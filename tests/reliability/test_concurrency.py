@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from dockpool.labels import MANAGED_FILTER
-from integration.test_api import TOKENS, make_config
 from reliability.conftest import CONCURRENT
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 
 pytestmark = pytest.mark.engine

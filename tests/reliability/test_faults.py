@@ -24,8 +24,8 @@ from dockpool.atomicfile import read_json
 from dockpool.container_files import Account, read_file, write_authorized_key
 from dockpool.errors import EngineUnavailable
 from dockpool.images import build_image, list_images, resolve_image
-from integration.test_api import TOKENS, make_config
 from support.ansible_run import run_playbook
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port, wait_until_up
 from support.paths import ROOT
 from support.ssh import ssh_run

@@ -12,8 +12,8 @@ from typing import Optional
 
 import pytest
 
-from integration.test_api import TOKENS, make_config
 from reliability.conftest import FUZZ_EXAMPLES, all_container_ids
+from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.paths import ROOT, VENV_BIN
 from support.tls_front import tls_front

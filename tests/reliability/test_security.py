@@ -15,7 +15,7 @@ from webtest import TestApp
 from dockpool.peers import NetworkRule, verify_peer
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
-from integration.test_api import TOKENS, make_config
+from support.api_config import TOKENS, make_config
 from support.paths import ROOT
 
 pytestmark = pytest.mark.engine

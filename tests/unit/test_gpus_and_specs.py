@@ -3,7 +3,7 @@ import pytest
 from dockpool.cputopology import Topology
 from dockpool.gpus import read_gpus
 from dockpool.specs import collect_specs, cpu_specs, existing_path, parse_cpu_model, parse_os_release, to_p2prc_server_info
-from unit.fake_nvml import FakeNVML, NVMLError, gpu
+from support.fake_nvml import FakeNVML, NVMLError, gpu
 
 
 def test_two_gpus_every_field():

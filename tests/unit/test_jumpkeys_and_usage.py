@@ -13,8 +13,8 @@ from dockpool.jumpaccess import jump_key_lines
 from dockpool.policy import Policy
 from dockpool.spec import build_spec
 from dockpool.usage import over_limit, read_usage
+from support.keys import ED25519, RSA_3072
 from support.paths import ROOT
-from unit.test_validation import ED25519, RSA_3072
 
 
 def record(name, key, ports, managed=True):

@@ -4,7 +4,7 @@ from dockpool import labels as L
 from dockpool.errors import InvalidInput
 from dockpool.policy import Policy, PortRange, load_policy, policy_from_settings
 from dockpool.spec import build_spec
-from unit.test_validation import ED25519
+from support.keys import ED25519
 
 GIB = 1024**3
 POLICY = Policy(port_range=PortRange(40000, 40099), max_extra_ports=4, default_memory=GIB, max_memory=4 * GIB)

@@ -1,20 +1,11 @@
 import base64
-import struct
 import subprocess
 
 import pytest
 
 from dockpool.errors import InvalidInput
 from dockpool.validation import key_fingerprint, validate_image_ref, validate_name, validate_public_key
-
-
-def _blob(*parts: bytes) -> str:
-    return base64.b64encode(b"".join(struct.pack(">I", len(p)) + p for p in parts)).decode()
-
-
-ED25519 = "ssh-ed25519 " + _blob(b"ssh-ed25519", b"\x01" * 32) + " alice@laptop"
-RSA_1024 = "ssh-rsa " + _blob(b"ssh-rsa", b"\x01\x00\x01", b"\x00" + b"\xff" * 128)
-RSA_3072 = "ssh-rsa " + _blob(b"ssh-rsa", b"\x01\x00\x01", b"\x00" + b"\xff" * 384)
+from support.keys import ED25519, RSA_1024, RSA_3072, blob
 
 
 @pytest.mark.parametrize("name", ["a", "alice-provider1-1", "web_2.test", "A1", "x" * 63])
@@ -63,11 +54,11 @@ def test_keys_accepted(key):
     [
         ("", "required"),
         ("ssh-ed25519", "missing"),
-        ("ssh-dss " + _blob(b"ssh-dss", b"x"), "not accepted"),
+        ("ssh-dss " + blob(b"ssh-dss", b"x"), "not accepted"),
         ('command="rm -rf /" ' + ED25519, "not accepted"),
         ("ssh-ed25519 not-base64!!", "base64"),
-        ("ssh-ed25519 " + _blob(b"ssh-rsa", b"x"), "does not match"),
-        (ED25519 + "\nssh-ed25519 " + _blob(b"ssh-ed25519", b"\x02" * 32), "one line"),
+        ("ssh-ed25519 " + blob(b"ssh-rsa", b"x"), "does not match"),
+        (ED25519 + "\nssh-ed25519 " + blob(b"ssh-ed25519", b"\x02" * 32), "one line"),
         (RSA_1024, "2048"),
         ("ssh-ed25519 " + base64.b64encode(b"\x00\x00\x00\xffabc").decode(), "base64"),
         (ED25519 + "\x07bell", "control"),

@@ -1,0 +1,27 @@
+"""The settings a test's API service runs with: three clients (alice, bob, and the
+admin ops) with known tokens, a policy on its own port range, files in the test's folder."""
+from __future__ import annotations
+
+import json
+
+from dockpool_api.auth import hash_token
+
+TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789", "ops": "ops-token-0123456789"}
+
+
+def make_config(tmp_path, **overrides) -> dict:
+    policy = tmp_path / "provider.json"
+    policy.write_text(json.dumps({"port_range": "43000-43999", "bind_address": "127.0.0.1", "shared_cores_min": 0}))
+    settings = {
+        "provider_name": "testprov",
+        "policy_file": str(policy),
+        "usage_file": str(tmp_path / "usage.json"),
+        "peers_file": str(tmp_path / "peers.json"),
+        "clients": [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops"} for n, t in TOKENS.items()],
+        "limits": {"default_memory": "128m", "max_memory": "256m", "max_disk_limit": "2g", "default_disk_limit": "1g",
+                   "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 2},
+        "base_images": ["debian:bookworm-slim"],
+        "max_upload_bytes": 1024 * 1024,
+    }
+    settings.update(overrides)
+    return settings
