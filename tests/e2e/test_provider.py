@@ -103,6 +103,25 @@ def test_an_instance_made_through_the_api_is_reached_directly_and_through_the_ju
     assert on_provider("docker", "ps", "-aq", "--filter", f"name={view['name']}").stdout.strip() == ""
 
 
+def test_an_engine_restart_spares_the_clients_instances(tmp_path):
+    """live-restore (the docker_engine role's default): the instance, a process started in it
+    before the restart, and SSH directly and through the jump account all outlive the engine."""
+    view = instance(tmp_path, "e2e-restart")
+    port = view["ssh"]["port"]
+    started = ssh_run(CLIENT_KEY, port, "nohup sleep 100000 >/dev/null 2>&1 & echo $!")
+    assert started.returncode == 0, started.stderr
+    pid = started.stdout.strip()
+    since = on_provider("docker", "inspect", "--format", "{{.State.StartedAt}}", view["id"]).stdout.strip()
+    assert json.loads(on_provider("docker", "info", "--format", "{{json .LiveRestoreEnabled}}").stdout) is True
+    on_provider("systemctl", "restart", "docker")
+    assert on_provider("docker", "inspect", "--format", "{{.State.StartedAt}}", view["id"]).stdout.strip() == since
+    survived = ssh_run(CLIENT_KEY, port, f"kill -0 {pid} && echo alive")
+    assert survived.stdout.strip() == "alive", survived.stderr
+    config = jump_config(tmp_path, CLIENT_KEY, "restart", port)
+    assert via_jump(config, "restart", "hostname").stdout.strip() == view["name"]
+    remove(tmp_path, "e2e-restart")
+
+
 def test_the_default_image_is_built():
     labels = json.loads(on_provider("docker", "image", "inspect", "--format", "{{json .Config.Labels}}", "dockpool/debian-sshd:latest").stdout)
     assert labels["dockpool.image.name"] == "debian-sshd"
