@@ -31,7 +31,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 def machine() -> dict[str, Any]:
     import psutil
 
-    from dockpool.specs import parse_cpu_model
+    from dockpool.host_specs import parse_cpu_model
 
     return {"cpu": parse_cpu_model(Path("/proc/cpuinfo").read_text()), "logical_cpus": psutil.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "kernel": platform.release(),

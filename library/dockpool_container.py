@@ -257,10 +257,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
 
 try:
+    from ansible.module_utils.dockpool.desired_state import STATES, ensure, ensure_absent
     from ansible.module_utils.dockpool.engine import connect
     from ansible.module_utils.dockpool.instances import InstanceManager
     from ansible.module_utils.dockpool.policy import load_policy
-    from ansible.module_utils.dockpool.reconcile import STATES, ensure, ensure_absent
 except ImportError:
     STATES = ("present", "started", "stopped", "absent")  # reported by require_core
 

@@ -91,7 +91,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
 
 try:
-    from ansible.module_utils.dockpool.specs import collect_specs, docker_data_root
+    from ansible.module_utils.dockpool.host_specs import collect_specs, docker_data_root
 except ImportError:
     pass  # reported by require_core
 

@@ -80,7 +80,7 @@ def test_service_killed_mid_creation_leaves_only_complete_instances(tmp_path, en
             for thread in threads:
                 thread.join(timeout=90)
             half_made += sum(1 for c in alice_instances(engine) if c["State"] == "created")
-        service = start_service(config, tmp_path / "api.log")  # the restart reconciles
+        service = start_service(config, tmp_path / "api.log")  # the restart removes the unstarted ones
         wait_until_up(url)
         listed = requests.get(f"{url}/v1/instances", headers=HEADERS, timeout=60).json()["instances"]
         on_engine = alice_instances(engine)

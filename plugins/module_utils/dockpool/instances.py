@@ -338,7 +338,7 @@ class InstanceManager:
             view["desktop"]["vnc_password"] = vnc_password
         return view
 
-    def reconcile(self, origin: str) -> list[str]:
+    def remove_unstarted(self, origin: str) -> list[str]:
         """Remove ``origin``'s instances that were created but never started: what a
         caller killed in the middle of a creation leaves. Returns their names."""
         removed = []

@@ -38,7 +38,7 @@ PIDS_LIMIT = PREFIX + "pids-limit"
 PORTS = PREFIX + "ports"
 PUBLIC_KEY = PREFIX + "public-key"
 DISK_ENFORCEMENT = PREFIX + "disk-enforcement"  # "quota" (the filesystem's) or "watchdog"
-ORIGIN = PREFIX + "origin"  # which caller made it: "api" instances are reconciled by the API
+ORIGIN = PREFIX + "origin"  # which caller made it: the API removes its own "api" instances left unstarted
 
 # The labels that record what was asked; a difference in one cannot be applied in place.
 SPEC_LABELS = {

@@ -84,7 +84,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     try:
         # A service killed mid-creation leaves instances created but never started: finish the job.
-        removed = services.manager().reconcile("api")
+        removed = services.manager().remove_unstarted("api")
         if removed:
             log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
         services.manager().refresh_jump_keys()  # whatever changed while the service was down

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -113,8 +112,3 @@ def load_config(path: str) -> ApiConfig:
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}: the API settings must be a JSON object", "config")
     return config_from_dict(data)
-
-
-def default_provider_name() -> str:
-    name = re.sub(r"[^a-zA-Z0-9_.-]", "-", socket.gethostname())[:40].strip("-.") or "provider"
-    return name

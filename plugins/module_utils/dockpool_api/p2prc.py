@@ -9,7 +9,7 @@ from typing import Any
 from bottle import Bottle, request, response
 
 from dockpool.errors import InvalidInput
-from dockpool.specs import to_p2prc_server_info
+from dockpool.host_specs import to_p2prc_server_info
 
 from .access import current_client
 from .config import ApiConfig

@@ -14,12 +14,12 @@ from dockpool.client_requests import check_instance_cap, client_params, instance
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect
 from dockpool.errors import InvalidInput, NotFound
+from dockpool.host_specs import collect_specs, docker_data_root
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
 from dockpool.peers import PeerTable
 from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
-from dockpool.specs import collect_specs, docker_data_root
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client

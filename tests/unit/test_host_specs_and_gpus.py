@@ -2,7 +2,7 @@ import pytest
 
 from dockpool.cputopology import Topology
 from dockpool.gpus import read_gpus
-from dockpool.specs import collect_specs, cpu_specs, existing_path, parse_cpu_model, parse_os_release, to_p2prc_server_info
+from dockpool.host_specs import collect_specs, cpu_specs, existing_path, parse_cpu_model, parse_os_release, to_p2prc_server_info
 from support.fake_nvml import FakeNVML, NVMLError, gpu
 
 
