@@ -300,16 +300,31 @@ def test_transfers_are_held_to_the_configured_rates(tmp_path):
     remove(tmp_path, "e2e-bandwidth")
 
 
-def test_check_mode_on_the_provisioned_host_reports_no_change():
-    result = run_playbook_file(ROOT / "provision.yml", check=True, diff=True, inventory=INVENTORY, host=HOST)
+def test_check_mode_on_the_provisioned_host_reports_no_change(tmp_path):
+    """Run from a read-only mount of the checkout: a run writes nothing into the controller's clone."""
+    checkout = tmp_path / "read-only-checkout"
+    checkout.mkdir()
+    subprocess.run(["mount", "--bind", "-o", "ro", str(ROOT), str(checkout)], check=True, timeout=30)
+    try:
+        assert subprocess.run(["touch", str(checkout / "probe")], capture_output=True, check=False).returncode != 0
+        result = run_playbook_file(checkout / "provision.yml", check=True, diff=True, inventory=INVENTORY, host=HOST,
+                                   checkout=checkout)
+    finally:
+        subprocess.run(["umount", str(checkout)], check=True, timeout=30)
     assert result.rc == 0, result.raw[-3000:]
     assert result.changed == 0, [t.get("diff") for t in result.tasks if t.get("changed")]
 
 
 def test_teardown_then_provision_gives_a_working_provider_again(tmp_path):
     instance(tmp_path, "e2e-before-teardown")
+    # The rule iaas_user writes for an operator who asked for it; by default it does not outlive the provider.
+    on_provider("sh", "-c", "echo 'iaas ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/dockpool-iaas")
     down = run_playbook_file(ROOT / "playbooks" / "teardown.yml", inventory=INVENTORY, host=HOST)
     assert down.rc == 0, down.raw[-3000:]
+    assert on_provider("test", "-e", "/etc/sudoers.d/dockpool-iaas", check=False).returncode == 1
+    said = [t["msg"] for t in down.tasks if isinstance(t.get("msg"), list) and str(t["msg"][0]).startswith("Removed:")]
+    assert len(said) == 1 and "the sudo rule of iaas" in said[0][0], said
+    assert said[0][1].startswith("Stays: Docker with its images"), said
     assert on_provider("docker", "ps", "-aq", "--filter", "label=dockpool.managed-by=dockpool").stdout.strip() == ""
     assert on_provider("test", "-e", "/etc/cron.d/dockpool-watchdog", check=False).returncode == 1
     assert on_provider("test", "-e", "/etc/systemd/system/dockpool-bandwidth.service", check=False).returncode == 1

@@ -51,8 +51,10 @@ def run_playbook_file(
     inventory: Optional[str] = None,
     host: str = "localhost",
     tags: Optional[list[str]] = None,
+    checkout: Path = ROOT,
 ) -> PlayResult:
-    """Run a playbook with the project's ansible.cfg and return ``host``'s results, per task."""
+    """Run a playbook with the ansible.cfg of ``checkout`` (this one, or a copy of it) and
+    return ``host``'s results, per task."""
     argv = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
     if tags:
         argv += ["--tags", ",".join(tags)]
@@ -64,10 +66,10 @@ def run_playbook_file(
         argv += ["-e", json.dumps(extra_vars)]
     # Only the project's settings: none of molecule's (when run from its verify step) may leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    env.update(ANSIBLE_CONFIG=str(checkout / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_INVENTORY=inventory or str(ROOT / "inventory" / "sandbox.yml"))
     # stdin closed: ansible refuses a non-blocking one, as molecule's verify step hands down.
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=checkout, env=env, timeout=900, stdin=subprocess.DEVNULL)
     try:
         report = json.loads(proc.stdout)
     except ValueError as exc:
