@@ -12,8 +12,8 @@ import psutil
 from dockpool import labels as L
 from dockpool.client_requests import check_instance_cap, client_params, instance_name
 from dockpool.cputopology import read_topology
-from dockpool.engine import connect
-from dockpool.errors import InvalidInput, NotFound
+from dockpool.engine import connect, engine_errors
+from dockpool.errors import DockpoolError, InvalidInput, NotFound
 from dockpool.host_specs import collect_specs, docker_data_root
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
@@ -50,9 +50,10 @@ class Services:
 
     def engine_ok(self) -> bool:
         try:
-            self.manager().client.ping()
+            with engine_errors("pinging the Docker engine"):
+                self.manager().client.ping()
             return True
-        except Exception:  # pylint: disable=broad-except  # any failure means "not reachable"
+        except DockpoolError:
             self._local.manager = None  # reconnect next time
             return False
 
