@@ -4,14 +4,12 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-sys.path[:0] = [str(ROOT / "plugins" / "module_utils"), str(ROOT / "tests")]
 
 
 def percentile(values: Sequence[float], p: float) -> float:

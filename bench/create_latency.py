@@ -73,7 +73,7 @@ def api_run(session: Any, url: str, headers: dict, public_key: str) -> float:
 
 def playbook_run(work: Path, public_key: str) -> float:
     """Create then remove an instance with dockpool_container; the create task's duration."""
-    from support.ansible_run import run_playbook
+    from tests.support.ansible_run import run_playbook
 
     provider = {"port_range": "43000-43999", "bind_address": "127.0.0.1"}
     tasks = [
@@ -93,8 +93,8 @@ def run(n: int = 20) -> dict[str, Any]:
 
     from dockpool.engine import connect
     from integration.test_api import TOKENS, make_config
-    from support.api_process import api_process, free_port
-    from support.ssh import make_keypair
+    from tests.support.api_process import api_process, free_port
+    from tests.support.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

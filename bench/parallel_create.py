@@ -19,8 +19,8 @@ def run(levels: tuple[int, ...] = LEVELS) -> dict[str, Any]:
     import requests
 
     from integration.test_api import TOKENS, make_config
-    from support.api_process import api_process
-    from support.ssh import make_keypair
+    from tests.support.api_process import api_process
+    from tests.support.ssh import make_keypair
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     _, public_key = make_keypair(work)

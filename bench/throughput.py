@@ -47,14 +47,13 @@ def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
     import psutil
 
     from integration.test_api import make_config
-    from support.api_process import api_process, free_port
-    from support.tls_front import tls_front
+    from tests.support.api_process import api_process, free_port
+    from tests.support.tls_front import tls_front
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     port = free_port()
     bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_app.py"), str(port), str(THREADS)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils")))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results: dict[str, Any] = {"levels": list(levels), "seconds": seconds, "routes": {}}
     try:
         bare_url = f"http://127.0.0.1:{port}"

@@ -21,7 +21,7 @@ description:
   - Provider settings (port range, bind address, maximum memory...) come from O(policy_file) when it exists,
     overridden by O(provider).
 author:
-  - dockpool developers
+  - dockpool developers (@dockpool)
 requirements:
   - docker (Python SDK) >= 7.0
   - psutil
@@ -254,15 +254,11 @@ actions:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
-
-try:
-    from ansible.module_utils.dockpool.desired_state import STATES, ensure, ensure_absent
-    from ansible.module_utils.dockpool.engine import connect
-    from ansible.module_utils.dockpool.instances import InstanceManager
-    from ansible.module_utils.dockpool.policy import load_policy
-except ImportError:
-    STATES = ("present", "started", "stopped", "absent")  # reported by require_core
+from ansible.module_utils.dockpool.desired_state import STATES, ensure, ensure_absent
+from ansible.module_utils.dockpool.engine import connect
+from ansible.module_utils.dockpool.instances import InstanceManager
+from ansible.module_utils.dockpool.policy import load_policy
+from ansible.module_utils.dockpool_module import engine_options, run_core
 
 SPEC_FIELDS = (
     "name", "image", "public_key", "ssh_user", "extra_ports", "gpu", "cpus", "cpu_share",
@@ -308,7 +304,6 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("cpus", "cpu_share")])
-    require_core(module)
     params = module.params
 
     def action() -> dict:

@@ -15,7 +15,7 @@ description:
   - Rebuilds only when the folder's content or the build arguments changed (a source hash kept as a label).
   - Never pulls from a registry; the base image must be local or reachable by the engine's own build.
 author:
-  - dockpool developers
+  - dockpool developers (@dockpool)
 requirements:
   - docker (Python SDK) >= 7.0
 options:
@@ -72,13 +72,9 @@ previous_hash:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
-
-try:
-    from ansible.module_utils.dockpool.engine import connect
-    from ansible.module_utils.dockpool.images import build_image
-except ImportError:
-    pass  # reported by require_core
+from ansible.module_utils.dockpool.engine import connect
+from ansible.module_utils.dockpool.images import build_image
+from ansible.module_utils.dockpool_module import engine_options, run_core
 
 
 def main() -> None:
@@ -91,7 +87,6 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_core(module)
     params = module.params
 
     def action() -> dict:

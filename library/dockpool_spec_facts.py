@@ -15,7 +15,7 @@ description:
   - A host without GPU or without NVIDIA driver reports an empty GPU list, not an error.
   - A facts module; it never reports a change.
 author:
-  - dockpool developers
+  - dockpool developers (@dockpool)
 requirements:
   - psutil
   - nvidia-ml-py (optional; without it no GPU is reported)
@@ -88,12 +88,8 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.dockpool_module import engine_options, require_core, run_core
-
-try:
-    from ansible.module_utils.dockpool.host_specs import collect_specs, docker_data_root
-except ImportError:
-    pass  # reported by require_core
+from ansible.module_utils.dockpool.host_specs import collect_specs, docker_data_root
+from ansible.module_utils.dockpool_module import engine_options, run_core
 
 
 def main() -> None:
@@ -101,7 +97,6 @@ def main() -> None:
         argument_spec=dict(data_root=dict(type="path"), **engine_options()),
         supports_check_mode=True,
     )
-    require_core(module)
 
     def action() -> dict:
         data_root = module.params["data_root"] or docker_data_root(module.params["docker_host"])

@@ -21,4 +21,4 @@ cat >"$dir/api.json" <<JSON
 JSON
 echo "dockpool API on http://127.0.0.1:8089 -- token: $token"
 echo "  curl -H 'Authorization: Bearer $token' http://127.0.0.1:8089/v1/instances"
-PYTHONPATH=plugins/module_utils exec .venv/bin/python -m dockpool_api --config "$dir/api.json"
+exec .venv/bin/python -m dockpool_api --config "$dir/api.json"

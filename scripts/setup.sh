@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian 12 / Ubuntu machine for dockpool development, tests and
-# the sandbox: system packages, a running Docker engine, the Python virtual
-# environment, the local base image and the instance images. Safe to re-run:
-# every step skips what is already done.
+# Set up a fresh Debian 12 / Ubuntu machine for dockpool. Safe to re-run: every
+# step skips what is already done.
+#   scripts/setup.sh          development and tests: everything below
+#   scripts/setup.sh sandbox  only what the sandbox needs (make sandbox): no
+#                             browser, no nginx, no test or benchmark tools, no
+#                             instance images on this machine's engine (the
+#                             sandbox provider builds its own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-dev}
+case "$mode" in dev | sandbox) ;; *) echo "usage: $0 [dev|sandbox]" >&2; exit 2 ;; esac
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(docker.io debootstrap openssh-client python3-venv git make curl nginx chromium)
+packages=(docker.io debootstrap openssh-client python3-venv git make curl)
+# The tests' HTTPS front (the role's nginx template) and the status page's browser tests.
+[ "$mode" = dev ] && packages+=(nginx chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -21,19 +28,27 @@ fi
 
 as_root scripts/start-docker.sh
 
-# The virtual environment is rebuilt only when the pinned requirements change.
+# The virtual environment is brought up to date only when the pinned requirements
+# change. A development environment (requirements-dev.txt includes requirements.txt)
+# serves the sandbox too.
+requirements=requirements.txt
+[ "$mode" = dev ] && requirements=requirements-dev.txt
+digest() { cat "$1" requirements.txt pyproject.toml provider/pyproject.toml | sha256sum | cut -d' ' -f1; }
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "creating the virtual environment .venv"
-    python3 -m venv .venv
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && [ "$have" != "$(digest requirements-dev.txt)" ]; }; then
+    echo "installing $requirements into .venv"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r requirements-dev.txt
-    # The `dockpool` client command, as a client installs it (editable: it follows this checkout).
-    .venv/bin/pip install -q --no-deps -e .
-    echo "$wanted" >"$stamp"
+    .venv/bin/pip install -q -r "$requirements"
+    # The two distributions, editable (they follow this checkout): the client (the core and the
+    # `dockpool` command) and the provider's service. This is how tests, benchmarks and scripts
+    # import the packages; nothing patches sys.path or PYTHONPATH for them.
+    .venv/bin/pip install -q --no-deps -e . -e ./provider
+    digest "$requirements" >"$stamp"
 fi
 
 as_root scripts/build-base-image.sh
-.venv/bin/ansible-playbook playbooks/images.yml >/dev/null
+# The instance images on this machine's engine, for the tests.
+[ "$mode" = dev ] && .venv/bin/ansible-playbook playbooks/images.yml >/dev/null
 echo "setup done: Docker $(docker version --format '{{.Server.Version}}'), $(.venv/bin/ansible --version | head -1)"

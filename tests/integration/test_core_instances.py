@@ -20,7 +20,6 @@ from dockpool.instances import InstanceManager
 from dockpool.policy import Policy, PortRange
 from support.cgroups import cgroup_value
 from support.images import build_test_image
-from support.paths import ROOT
 from support.ssh import ssh_password_attempt, ssh_run
 
 pytestmark = pytest.mark.engine
@@ -149,7 +148,7 @@ def test_parallel_creations_in_processes_get_distinct_ports(engine, names, keypa
         "views = [m.create(m.spec({'name': n, 'public_key': sys.argv[1], 'memory': '64m', 'cpu_share': 0.1}), wait=False) for n in sys.argv[2:]]\n"
         "print(json.dumps([v['ssh']['port'] for v in views]))\n"
     )
-    env = {"PYTHONPATH": str(ROOT / "plugins" / "module_utils"), "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     procs = [
         subprocess.Popen([sys.executable, "-c", script, keypair[1], *[names(f"q{w}{i}") for i in range(3)]], stdout=subprocess.PIPE, env=env, text=True)
         for w in range(3)

@@ -11,7 +11,6 @@ from dockpool.atomicfile import read_json
 from dockpool.instances import InstanceManager
 from dockpool.policy import Policy
 from dockpool.usage import run_pass
-from support.paths import ROOT
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine
@@ -48,7 +47,7 @@ def test_watchdog_stops_only_the_instance_over_its_limit(engine, policy, names, 
 
 
 def test_watchdog_command_runs_and_skips_when_a_pass_is_running(engine, tmp_path):
-    env = {"PYTHONPATH": str(ROOT / "plugins" / "module_utils"), "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-m", "dockpool.watchdog", "--usage-file", str(tmp_path / "u.json"), "--lock-file", str(tmp_path / "lock")]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "measured" in done.stderr
@@ -68,7 +67,7 @@ def test_jump_keys_follow_the_instances(engine, policy, names, keypair, tmp_path
     view = manager.create(manager.spec({"name": names(), "public_key": keypair[1], "memory": "64m"}), wait=False)
     policy_file = tmp_path / "provider.json"
     policy_file.write_text('{"bind_address": "127.0.0.1"}')
-    env = {"PYTHONPATH": str(ROOT / "plugins" / "module_utils"), "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-m", "dockpool.jumpkeys", "--policy-file", str(policy_file)]
     lines = subprocess.run(argv + ["iaas-client"], env=env, capture_output=True, text=True, check=True).stdout.splitlines()
     mine = [line for line in lines if line.endswith(f"dockpool:{view['name']}") or f"{view['name']}," in line or f",{view['name']}" in line]

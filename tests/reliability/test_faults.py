@@ -39,8 +39,7 @@ def service_command(config: Path) -> list[str]:
 
 
 def start_service(config: Path, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
-    return subprocess.Popen(service_command(config), env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(service_command(config), stdout=open(log, "a"), stderr=subprocess.STDOUT)
 
 
 def alice_instances(engine) -> list[dict]:
@@ -220,13 +219,12 @@ def test_every_route_and_module_action_meets_a_stopped_engine_with_a_typed_error
 
 def test_watchdog_killed_while_writing_never_corrupts_its_file(tmp_path, engine, figures):
     usage = tmp_path / "usage.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
     argv = [sys.executable, "-c",
             "import sys\nfrom dockpool.engine import connect\nfrom dockpool.usage import run_pass\nc = connect()\n"
             "while True: run_pass(c, sys.argv[1])\n", str(usage)]
     kills, checked = 0, 0
     for _ in range(20):
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(random.uniform(0.3, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -19,7 +19,7 @@ from support.api_config import TOKENS, make_config
 from support.paths import ROOT
 
 pytestmark = pytest.mark.engine
-SOURCES = [p for d in ("plugins/module_utils", "library", "bench", "scripts") for p in (ROOT / d).rglob("*.py")]
+SOURCES = [p for d in ("plugins/module_utils", "client", "provider", "library", "bench", "scripts") for p in (ROOT / d).rglob("*.py")]
 
 
 def shell_uses(path: Path) -> list[str]:

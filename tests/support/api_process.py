@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,8 +12,6 @@ from pathlib import Path
 from typing import Iterator
 
 import requests
-
-from .paths import ROOT
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,8 +39,7 @@ def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Ite
     config = directory / f"api-{host}-{port}.json"
     config.write_text(json.dumps({"listen": host, "port": port, "advertise_address": host, **settings}))
     log = open(directory / f"api-{host}-{port}.log", "w")  # closed below
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
-    proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{host}:{port}"
     try:

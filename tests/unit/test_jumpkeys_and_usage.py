@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from dockpool.policy import Policy
 from dockpool.spec import build_spec
 from dockpool.usage import over_limit, read_usage
 from support.keys import ED25519, RSA_3072
-from support.paths import ROOT
 
 
 def record(name, key, ports, managed=True):
@@ -83,9 +81,8 @@ def test_a_writer_killed_mid_write_never_leaves_a_corrupt_file(tmp_path):
         "big = {'instances': {f'i{k}': {'size_rw': k} for k in range(20000)}}\n"
         "for n in range(100000):\n    big['n'] = n\n    write_json(sys.argv[1], big)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "module_utils"))
     for delay in (0.3, 0.45, 0.6):
-        proc = subprocess.Popen([sys.executable, "-c", script, str(path)], env=env)
+        proc = subprocess.Popen([sys.executable, "-c", script, str(path)])
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -4,20 +4,18 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from .errors import Conflict, DockpoolError, EngineUnavailable, NotFound
+from .libraries import docker, docker_sdk, requests
 
 
 def connect(base_url: Optional[str] = None, timeout: int = 120) -> Any:
     """A client for the local engine (DOCKER_HOST or the default socket), API version negotiated."""
+    sdk = docker_sdk()
     with engine_errors("connecting to the Docker engine"):
         if base_url:
-            client = docker.DockerClient(base_url=base_url, version="auto", timeout=timeout)
+            client = sdk.DockerClient(base_url=base_url, version="auto", timeout=timeout)
         else:
-            client = docker.from_env(version="auto", timeout=timeout)
+            client = sdk.from_env(version="auto", timeout=timeout)
     return client
 
 

@@ -7,13 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-
-def _load_nvml() -> Any:
-    try:
-        import pynvml  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    return pynvml
+from .libraries import pynvml
 
 
 def _text(value: Any) -> Any:
@@ -57,7 +51,7 @@ def _read_device(nvml: Any, index: int, driver: Optional[str]) -> dict:
 
 def read_gpus(nvml: Any = None) -> list[dict]:
     """Every NVIDIA GPU with its identity and live readings, in NVML's index order."""
-    nvml = nvml if nvml is not None else _load_nvml()
+    nvml = nvml if nvml is not None else pynvml
     if nvml is None:
         return []
     try:

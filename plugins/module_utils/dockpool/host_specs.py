@@ -12,11 +12,11 @@ import socket
 from pathlib import Path
 from typing import Any, Optional
 
-import psutil
-
 from .cputopology import Topology, read_topology
+from .engine import connect, engine_errors
 from .errors import DockpoolError
 from .gpus import read_gpus
+from .libraries import host_counters
 
 MIB = 1024 * 1024
 DEFAULT_DATA_ROOT = "/var/lib/docker"
@@ -65,15 +65,13 @@ def docker_data_root(docker_host: Optional[str] = None) -> str:
     """The engine's DockerRootDir, or Docker's default when the SDK or the engine is absent
     (specs are read before Docker is installed, to decide on the NVIDIA toolkit)."""
     try:
-        from .engine import connect, engine_errors  # pylint: disable=import-outside-toplevel  # needs the SDK
-
         client = connect(docker_host, timeout=5)
         try:
             with engine_errors("reading the engine's data root"):
                 return client.info().get("DockerRootDir") or DEFAULT_DATA_ROOT
         finally:
             client.close()
-    except (ImportError, DockpoolError):  # no SDK, no engine, no permission: all mean "use the default"
+    except DockpoolError:  # no SDK, no engine, no permission: all mean "use the default"
         return DEFAULT_DATA_ROOT
 
 
@@ -91,9 +89,10 @@ def cpu_specs(topology: Topology, cpuinfo: str) -> dict[str, Any]:
 def collect_specs(data_root: str = DEFAULT_DATA_ROOT, nvml: Any = None, topology: Optional[Topology] = None) -> dict[str, Any]:
     """Read the host now. ``nvml`` is the GPU seam (see gpus.read_gpus)."""
     os_release = parse_os_release(_read_text("/etc/os-release"))
-    memory = psutil.virtual_memory()
+    counters = host_counters()
+    memory = counters.virtual_memory()
     disk_path = existing_path(data_root)
-    disk = psutil.disk_usage(disk_path)
+    disk = counters.disk_usage(disk_path)
     return {
         "hostname": socket.gethostname(),
         "platform": {

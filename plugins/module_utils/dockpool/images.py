@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import docker.errors
-
 from .engine import engine_errors
 from .errors import InvalidInput, NotFound
+from .libraries import docker
 from .validation import validate_image_ref
 
 LABEL_NAME = "dockpool.image.name"
@@ -176,7 +175,7 @@ def ports_from_image(attrs: dict[str, Any]) -> tuple[ImagePort, ...]:
             pass  # a hand-made label we cannot read: fall back to EXPOSE, as for foreign images
     ports = []
     for spec in sorted(config.get("ExposedPorts") or {}):
-        number, _, protocol = spec.partition("/")
+        number, _slash, protocol = spec.partition("/")
         if number.isdigit() and (protocol or "tcp") in PROTOCOLS:
             port = int(number)
             name = "SSH" if (port, protocol or "tcp") == (22, "tcp") else f"{port}/{protocol or 'tcp'}"
@@ -270,7 +269,7 @@ def build_image(
         return {"changed": True, "image": None, "tag": tag, "source_hash": source_hash, "previous_hash": previous}
     with engine_errors(f"building {tag}"):
         try:
-            image, _ = client.images.build(
+            image, _build_log = client.images.build(
                 path=os.fspath(path),
                 tag=tag,
                 labels=image_labels(folder, source_hash),

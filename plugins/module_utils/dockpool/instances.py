@@ -12,9 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import psutil
-from docker.types import DeviceRequest, LogConfig
-
 from . import labels as L
 from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
@@ -24,6 +21,7 @@ from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput
 from .gpus import read_gpus
 from .images import LABEL_VNC_ENV, ImagePort, env_label, key_env, ports_from_image, resolve_image
 from .jumpaccess import held_ports, release_ports, write_jump_keys
+from .libraries import docker_sdk, host_counters
 from .locking import placement_lock
 from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
 from .policy import Policy
@@ -93,7 +91,7 @@ class InstanceManager:
 
     def spec(self, params: dict[str, Any]) -> InstanceSpec:
         """Validate caller input against this provider's policy and hardware."""
-        return build_spec(params, self.policy, psutil.virtual_memory().total, len(self.topology.logical_cpus))
+        return build_spec(params, self.policy, host_counters().virtual_memory().total, len(self.topology.logical_cpus))
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -228,7 +226,7 @@ class InstanceManager:
             "restart_policy": {"Name": "unless-stopped"},
             "init": True,
             **no_ipv6(),
-            "log_config": LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
+            "log_config": docker_sdk().types.LogConfig(type="json-file", config={"max-size": self.policy.log_max_size, "max-file": "2"}),
             "detach": True,
         }
         environment: dict[str, str] = {}
@@ -243,7 +241,7 @@ class InstanceManager:
             kwargs["cpu_period"] = CPU_PERIOD
             kwargs["cpu_quota"] = int(spec.cpu_share * CPU_PERIOD)
         if spec.gpu:
-            kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            kwargs["device_requests"] = [docker_sdk().types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return kwargs
 
     def _quota_possible(self) -> bool:

@@ -21,10 +21,9 @@ import pwd
 import time
 from typing import Iterable, Optional
 
-import psutil
-
 from . import labels as L
 from .atomicfile import read_json, write_json, write_text
+from .libraries import host_counters
 from .policy import Policy
 
 log = logging.getLogger("dockpool.jump")
@@ -76,7 +75,7 @@ def _jump_sessions_started(jump_user: str) -> list[float]:
     except KeyError:
         return []
     started = []
-    for proc in psutil.process_iter(["uids", "create_time"]):
+    for proc in host_counters().process_iter(["uids", "create_time"]):
         uids = proc.info.get("uids")
         if uids is not None and uids.real == uid and proc.info.get("create_time") is not None:
             started.append(proc.info["create_time"])
