@@ -1,5 +1,5 @@
 # Entry points; each target sets up what it needs on a fresh machine.
-.PHONY: setup sandbox test lint api bench reliability screenshots
+.PHONY: setup sandbox test lint sanity api bench reliability screenshots
 
 setup:
 	scripts/setup.sh
@@ -14,6 +14,10 @@ lint: setup
 	.venv/bin/yamllint --strict .
 	.venv/bin/ansible-lint --profile production
 	.venv/bin/ruff check .
+
+# ansible-test sanity (validate-modules, pep8, pylint, import, compile) on the modules; `make test` runs it.
+sanity: setup
+	scripts/sanity.sh
 
 api:
 	scripts/api-dev.sh

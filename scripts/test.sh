@@ -10,6 +10,10 @@ echo "== lint"
 yamllint --strict .
 ansible-lint --profile production
 ruff check .
+echo "== ansible-test sanity (the modules and their module_utils as a collection)"
+mkdir -p .cache
+scripts/sanity.sh >.cache/sanity.log 2>&1 || { tail -n 60 .cache/sanity.log; exit 1; }
+grep '^Running sanity test' .cache/sanity.log
 echo "== unit and integration tests"
 pytest "$@"
 echo "== molecule scenarios"

@@ -13,7 +13,7 @@ VNC_PORT_NAME = "VNC"
 
 
 def desktop_password() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(VNC_PASSWORD_LENGTH))
+    return "".join(secrets.choice(_ALPHABET) for _position in range(VNC_PASSWORD_LENGTH))
 
 
 def desktop_view(ports: Sequence[Any], host: str) -> Optional[dict[str, Any]]:

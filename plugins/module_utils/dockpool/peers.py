@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .atomicfile import read_json, write_json
 from .errors import Busy, InvalidInput
@@ -119,8 +119,12 @@ class NetworkRule:
         ip = ipaddress.ip_address(address)
         if ip.version == 6 and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped  # judged as the IPv4 address it reaches
-        inside = lambda nets: any(ip in ipaddress.ip_network(n) for n in nets if ipaddress.ip_network(n).version == ip.version)  # noqa: E731
-        return inside(self.allow) and not inside(self.deny)
+        return _contains(self.allow, ip) and not _contains(self.deny, ip)
+
+
+def _contains(networks: Iterable[str], ip: Any) -> bool:
+    """Whether one of ``networks`` of ``ip``'s family holds it."""
+    return any(ip in net for net in map(ipaddress.ip_network, networks) if net.version == ip.version)
 
 
 def fetch_server_info(address: str, port: int, deadline: float, max_bytes: int) -> bytes:

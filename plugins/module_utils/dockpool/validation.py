@@ -84,9 +84,9 @@ def _read_string(blob: bytes, offset: int) -> tuple[bytes, int]:
 
 
 def _rsa_bits(blob: bytes) -> int:
-    _, offset = _read_string(blob, 0)
-    _, offset = _read_string(blob, offset)  # public exponent
-    modulus, _ = _read_string(blob, offset)
+    _key_type, offset = _read_string(blob, 0)
+    _exponent, offset = _read_string(blob, offset)
+    modulus, _end = _read_string(blob, offset)
     return int.from_bytes(modulus, "big").bit_length()
 
 
@@ -108,7 +108,7 @@ def validate_public_key(value: object, field: str = "public_key") -> str:
         raise InvalidInput(f"{field}: the key data after {parts[0]!r} is missing", field)
     try:
         blob = base64.b64decode(parts[1], validate=True)
-        embedded_type, _ = _read_string(blob, 0)
+        embedded_type, _end = _read_string(blob, 0)
     except (ValueError, binascii.Error):
         raise InvalidInput(f"{field}: the key data is not valid base64 OpenSSH key material", field) from None
     if embedded_type.decode("ascii", "replace") != parts[0]:
