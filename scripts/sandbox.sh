@@ -2,5 +2,5 @@
 # Set up this machine, then run the main job on a local sandbox provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh sandbox
 exec .venv/bin/ansible-playbook playbooks/sandbox.yml "$@"
