@@ -98,7 +98,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
                     headers.setdefault("Retry-After", str(RETRY_AFTER_UNAVAILABLE))
                 requests_total.labels(method_label(), route, str(status)).inc()
                 raise HTTPResponse(json.dumps(body), status=status, headers=headers) from None
-            except Exception:  # pylint: disable=broad-except  # logged whole, answered without internals
+            except Exception:  # any failure: logged whole, answered without internals
                 log.exception("%s %s failed", request.method, request.path)
                 requests_total.labels(method_label(), route, "500").inc()
                 raise HTTPResponse(json.dumps({"error": "internal error; the provider's log has the details",

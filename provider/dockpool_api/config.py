@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -11,6 +10,7 @@ from dockpool.client_requests import ClientLimits
 from dockpool.errors import InvalidInput
 from dockpool.peers import DEFAULT_DENY, NetworkRule
 from dockpool.policy import DEFAULT_POLICY_FILE
+from dockpool.settings_files import read_settings
 from dockpool.usage import DEFAULT_USAGE_FILE
 from dockpool.validation import validate_image_ref, validate_name
 
@@ -104,11 +104,4 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
 
 
 def load_config(path: str) -> ApiConfig:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{path}: cannot read the API settings ({exc})", "config") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}: the API settings must be a JSON object", "config")
-    return config_from_dict(data)
+    return config_from_dict(read_settings(path, "the API settings", "config"))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import itertools
-import json
 import logging
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any, Iterable, Optional
 from . import labels as L
 from .engine import connect, engine_errors
 from .errors import DockpoolError, InvalidInput
+from .settings_files import read_settings
 
 log = logging.getLogger("dockpool.firewall")
 EGRESS, INPUT, TENANTS = "DOCKPOOL-EGRESS", "DOCKPOOL-INPUT", "DOCKPOOL-TENANTS"
@@ -102,11 +102,7 @@ class FirewallSettings:
 
 
 def load_settings(path: str = DEFAULT_SETTINGS_FILE) -> FirewallSettings:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return FirewallSettings.from_dict(json.load(handle))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{path}: cannot read the firewall settings ({exc})", "settings") from None
+    return FirewallSettings.from_dict(read_settings(path, "the firewall settings", "settings"))
 
 
 def policy_rules(settings: FirewallSettings) -> str:

@@ -6,13 +6,13 @@ configuration file) and passed to the core; nothing else holds settings.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import InvalidInput
+from .settings_files import read_settings
 from .units import parse_size
 
 GIB = 1024**3
@@ -130,12 +130,6 @@ def load_policy(path: Optional[str] = DEFAULT_POLICY_FILE, overrides: Optional[d
     """The provider's settings file (written by provisioning) if it exists, then ``overrides``."""
     settings: dict = {}
     if path and os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                settings = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"{path}: cannot read provider settings ({exc})", "policy_file") from None
-        if not isinstance(settings, dict):
-            raise InvalidInput(f"{path}: provider settings must be a JSON object", "policy_file")
+        settings = read_settings(path, "the provider settings", "policy_file")
     settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return policy_from_settings(settings)
