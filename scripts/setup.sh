@@ -13,7 +13,7 @@ case "$mode" in dev | sandbox) ;; *) echo "usage: $0 [dev|sandbox]" >&2; exit 2 
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(docker.io debootstrap openssh-client python3-venv git make curl)
+packages=(docker.io mmdebstrap openssh-client python3-venv git make curl)
 # The tests' HTTPS front (the role's nginx template) and the status page's browser tests.
 [ "$mode" = dev ] && packages+=(nginx chromium)
 missing=()
@@ -28,6 +28,13 @@ fi
 
 as_root scripts/start-docker.sh
 
+# The local base image (mmdebstrap: network and disk) builds while the virtual
+# environment installs (PyPI and CPU): the two longest steps of a first setup.
+base_log=$(mktemp)
+as_root scripts/build-base-image.sh >"$base_log" 2>&1 &
+base_pid=$!
+trap 'kill "$base_pid" 2>/dev/null; rm -f "$base_log"' EXIT
+
 # The virtual environment is brought up to date only when the pinned requirements
 # change. A development environment (requirements-dev.txt includes requirements.txt)
 # serves the sandbox too.
@@ -40,7 +47,8 @@ if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && 
     echo "installing $requirements into .venv"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r "$requirements"
+    # Bytecode is compiled on first import instead (halves the install: most of the bundle's files are never imported).
+    .venv/bin/pip install -q --no-compile -r "$requirements"
     # The two distributions, editable (they follow this checkout): the client (the core and the
     # `dockpool` command) and the provider's service. This is how tests, benchmarks and scripts
     # import the packages; nothing patches sys.path or PYTHONPATH for them.
@@ -48,7 +56,10 @@ if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && 
     digest "$requirements" >"$stamp"
 fi
 
-as_root scripts/build-base-image.sh
+wait "$base_pid" || { cat "$base_log"; exit 1; }
+cat "$base_log"
+trap - EXIT
+rm -f "$base_log"
 # The instance images on this machine's engine, for the tests.
 [ "$mode" = dev ] && .venv/bin/ansible-playbook playbooks/images.yml >/dev/null
 echo "setup done: Docker $(docker version --format '{{.Server.Version}}'), $(.venv/bin/ansible --version | head -1)"
