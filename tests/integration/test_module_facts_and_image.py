@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 
 import psutil
@@ -83,3 +84,14 @@ def test_ansible_doc_renders(module):
     doc = json.loads(proc.stdout)[module]
     assert doc["doc"]["options"] and doc["examples"].strip() and doc["return"]
     assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
+
+
+def test_a_host_without_the_libraries_gets_ansibles_missing_library_message(tmp_path):
+    """The core imports without docker and psutil (dockpool.libraries); the module says which is missing."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    interpreter = {"ansible_python_interpreter": str(bare / "bin" / "python")}
+    for task, library in (({"dockpool_image": {"path": str(tmp_path)}}, "docker"), ({"dockpool_spec_facts": {}}, "psutil")):
+        result = run_playbook(tmp_path, [task], extra_vars=interpreter)
+        assert result.rc != 0, result.raw
+        assert f"Failed to import the required Python library ({library})" in result.result()["msg"], result.raw
