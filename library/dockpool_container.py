@@ -89,6 +89,13 @@ options:
   pids_limit:
     description: Maximum number of processes in the instance. Defaults to the provider's C(pids_limit) (512).
     type: int
+  runtime:
+    description:
+      - The OCI runtime the instance runs under, V(runc) (the provider's kernel) or V(runsc) (gVisor, a kernel
+        in user space), registered with the engine by the C(docker_engine) role.
+      - A new instance gets the provider's choice for its image (C(runtime), C(image_runtimes)) when not given.
+    type: str
+    choices: [runc, runsc]
   owner:
     description: Who the instance belongs to (the API's client name); recorded as a label. A new instance gets V(operator).
     type: str
@@ -148,6 +155,13 @@ options:
       lock_path:
         description: File locked while ports and cores are chosen, shared with the API service.
         type: path
+      runtime:
+        description: The runtime new instances run under when O(runtime) is omitted.
+        type: str
+        choices: [runc, runsc]
+      image_runtimes:
+        description: Images (by name, such as V(desktop)) that run under another runtime than O(provider.runtime).
+        type: dict
   docker_host:
     description: The engine's address; defaults to E(DOCKER_HOST) or the local socket.
     type: str
@@ -214,6 +228,9 @@ instance:
     image:
       description: Image name as asked.
       type: str
+    runtime:
+      description: The OCI runtime it runs under, V(runc) or V(runsc) (gVisor).
+      type: str
     state:
       description: V(running), V(stopped), V(paused), V(restarting) or V(dead).
       type: str
@@ -262,7 +279,7 @@ from ansible.module_utils.dockpool_module import engine_options, run_core
 
 SPEC_FIELDS = (
     "name", "image", "public_key", "ssh_user", "extra_ports", "gpu", "cpus", "cpu_share",
-    "memory", "memory_reservation", "disk_limit", "pids_limit", "owner",
+    "memory", "memory_reservation", "disk_limit", "pids_limit", "owner", "runtime",
 )
 PROVIDER_OPTIONS = {
     "port_range": {"type": "str"},
@@ -276,6 +293,8 @@ PROVIDER_OPTIONS = {
     "shared_cores_min": {"type": "int"},
     "image_prefix": {"type": "str"},
     "lock_path": {"type": "path"},
+    "runtime": {"type": "str", "choices": ["runc", "runsc"]},
+    "image_runtimes": {"type": "dict"},
 }
 
 
@@ -295,6 +314,7 @@ def main() -> None:
         disk_limit=dict(type="str"),
         pids_limit=dict(type="int"),
         owner=dict(type="str"),
+        runtime=dict(type="str", choices=["runc", "runsc"]),
         recreate=dict(type="bool", default=False),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=30),

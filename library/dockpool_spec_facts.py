@@ -82,6 +82,12 @@ ansible_facts:
             temperature, clocks (graphics, memory) and memory (total, used); empty without GPU.
           type: list
           elements: dict
+        runsc:
+          description: >-
+            gVisor's runsc where installed (else null): path, version, and network_arguments, what the engine
+            must pass it to start instances here (V(--network=host) where an older runsc misjudges the
+            kernel's network namespaces).
+          type: dict
         load:
           description: Load averages over 1, 5 and 15 minutes.
           type: dict

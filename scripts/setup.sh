@@ -14,8 +14,9 @@ case "$mode" in dev | sandbox) ;; *) echo "usage: $0 [dev|sandbox]" >&2; exit 2 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(docker.io mmdebstrap openssh-client python3-venv git make curl)
-# The tests' HTTPS front (the role's nginx template) and the status page's browser tests.
-[ "$mode" = dev ] && packages+=(nginx chromium)
+# The tests' HTTPS front (the role's nginx template), the status page's browser tests, and
+# gVisor for the tests and benchmarks that run instances under both runtimes.
+[ "$mode" = dev ] && packages+=(nginx chromium runsc)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -60,6 +61,9 @@ wait "$base_pid" || { cat "$base_log"; exit 1; }
 cat "$base_log"
 trap - EXIT
 rm -f "$base_log"
-# The instance images on this machine's engine, for the tests.
-[ "$mode" = dev ] && .venv/bin/ansible-playbook playbooks/images.yml >/dev/null
+# The instance images on this machine's engine, for the tests, and gVisor registered with it.
+if [ "$mode" = dev ]; then
+    .venv/bin/ansible-playbook playbooks/images.yml >/dev/null
+    as_root .venv/bin/python scripts/host-runsc.py
+fi
 echo "setup done: Docker $(docker version --format '{{.Server.Version}}'), $(.venv/bin/ansible --version | head -1)"

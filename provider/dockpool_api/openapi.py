@@ -31,6 +31,8 @@ _INSTANCE = {
         "status": {"type": "string"},
         "created": {"type": "string"},
         "gpu": {"type": "boolean"},
+        "runtime": {"type": "string", "enum": ["runc", "runsc"],
+                    "description": "runc: the provider's kernel; runsc: gVisor, a kernel in user space"},
         "ssh": {
             "type": "object",
             "nullable": True,

@@ -17,6 +17,7 @@ import requests
 
 from support.ansible_run import run_playbook, run_playbook_file
 from support.paths import ROOT
+from support.rfb import rfb_login
 from support.ssh import BASE_OPTIONS, make_keypair, ssh_password_attempt, ssh_run
 
 HOST = os.environ.get("DOCKPOOL_E2E_HOST", "")
@@ -103,10 +104,13 @@ def test_an_instance_made_through_the_api_is_reached_directly_and_through_the_ju
     assert on_provider("docker", "ps", "-aq", "--filter", f"name={view['name']}").stdout.strip() == ""
 
 
-def test_an_engine_restart_spares_the_clients_instances(tmp_path):
-    """live-restore (the docker_engine role's default): the instance, a process started in it
-    before the restart, and SSH directly and through the jump account all outlive the engine."""
-    view = instance(tmp_path, "e2e-restart")
+@pytest.mark.parametrize("runtime", ["runsc", "runc"])
+def test_an_engine_restart_spares_the_clients_instances(tmp_path, runtime):
+    """live-restore (the docker_engine role's default), under either runtime: the instance, a
+    process started in it before the restart, and SSH directly and through the jump account
+    all outlive the engine."""
+    view = instance(tmp_path, f"e2e-restart-{runtime}", runtime=runtime)
+    assert view["runtime"] == runtime
     port = view["ssh"]["port"]
     started = ssh_run(CLIENT_KEY, port, "nohup sleep 100000 >/dev/null 2>&1 & echo $!")
     assert started.returncode == 0, started.stderr
@@ -119,7 +123,44 @@ def test_an_engine_restart_spares_the_clients_instances(tmp_path):
     assert survived.stdout.strip() == "alive", survived.stderr
     config = jump_config(tmp_path, CLIENT_KEY, "restart", port)
     assert via_jump(config, "restart", "hostname").stdout.strip() == view["name"]
-    remove(tmp_path, "e2e-restart")
+    remove(tmp_path, f"e2e-restart-{runtime}")
+
+
+def test_clients_instances_run_under_gvisor_with_their_limits(tmp_path):
+    """The scenario chose runsc: the role registered it with the arguments this kernel needs, and
+    an instance made through the API runs under gVisor, held to its limits."""
+    daemon = json.loads(on_provider("cat", "/etc/docker/daemon.json").stdout)["runtimes"]["runsc"]
+    assert json.loads(on_provider("cat", "/etc/dockpool/provider.json").stdout)["runtime"] == "runsc"
+    # --network=host exactly where this kernel gives each network namespace its own rmem_default.
+    namespaced = on_provider("unshare", "--net", "test", "-e", "/proc/sys/net/core/rmem_default", check=False).returncode == 0
+    assert daemon == {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"] if namespaced else []}
+    headers = {"Authorization": f"Bearer {(CACHE / 'e2e.token').read_text().strip()}"}
+    created = requests.post(f"{API}/v1/instances", headers=headers, timeout=120,
+                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "256m"})
+    assert created.status_code == 201, created.text
+    view = created.json()
+    assert view["runtime"] == "runsc"
+    inside = ssh_run(CLIENT_KEY, view["ssh"]["port"], "dmesg | head -1; grep MemTotal /proc/meminfo")
+    assert "Starting gVisor" in inside.stdout, inside.stdout + inside.stderr
+    host = json.loads(on_provider("docker", "inspect", "--format", "{{json .HostConfig}}", view["id"]).stdout)
+    assert host["Runtime"] == "runsc" and inside.stdout.split()[-2] == str(host["Memory"] // 1024)
+    assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
+
+    desktop = requests.post(f"{API}/v1/instances", headers=headers, timeout=120, json={
+        "image": "desktop", "public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "384m"})
+    assert desktop.status_code == 201, desktop.text
+    view = desktop.json()
+    port = int(view["desktop"]["vnc_address"].rsplit(":", 1)[1])
+    deadline = time.monotonic() + 30  # Xvnc starts after sshd
+    while True:
+        try:
+            version, accepted = rfb_login("127.0.0.1", port, view["desktop"]["vnc_password"])
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "Xvnc never answered under gVisor"
+            time.sleep(0.5)
+    assert view["runtime"] == "runsc" and version.startswith("RFB 003.") and accepted
+    assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
 
 
 def test_the_default_image_is_built():

@@ -11,6 +11,13 @@ DOCKERFILES = {
     # An ordinary sshd image that knows nothing of dockpool (no key label, no entrypoint).
     "plain-sshd": b'FROM local/debian:bookworm\nRUN mkdir -p /run/sshd && ssh-keygen -A\nEXPOSE 22\n'
                   b'CMD ["/usr/sbin/sshd", "-D", "-e"]\n',
+    # The default image behind a start check that needs pidfd_open(2) (Python's os.pidfd_open, as a
+    # process supervisor uses it): Linux has it, gVisor's release in Debian 12 answers ENOSYS.
+    "needs-pidfd": b'FROM dockpool/debian-sshd:latest\n'
+                   b'RUN printf \'#!/bin/sh\\npython3 -c "import os; os.pidfd_open(os.getpid())" || exit 1\\n'
+                   b'exec /usr/local/sbin/dockpool-entrypoint "$@"\\n\' > /usr/local/sbin/needs-pidfd '
+                   b'&& chmod 755 /usr/local/sbin/needs-pidfd\n'
+                   b'ENTRYPOINT ["/usr/local/sbin/needs-pidfd"]\nCMD ["/usr/sbin/sshd", "-D", "-e"]\n',
 }
 
 

@@ -21,9 +21,9 @@ def make_keypair(directory: Path, name: str = "id_ed25519") -> tuple[Path, str]:
 
 
 def ssh_run(key: Path, port: int, command: str, user: str = "root", host: str = "127.0.0.1",
-            options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+            options: tuple[str, ...] = (), timeout: float = 60) -> subprocess.CompletedProcess:
     argv = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, *options, "-p", str(port), f"{user}@{host}", command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def ssh_password_attempt(port: int, user: str = "root", host: str = "127.0.0.1") -> subprocess.CompletedProcess:

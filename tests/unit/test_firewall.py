@@ -1,10 +1,14 @@
 """The firewall's rules as text (what iptables-restore is given), and its settings."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 
 from dockpool.errors import InvalidInput
-from dockpool.firewall import FirewallSettings, policy_rules, tenant_rules
+from dockpool.firewall import FirewallSettings, ipv6_rules, policy_rules, tenant_rules
 
 
 def test_egress_order_replies_tenants_allowed_dns_denied_then_internet():
@@ -52,3 +56,15 @@ def test_bad_settings_name_their_field(settings, field):
     with pytest.raises(InvalidInput) as info:
         FirewallSettings.from_dict(settings)
     assert info.value.field == field
+
+
+def test_ipv6_from_the_bridge_is_refused_but_replies_and_the_kernel_accepts_the_rules():
+    text = ipv6_rules()
+    assert text.splitlines() == ["*filter", ":DOCKPOOL-IPV6 - [0:0]",
+                                 "-A DOCKPOOL-IPV6 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+                                 "-A DOCKPOOL-IPV6 -p tcp -j REJECT --reject-with tcp-reset",
+                                 "-A DOCKPOOL-IPV6 -j REJECT --reject-with icmp6-adm-prohibited", "COMMIT"]
+    if shutil.which("ip6tables-restore") is None or os.geteuid() != 0:
+        pytest.skip("needs ip6tables-restore as root")
+    checked = subprocess.run(["ip6tables-restore", "--test", "--noflush"], input=text, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr

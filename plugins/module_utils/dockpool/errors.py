@@ -52,6 +52,13 @@ class CapacityExhausted(DockpoolError):
     http_status = 409
 
 
+class Misconfigured(DockpoolError):
+    """The provider's settings ask for what its engine cannot do (a runtime not registered):
+    only its operator can mend it."""
+
+    http_status = 500
+
+
 class EngineUnavailable(DockpoolError):
     """The Docker engine cannot be reached or failed unexpectedly."""
 

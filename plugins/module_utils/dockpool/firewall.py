@@ -21,8 +21,12 @@ depend only on settings and are applied before Docker starts; the tenants chain
 follows the instances (their owner label and bridge address) and is rebuilt on
 every container start, stop and removal by ``dockpool-firewall watch``.
 
-Instances have no IPv6 on Docker's default bridge (IPv6 is off unless the operator
-turns it on), so these rules are IPv4 only; see docs/decisions.md.
+- IPv6 (``ip6tables``): ``INPUT`` and ``FORWARD -i BRIDGE -j DOCKPOOL-IPV6``, which
+  refuses everything. Instances get no IPv6 from Docker, and under runc the
+  ``disable_ipv6`` sysctl removes even the kernel's link-local fe80:: address; gVisor's
+  runsc (Debian 12's) does not apply that sysctl where it uses the host's network
+  stack, and over fe80:: an instance would reach other instances and the host past
+  the IPv4 rules. See docs/decisions.md.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import argparse
 import ipaddress
 import itertools
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +47,7 @@ from .errors import DockpoolError, InvalidInput
 from .settings_files import read_settings
 
 log = logging.getLogger("dockpool.firewall")
-EGRESS, INPUT, TENANTS = "DOCKPOOL-EGRESS", "DOCKPOOL-INPUT", "DOCKPOOL-TENANTS"
+EGRESS, INPUT, TENANTS, IPV6 = "DOCKPOOL-EGRESS", "DOCKPOOL-INPUT", "DOCKPOOL-TENANTS", "DOCKPOOL-IPV6"
 DEFAULT_SETTINGS_FILE = "/etc/dockpool/firewall.json"
 # What an instance may never reach unless the operator allows it: private networks,
 # shared address space, loopback, link-local (cloud metadata), multicast and the like.
@@ -143,18 +148,32 @@ def tenant_rules(instances: Iterable[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _iptables(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["iptables", "-w", *argv], capture_output=True, text=True, check=check)
+def ipv6_rules() -> str:
+    """ip6tables-restore text for the IPv6 chain: nothing an instance starts passes (replies to
+    the host's own connections do)."""
+    return "\n".join(["*filter", f":{IPV6} - [0:0]", f"-A {IPV6} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+                      f"-A {IPV6} -p tcp -j REJECT --reject-with tcp-reset",
+                      f"-A {IPV6} -j REJECT --reject-with icmp6-adm-prohibited", "COMMIT"]) + "\n"
 
 
-def _restore(text: str) -> None:
-    done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=text, capture_output=True, text=True, check=False)
+def _iptables(*argv: str, check: bool = True, ipv6: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip6tables" if ipv6 else "iptables", "-w", *argv], capture_output=True, text=True, check=check)
+
+
+def _restore(text: str, ipv6: bool = False) -> None:
+    program = "ip6tables-restore" if ipv6 else "iptables-restore"
+    done = subprocess.run([program, "-w", "--noflush"], input=text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise DockpoolError(f"iptables-restore refused the rules: {done.stderr.strip()}")
+        raise DockpoolError(f"{program} refused the rules: {done.stderr.strip()}")
 
 
-def _jumps(settings: FirewallSettings) -> list[tuple[str, list[str]]]:
-    return [("DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]), ("INPUT", ["-i", settings.bridge, "-j", INPUT])]
+def _jumps(settings: FirewallSettings) -> list[tuple[bool, str, list[str]]]:
+    """(IPv6?, chain, rule) of every jump into dockpool's chains; IPv6 only where the host has it."""
+    jumps = [(False, "DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]),
+             (False, "INPUT", ["-i", settings.bridge, "-j", INPUT])]
+    if os.path.exists("/proc/sys/net/ipv6"):
+        jumps += [(True, chain, ["-i", settings.bridge, "-j", IPV6]) for chain in ("INPUT", "FORWARD")]
+    return jumps
 
 
 def apply(settings: FirewallSettings) -> None:
@@ -164,20 +183,23 @@ def apply(settings: FirewallSettings) -> None:
         if _iptables("-n", "-L", chain, check=False).returncode != 0:
             _iptables("-N", chain)
     _restore(policy_rules(settings))
-    for chain, rule in _jumps(settings):
-        if _iptables("-C", chain, *rule, check=False).returncode != 0:
-            _iptables("-I", chain, "1", *rule)
+    if os.path.exists("/proc/sys/net/ipv6"):
+        _restore(ipv6_rules(), ipv6=True)
+    for ipv6, chain, rule in _jumps(settings):
+        if _iptables("-C", chain, *rule, check=False, ipv6=ipv6).returncode != 0:
+            _iptables("-I", chain, "1", *rule, ipv6=ipv6)
 
 
 def remove(settings: FirewallSettings) -> None:
     """Take every dockpool rule and chain away (teardown)."""
-    for chain, rule in _jumps(settings):
-        while _iptables("-C", chain, *rule, check=False).returncode == 0:
-            _iptables("-D", chain, *rule)
-    for chain in (EGRESS, INPUT, TENANTS):
-        if _iptables("-n", "-L", chain, check=False).returncode == 0:
-            _iptables("-F", chain)
-            _iptables("-X", chain)
+    for ipv6, chain, rule in _jumps(settings):
+        while _iptables("-C", chain, *rule, check=False, ipv6=ipv6).returncode == 0:
+            _iptables("-D", chain, *rule, ipv6=ipv6)
+    chains = [(False, chain) for chain in (EGRESS, INPUT, TENANTS)] + [(True, IPV6)]
+    for ipv6, chain in chains:
+        if _iptables("-n", "-L", chain, check=False, ipv6=ipv6).returncode == 0:
+            _iptables("-F", chain, ipv6=ipv6)
+            _iptables("-X", chain, ipv6=ipv6)
 
 
 def instance_addresses(client: Any, bridge_network: str = "bridge") -> list[tuple[str, str]]:

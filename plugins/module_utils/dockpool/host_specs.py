@@ -16,6 +16,7 @@ from .cputopology import Topology, read_topology
 from .engine import connect, engine_errors
 from .errors import DockpoolError
 from .gpus import read_gpus
+from .gvisor import read_runsc
 from .libraries import host_counters
 
 MIB = 1024 * 1024
@@ -107,6 +108,7 @@ def collect_specs(data_root: str = DEFAULT_DATA_ROOT, nvml: Any = None, topology
         "memory": {"total": memory.total, "available": memory.available},
         "disk": {"path": disk_path, "total": disk.total, "free": disk.free},
         "gpus": read_gpus(nvml),
+        "runsc": read_runsc(),  # gVisor, where installed: its version and the arguments the engine passes it
         "load": dict(zip(("1m", "5m", "15m"), os.getloadavg())),
     }
 

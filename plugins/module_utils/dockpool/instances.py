@@ -17,8 +17,9 @@ from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
 from .desktop import desktop_password
 from .engine import engine_errors
-from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
+from .errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, Misconfigured, NotFound
 from .gpus import read_gpus
+from .gvisor import host_pids_limit
 from .images import LABEL_VNC_ENV, ImagePort, env_label, key_env, ports_from_image, resolve_image
 from .jumpaccess import held_ports, release_ports, write_jump_keys
 from .libraries import docker_sdk, host_counters
@@ -88,6 +89,7 @@ class InstanceManager:
         self.topology = topology or read_topology()
         self.gpu_count = gpu_count or (lambda: len(read_gpus()))
         self._quota: Optional[bool] = None  # can the engine hold a writable layer to a size? (asked once)
+        self._runtimes: Optional[set[str]] = None  # the OCI runtimes registered with the engine (asked once)
 
     def spec(self, params: dict[str, Any]) -> InstanceSpec:
         """Validate caller input against this provider's policy and hardware."""
@@ -195,10 +197,22 @@ class InstanceManager:
         if spec.gpu and self.gpu_count() == 0:
             raise InvalidInput("gpu: this provider has no NVIDIA GPU (none found through NVML)", "gpu")
 
+    def _check_runtime(self, spec: InstanceSpec) -> None:
+        """Refuse before anything is made when the engine does not know the instance's runtime."""
+        if self._runtimes is None:
+            with engine_errors("reading the engine's runtimes"):
+                self._runtimes = set(self.client.api.info().get("Runtimes") or {"runc": {}})
+        if spec.runtime not in self._runtimes:
+            raise Misconfigured(
+                f"runtime: instances of {spec.image!r} run under {spec.runtime!r} here, but this provider's Docker "
+                f"engine has no such runtime (it has: {', '.join(sorted(self._runtimes))}); its operator provisions "
+                "it with docker_engine_instance_runtime or docker_engine_image_runtimes naming it", "runtime")
+
     def preview(self, spec: InstanceSpec, start: bool = True) -> dict[str, Any]:
         """What ``create`` would produce, without touching anything (check mode)."""
         image = resolve_image(self.client, spec.image, self.policy.image_prefix)
         self._check_gpu(spec)
+        self._check_runtime(spec)
         records = self.records()
         placement = self.plan(spec, ports_from_image(image.attrs), records)
         labels = L.instance_labels(spec, placement.ports, placement.cpuset)
@@ -219,10 +233,11 @@ class InstanceManager:
             "mem_reservation": spec.memory_reservation,
             "memswap_limit": spec.memory,  # no swap beyond the hard limit
             "cpuset_cpus": placement.cpuset,
-            "pids_limit": spec.pids_limit,
+            "pids_limit": host_pids_limit(spec.pids_limit, spec.runtime),
             "cap_drop": ["ALL"],
             "cap_add": list(self.policy.capabilities),
             "security_opt": ["no-new-privileges:true"],
+            "runtime": spec.runtime,
             "restart_policy": {"Name": "unless-stopped"},
             "init": True,
             **no_ipv6(),
@@ -296,6 +311,7 @@ class InstanceManager:
         depending on the others (a free name, a per-client cap) cannot race."""
         image = resolve_image(self.client, spec.image, self.policy.image_prefix)
         self._check_gpu(spec)
+        self._check_runtime(spec)
         image_ports = ports_from_image(image.attrs)
         requested = spec
         lost: frozenset = frozenset()  # ports planned free that the engine then could not bind
@@ -369,16 +385,19 @@ class InstanceManager:
         )
 
     def _start(self, container: Any, name: str, wait: bool, wait_timeout: float) -> None:
-        with engine_errors(f"starting instance {name!r}"):
+        # Failures name the runtime: an image can work under runc and fail under gVisor.
+        runtime = f"under runtime {container.labels.get(L.RUNTIME) or 'runc'}"
+        with engine_errors(f"starting instance {name!r} {runtime}"):
             container.start()
         port = self._ssh_port(container.labels)
         if wait and port is not None:
             try:
                 wait_for_ssh(self.policy.probe_host, port, wait_timeout, alive=lambda: self._running(container))
             except TimeoutError as exc:
-                raise EngineUnavailable(f"instance {name!r} started but {exc}") from exc
+                raise EngineUnavailable(f"instance {name!r} started {runtime} but {exc}") from exc
             except ChildProcessError as exc:
-                raise InvalidInput(f"instance {name!r}: {exc}; its last output: {self._last_log(container)}", "image") from exc
+                raise InvalidInput(f"instance {name!r} {runtime}: {exc}; its last output: {self._last_log(container)}",
+                                   "image") from exc
 
     def _running(self, container: Any) -> bool:
         with engine_errors("checking an instance"):

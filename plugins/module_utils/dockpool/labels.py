@@ -35,6 +35,7 @@ MEMORY = PREFIX + "memory"
 MEMORY_RESERVATION = PREFIX + "memory-reservation"
 DISK_LIMIT = PREFIX + "disk-limit"
 PIDS_LIMIT = PREFIX + "pids-limit"
+RUNTIME = PREFIX + "runtime"  # the OCI runtime: runc or runsc (gVisor)
 PORTS = PREFIX + "ports"
 PUBLIC_KEY = PREFIX + "public-key"
 DISK_ENFORCEMENT = PREFIX + "disk-enforcement"  # "quota" (the filesystem's) or "watchdog"
@@ -54,6 +55,7 @@ SPEC_LABELS = {
     "disk_limit": DISK_LIMIT,
     "pids_limit": PIDS_LIMIT,
     "public_key": PUBLIC_KEY,
+    "runtime": RUNTIME,
 }
 
 
@@ -207,6 +209,7 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
         "status": record.status,
         "created": record.created,
         "gpu": labels.get(GPU) == "true",
+        "runtime": labels.get(RUNTIME) or "runc",  # instances older than the label all ran under runc
         "ssh": None
         if ssh_port is None
         else {

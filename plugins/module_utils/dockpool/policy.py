@@ -19,6 +19,16 @@ GIB = 1024**3
 # What sshd needs and no more: Docker's default set minus MKNOD, NET_RAW, SETFCAP,
 # SETPCAP and FSETID. SYS_CHROOT is for sshd's privilege separation, AUDIT_WRITE for PAM.
 SSHD_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
+# The OCI runtimes an instance may run under: runc (the provider's kernel) or runsc (gVisor,
+# a kernel in user space between the instance and the provider's; see docs/security.md).
+RUNTIMES = ("runc", "runsc")
+
+
+def check_runtime(value: object, field_name: str) -> str:
+    if value not in RUNTIMES:
+        raise InvalidInput(f"{field_name}: {value!r} is not a runtime dockpool runs instances under; "
+                           f"allowed: {', '.join(RUNTIMES)}", field_name)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,15 @@ class Policy:
     jump_user: Optional[str] = None
     jump_keys_file: Optional[str] = None
     released_ports_file: Optional[str] = None
+    # The runtime instances run under, and images that run under another one instead
+    # (an image known not to work under gVisor): ((image name, runtime), ...).
+    runtime: str = "runc"
+    image_runtimes: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        check_runtime(self.runtime, "runtime")
+        for image, runtime in self.image_runtimes:
+            check_runtime(runtime, f"image_runtimes[{image}]")
         try:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
@@ -87,6 +104,12 @@ class Policy:
             raise InvalidInput("pids_limit: at least 16 processes are needed for sshd and a login", "pids_limit")
         if self.shared_cores_min < 0:
             raise InvalidInput("shared_cores_min: must be 0 or more", "shared_cores_min")
+
+    def runtime_for(self, image: str) -> str:
+        """The runtime for an image as a client names it (``desktop``) or in full (``dockpool/desktop:latest``)."""
+        overrides = dict(self.image_runtimes)
+        short = image[len(self.image_prefix):] if image.startswith(self.image_prefix) else image
+        return overrides.get(image) or overrides.get(short.split(":", 1)[0]) or self.runtime
 
     @property
     def ssh_host(self) -> str:
@@ -114,6 +137,12 @@ def policy_from_settings(settings: dict) -> Policy:
     for key in ("default_memory", "max_memory"):
         if key in values:
             values[key] = parse_size(values[key], key)
+    if "image_runtimes" in values:
+        overrides = values["image_runtimes"]
+        if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+            raise InvalidInput("image_runtimes: expected a mapping of image names to runtimes "
+                               "(desktop: runc, for example)", "image_runtimes")
+        values["image_runtimes"] = tuple(sorted(overrides.items()))
     if "capabilities" in values:
         values["capabilities"] = tuple(values["capabilities"])
     known = set(Policy.__dataclass_fields__)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from .errors import InvalidInput
 from .placement import memory_limits
-from .policy import Policy
+from .policy import Policy, check_runtime
 from .units import parse_size
 from .validation import validate_image_ref, validate_name, validate_public_key, whole_number
 
@@ -29,6 +29,7 @@ class InstanceSpec:
     memory_reservation: int
     disk_limit: Optional[int]
     pids_limit: int
+    runtime: str = "runc"  # the OCI runtime: the operator's per-instance choice, else the provider's for the image
 
 
 def _share(value: Any, max_cpus: int) -> float:
@@ -75,6 +76,7 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
     )
     disk_limit = parse_size(params.get("disk_limit"), "disk_limit")
     pids_limit = whole_number(params.get("pids_limit") or policy.pids_limit, "pids_limit", 16, 1_000_000)
+    runtime = check_runtime(params["runtime"], "runtime") if params.get("runtime") else policy.runtime_for(image)
     return InstanceSpec(
         name=name,
         image=image,
@@ -89,4 +91,5 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
         memory_reservation=reservation,
         disk_limit=disk_limit,
         pids_limit=pids_limit,
+        runtime=runtime,
     )
