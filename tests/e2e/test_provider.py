@@ -17,7 +17,7 @@ import requests
 
 from support.ansible_run import run_playbook, run_playbook_file
 from support.paths import ROOT
-from support.rfb import rfb_login
+from support.rfb import wait_for_rfb_login
 from support.ssh import BASE_OPTIONS, make_keypair, ssh_password_attempt, ssh_run
 
 HOST = os.environ.get("DOCKPOOL_E2E_HOST", "")
@@ -151,14 +151,7 @@ def test_clients_instances_run_under_gvisor_with_their_limits(tmp_path):
     assert desktop.status_code == 201, desktop.text
     view = desktop.json()
     port = int(view["desktop"]["vnc_address"].rsplit(":", 1)[1])
-    deadline = time.monotonic() + 30  # Xvnc starts after sshd
-    while True:
-        try:
-            version, accepted = rfb_login("127.0.0.1", port, view["desktop"]["vnc_password"])
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "Xvnc never answered under gVisor"
-            time.sleep(0.5)
+    version, accepted = wait_for_rfb_login("127.0.0.1", port, view["desktop"]["vnc_password"])
     assert view["runtime"] == "runsc" and version.startswith("RFB 003.") and accepted
     assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
 

@@ -21,7 +21,7 @@ from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.cgroups import cgroup_value
 from support.images import build_test_image
-from support.rfb import rfb_login
+from support.rfb import rfb_login, wait_for_rfb_login
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine
@@ -114,14 +114,7 @@ def test_a_desktop_answers_vnc_under_gvisor(gvisor, engine, policy, names, keypa
     view = manager.create(manager.spec({"name": names(), "image": "desktop", "public_key": keypair[1], "memory": "384m"}))
     assert view["runtime"] == "runsc" and "Starting gVisor" in kernel(keypair[0], view["ssh"]["port"])
     port = int(view["desktop"]["vnc_address"].rsplit(":", 1)[1])
-    deadline = time.monotonic() + 30  # Xvnc starts after sshd
-    while True:
-        try:
-            version, accepted = rfb_login("127.0.0.1", port, view["desktop"]["vnc_password"])
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "Xvnc never answered under gVisor"
-            time.sleep(0.5)
+    version, accepted = wait_for_rfb_login("127.0.0.1", port, view["desktop"]["vnc_password"])
     assert version.startswith("RFB 003.") and accepted
     assert rfb_login("127.0.0.1", port, "wrong123")[1] is False
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -42,3 +43,15 @@ def rfb_login(host: str, port: int, password: str, timeout: float = 10.0) -> tup
         sock.sendall(encryptor.update(challenge) + encryptor.finalize())
         accepted = struct.unpack(">I", _recv(sock, 4))[0] == 0
         return version.decode().strip(), accepted
+
+
+def wait_for_rfb_login(host: str, port: int, password: str, timeout: float = 30.0) -> tuple[str, bool]:
+    """rfb_login once the server answers: a desktop's Xvnc starts after its sshd (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return rfb_login(host, port, password)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
