@@ -8,7 +8,9 @@ the same core function)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,8 +29,13 @@ def engine_runtimes() -> dict:
 def reload_engine() -> None:
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
         subprocess.run(["systemctl", "reload", "docker"], check=True)
-    else:
-        subprocess.run(["pkill", "-HUP", "-x", "dockerd"], check=True)
+    else:  # dockerd started by scripts/start-docker.sh, without systemd
+        for comm in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                if comm.read_text().strip() == "dockerd":
+                    os.kill(int(comm.parent.name), signal.SIGHUP)
+            except (FileNotFoundError, ProcessLookupError):  # a process that ended meanwhile
+                continue
 
 
 def main() -> int:
