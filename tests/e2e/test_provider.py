@@ -334,6 +334,41 @@ def test_transfers_are_held_to_the_configured_rates(tmp_path):
     remove(tmp_path, "e2e-bandwidth")
 
 
+def api_instance_runtime() -> str:
+    """Create an instance through the API once it answers (bounded), and remove it: its runtime."""
+    headers = {"Authorization": f"Bearer {(CACHE / 'e2e.token').read_text().strip()}"}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{API}/healthz", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the API did not come back within 60 s"
+        time.sleep(0.5)
+    created = requests.post(f"{API}/v1/instances", headers=headers, timeout=120,
+                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "128m"})
+    assert created.status_code == 201, created.text
+    assert requests.delete(f"{API}/v1/instances/{created.json()['id']}", headers=headers, timeout=60).status_code == 200
+    return created.json()["runtime"]
+
+
+def test_a_changed_provider_setting_reaches_the_running_api(tmp_path):
+    """The API reads provider.json at start: a run that changes it restarts the service
+    (dockpool_core notifies a topic the provider_api role's restart listens to), so the next
+    instance follows the new setting, here an image moved to runc and back."""
+    tags = ["role::docker_engine:config", "role::dockpool_core:config"]
+    try:
+        moved = run_playbook_file(ROOT / "provision.yml", inventory=INVENTORY, host=HOST, tags=tags,
+                                  extra_vars={"docker_engine_image_runtimes": {"debian-sshd": "runc"}})
+        assert moved.rc == 0 and moved.changed >= 2, moved.raw[-3000:]  # provider.json and its handlers
+        assert api_instance_runtime() == "runc"
+    finally:
+        back = run_playbook_file(ROOT / "provision.yml", inventory=INVENTORY, host=HOST, tags=tags)
+    assert back.rc == 0, back.raw[-3000:]
+    assert api_instance_runtime() == "runsc"
+
+
 def test_check_mode_on_the_provisioned_host_reports_no_change(tmp_path):
     """Run from a read-only mount of the checkout: a run writes nothing into the controller's clone."""
     checkout = tmp_path / "read-only-checkout"
