@@ -274,7 +274,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.dockpool.desired_state import STATES, ensure, ensure_absent
 from ansible.module_utils.dockpool.engine import connect
 from ansible.module_utils.dockpool.instances import InstanceManager
-from ansible.module_utils.dockpool.policy import load_policy
+from ansible.module_utils.dockpool.policy import RUNTIMES, load_policy
 from ansible.module_utils.dockpool_module import engine_options, run_core
 
 SPEC_FIELDS = (
@@ -293,7 +293,7 @@ PROVIDER_OPTIONS = {
     "shared_cores_min": {"type": "int"},
     "image_prefix": {"type": "str"},
     "lock_path": {"type": "path"},
-    "runtime": {"type": "str", "choices": ["runc", "runsc"]},
+    "runtime": {"type": "str", "choices": list(RUNTIMES)},
     "image_runtimes": {"type": "dict"},
 }
 
@@ -314,7 +314,7 @@ def main() -> None:
         disk_limit=dict(type="str"),
         pids_limit=dict(type="int"),
         owner=dict(type="str"),
-        runtime=dict(type="str", choices=["runc", "runsc"]),
+        runtime=dict(type="str", choices=list(RUNTIMES)),
         recreate=dict(type="bool", default=False),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=30),

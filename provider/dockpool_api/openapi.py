@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockpool.policy import RUNTIMES
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -31,7 +33,7 @@ _INSTANCE = {
         "status": {"type": "string"},
         "created": {"type": "string"},
         "gpu": {"type": "boolean"},
-        "runtime": {"type": "string", "enum": ["runc", "runsc"],
+        "runtime": {"type": "string", "enum": list(RUNTIMES),
                     "description": "runc: the provider's kernel; runsc: gVisor, a kernel in user space"},
         "ssh": {
             "type": "object",

@@ -22,7 +22,8 @@ follows the instances (their owner label and bridge address) and is rebuilt on
 every container start, stop and removal by ``dockpool-firewall watch``.
 
 - IPv6 (``ip6tables``): ``INPUT`` and ``FORWARD -i BRIDGE -j DOCKPOOL-IPV6``, which
-  refuses everything. Instances get no IPv6 from Docker, and under runc the
+  refuses everything an instance starts (replies to the host's own connections
+  pass). Instances get no IPv6 from Docker, and under runc the
   ``disable_ipv6`` sysctl removes even the kernel's link-local fe80:: address; gVisor's
   runsc (Debian 12's) does not apply that sysctl where it uses the host's network
   stack, and over fe80:: an instance would reach other instances and the host past
