@@ -49,7 +49,8 @@ class Provider:
         if reply.status_code >= 400:
             message = body.get("error") if isinstance(body, dict) and body.get("error") else reply.reason
             detail = body.get("detail") if isinstance(body, dict) else None
-            raise CliError(f"{self.url} answered {reply.status_code}: {message}", code_for_status(reply.status_code), detail)
+            raise CliError(f"{self.url} answered {reply.status_code}: {message}", code_for_status(reply.status_code), detail,
+                           reply.status_code)
         if body is None:
             raise CliError(f"{self.url}{path} did not answer JSON (is this a dockpool provider?)", UNAVAILABLE)
         return body

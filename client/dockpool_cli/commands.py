@@ -131,24 +131,55 @@ def probe(provider: Provider) -> dict[str, Any]:
 
 
 def probe_all(settings: Settings, urls: list[str]) -> list[dict[str, Any]]:
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(urls)))) as pool:
+    """Every provider probed at once (5 s per call at most), so a dead one costs one timeout."""
+    with ThreadPoolExecutor(max_workers=min(32, max(1, len(urls)))) as pool:
         return list(pool.map(lambda u: probe(settings.connect(u, timeout=5)), urls))
 
 
+def fleet_tables(settings: Settings, urls: list[str]) -> tuple[dict[str, str], list[CliError]]:
+    """The peer tables of ``urls`` (asked at once): every provider they know, URL -> name."""
+    def table(url: str) -> Any:
+        try:
+            return settings.connect(url, timeout=5).peers()
+        except CliError as exc:
+            return exc
+
+    known: dict[str, str] = {}
+    failures = []
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(urls)))) as pool:
+        for url, answer in zip(urls, pool.map(table, urls)):
+            if isinstance(answer, CliError):
+                failures.append(answer)
+                continue
+            entries = [p for p in answer if isinstance(p, dict)]
+            for peer in entries:
+                known.setdefault(peer_url(peer), str(peer.get("Name", "")))
+            if entries:  # the first entry is the provider itself: listed once, by the URL we log in with
+                if peer_url(entries[0]) != url:
+                    known.pop(peer_url(entries[0]), None)
+                known[url] = str(entries[0].get("Name", ""))
+    return known, failures
+
+
 def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
-    provider = _provider(settings, url)
-    table = provider.peers()
-    urls = list(dict.fromkeys([provider.url] + [peer_url(p) for p in table[1:]]))  # the first entry is the provider
-    names = {peer_url(p): p.get("Name", "") for p in table}
-    names[provider.url] = table[0].get("Name", "") if table else ""
-    found = probe_all(settings, urls)
+    """Every provider the fleet knows: from the tables of the providers logged in to (or ``url``'s)."""
+    asked = [settings.provider(url)] if url else sorted(settings.providers)
+    if not asked:
+        raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
+    known, failures = fleet_tables(settings, asked)
+    for exc in failures:
+        err.print(f"[yellow]{exc.message}[/]", highlight=False)
+    if len(failures) == len(asked):
+        raise CliError("no provider answered with its peer table", failures[0].code)
+    found = probe_all(settings, sorted(known))
     for row in found:
-        row["name"] = names.get(row["url"], "")
+        row["name"] = known[row["url"]]
+    found.sort(key=lambda r: (not r["reachable"], r.get("latency_ms", 0.0)))
     if as_json:
         _print_json(found)
         return 0
-    view = Table(title=f"Providers known to {provider.url}")
-    for column in ("name", "url", "latency", "CPU", "cores", "RAM free / total", "disk free", "GPU", "token"):
+    view = Table(title=f"Providers known to {', '.join(asked)}")
+    for column in ("name", "url", "latency", "CPU", "cores", "RAM free / total", "disk free", "GPU", "logged in"):
         view.add_column(column)
     for row in found:
         if not row["reachable"]:
@@ -156,21 +187,28 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
             continue
         view.add_row(plain(row["name"]), plain(row["url"]), f"{row['latency_ms']:.1f} ms", plain(row["cpu"]),
                      plain(row["cores"]), f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
-                     human_size(row["disk_free"]), plain(", ".join(row["gpus"]) or "-"), "yes" if row["logged_in"] else "")
+                     human_size(row["disk_free"]), plain(", ".join(row["gpus"]) or "-"),
+                     "yes" if row["url"] in settings.providers else "")
     out.print(view)
     return 0
 
 
-def best_provider(settings: Settings, memory: Optional[int], gpu: bool) -> str:
-    """Of the providers logged in to: reachable, enough free memory (and a GPU if asked), lowest latency."""
+def fits(row: dict[str, Any], memory: Optional[int], cpus: Optional[int], gpu: bool) -> bool:
+    return (row["reachable"] and row["memory_available"] >= (memory or 0) and row["cores"] >= (cpus or 0)
+            and (bool(row["gpus"]) or not gpu))
+
+
+def ranked_providers(settings: Settings, memory: Optional[int], cpus: Optional[int], gpu: bool) -> list[str]:
+    """The providers logged in to where the request fits (free memory, cores, a GPU if asked), nearest first.
+    Tokens go only to providers the client logged in to, never to a URL read from a peer table."""
     if not settings.providers:
         raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
     found = probe_all(settings, sorted(settings.providers))
-    fit = [r for r in found if r["reachable"] and r["memory_available"] >= (memory or 0) and (r["gpus"] or not gpu)]
+    fit = sorted((r for r in found if fits(r, memory, cpus, gpu)), key=lambda r: r["latency_ms"])
     if not fit:
-        reasons = "; ".join(f"{r['url']}: {r.get('error') or 'not enough free memory or no GPU'}" for r in found)
+        reasons = "; ".join(f"{r['url']}: {r.get('error') or 'not enough free memory or cores, or no GPU'}" for r in found)
         raise CliError(f"no provider you are logged in to can take this instance ({reasons})", UNAVAILABLE)
-    return min(fit, key=lambda r: r["latency_ms"])["url"]
+    return [r["url"] for r in fit]
 
 
 # ---- instances -------------------------------------------------------------------------------
@@ -216,10 +254,10 @@ def up(settings: Settings, args: Any) -> int:
         memory = parse_size(args.memory, "memory")
     except InvalidInput as exc:
         raise CliError(exc.message, REFUSED) from None
-    url = best_provider(settings, memory, args.gpu) if args.best else settings.provider(args.provider)
-    token = settings.token(url)
-    if token is None:
-        raise CliError(f"not logged in to {url}: run `dockpool login {url}` first", AUTH)
+    candidates = ranked_providers(settings, memory, args.cpus, args.gpu) if args.best else [settings.provider(args.provider)]
+    for url in candidates:
+        if settings.token(url) is None:
+            raise CliError(f"not logged in to {url}: run `dockpool login {url}` first", AUTH)
     key = client_key(settings, args.key)
     body: dict[str, Any] = {"public_key": key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()}
     image = DESKTOP_IMAGE if args.desktop else args.image
@@ -232,8 +270,8 @@ def up(settings: Settings, args: Any) -> int:
         body["extra_ports"] = args.ports
     started = time.monotonic()
     quiet = args.json
-    with err.status(f"Creating an instance on {url} (the provider answers once its SSH does)…") as status:
-        view = settings.connect(url).create(body)
+    with err.status("Creating an instance (the provider answers once its SSH does)…") as status:
+        url, view = create_on_first(settings, candidates, body, status)
         settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key)}
         settings.save()
         try:
@@ -259,6 +297,20 @@ def up(settings: Settings, args: Any) -> int:
     return 0
 
 
+def create_on_first(settings: Settings, candidates: list[str], body: dict[str, Any], status: Any) -> tuple[str, dict[str, Any]]:
+    """Create on the first candidate that has room: a 409 (no free port or core there) moves on
+    to the next; any other refusal is the answer."""
+    for url in candidates:
+        status.update(f"Creating an instance on {url} (the provider answers once its SSH does)…")
+        try:
+            return url, settings.connect(url).create(body)
+        except CliError as exc:
+            if exc.status != 409 or url == candidates[-1]:
+                raise
+            err.print(f"[yellow]{url} has no room ({exc.message}); trying the next nearest[/]", highlight=False)
+    raise CliError("no provider to create on", UNAVAILABLE)  # not reached: candidates is never empty
+
+
 def _print_desktop(desktop: Optional[dict[str, Any]]) -> None:
     if not desktop:
         return
@@ -275,16 +327,27 @@ def _locate(settings: Settings, name: str, url: Optional[str]) -> tuple[Provider
 
 
 def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
+    """The client's instances on every provider logged in to (asked at once), or on ``url``."""
     urls = [settings.provider(url)] if url else sorted(settings.providers)
     if not urls:
         raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
-    rows, failures = [], []
-    for each in urls:
+
+    def listed(each: str) -> Any:
         try:
-            rows += [{**v, "provider": each} for v in settings.connect(each).instances()]
+            return settings.connect(each, timeout=10).instances()
         except CliError as exc:
-            failures.append(exc)
-            err.print(f"[yellow]{exc.message}[/]")
+            return exc
+
+    rows, failures, seen = [], [], set()
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        for each, answer in zip(urls, pool.map(listed, urls)):
+            if isinstance(answer, CliError):
+                failures.append(answer)
+                err.print(f"[yellow]{answer.message}[/]", highlight=False)
+                continue
+            # Providers sharing one engine (a local fleet) see the same containers: each listed once.
+            rows += [{**v, "provider": each} for v in answer if v["id"] not in seen]
+            seen.update(v["id"] for v in answer)
     if failures and len(failures) == len(urls):
         raise CliError("no provider answered", failures[0].code)
     if as_json:

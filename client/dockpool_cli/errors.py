@@ -13,11 +13,12 @@ UNAVAILABLE = 6  # the provider or its Docker engine cannot be reached
 
 
 class CliError(Exception):
-    def __init__(self, message: str, code: int = FAILED, detail: Optional[Any] = None) -> None:
+    def __init__(self, message: str, code: int = FAILED, detail: Optional[Any] = None, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.detail = detail
+        self.status = status  # the provider's HTTP status, when it answered
 
 
 def code_for_status(status: int) -> int:

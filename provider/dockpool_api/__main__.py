@@ -8,10 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 from typing import Optional
 
-import requests
 import waitress
 
 from dockpool.errors import DockpoolError
@@ -22,24 +20,6 @@ from .config import ApiConfig, load_config
 from .services import Services
 
 log = logging.getLogger("dockpool.api")
-
-
-def announce(services: Services, peer: str, attempts: int = 5, delay: float = 2.0) -> None:
-    """Send our table to a bootstrap peer and keep the peers its answer holds (they are verified)."""
-    for attempt in range(attempts):
-        try:
-            # Peer routes refuse anonymous writers: the fleet's shared token says we belong.
-            headers = {"Authorization": f"Bearer {services.config.fleet_token}"} if services.config.fleet_token else {}
-            reply = requests.post(f"{peer.rstrip('/')}/v1/peers", json=services.peers.table(), timeout=10,
-                                  allow_redirects=False, headers=headers)
-            if reply.status_code == 200:
-                services.peers.merge(reply.json())
-                log.info("exchanged peer tables with %s", peer)
-                return
-            log.warning("peer %s answered %s", peer, reply.status_code)
-        except (requests.RequestException, ValueError, DockpoolError) as exc:
-            log.info("peer %s: %s (attempt %d of %d)", peer, exc, attempt + 1, attempts)
-        threading.Event().wait(delay)
 
 
 def rebuild_usage(services: Services) -> None:
@@ -93,8 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     rebuild_usage(services)
     # Bind before announcing: a bootstrap peer verifies us by calling back at once.
     server = waitress.create_server(make_app(config, services), **server_settings(config))
-    for peer in config.bootstrap_peers:
-        threading.Thread(target=announce, args=(services, peer), daemon=True).start()
+    services.gossip.start()
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
     server.run()
     return 0

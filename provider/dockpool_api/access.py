@@ -86,9 +86,14 @@ class AccessPlugin:
         return wrapper
 
 
+def resolved_client() -> Optional[Client]:
+    """The client the plugin resolved, or None (an open route, the fleet, a trusted P2PRC peer)."""
+    return request.environ.get(_ENVIRON_KEY)
+
+
 def current_client() -> Client:
     """The client the plugin resolved for this request (only on client and admin routes)."""
-    who = request.environ.get(_ENVIRON_KEY)
+    who = resolved_client()
     if who is None:
         raise Unauthorized("a client token is required: send 'Authorization: Bearer <token>'", "Authorization")
     return who

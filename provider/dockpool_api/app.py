@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from functools import wraps
 from typing import Any, Callable, Iterator
@@ -12,9 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from dockpool import __version__
-from dockpool.errors import DockpoolError, InvalidInput
+from dockpool.errors import Busy, DockpoolError, InvalidInput
 
-from .access import AccessPlugin, check_declared, current_client
+from .access import AccessPlugin, check_declared, current_client, resolved_client
 from .auth import Authenticator
 from .config import ApiConfig
 from .openapi import openapi_document
@@ -121,6 +122,9 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
 
     # ---- service ---------------------------------------------------------------------------
 
+    def fleet_view() -> dict[str, Any]:
+        return {"provider": config.provider_name, **services.gossip.status(), "members": services.peers.members()}
+
     @app.get("/", access="reader")
     def status_page():
         who, notice = None, ""
@@ -139,7 +143,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         response.content_type = "text/html; charset=utf-8"
         response.set_header("Cache-Control", "no-store")
         return render_status(provider=config.provider_name, version=__version__, specs=services.specs(), views=views,
-                             client=who, peers=services.peers.table()["ip_address"], notice=notice)
+                             client=who, own=services.peers.me, fleet=fleet_view(), notice=notice)
 
     @app.get("/healthz", access="reader")
     def healthz():
@@ -200,7 +204,19 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
 
     @app.post("/v1/peers", access="peer")
     def merge_peers():
-        return json_body(services.peers.merge(body_json()))
+        # Other providers' exchanges are answered a bounded number of times per interval, so what
+        # this provider sends grows with its table, not with how many peers happen to pick it.
+        if resolved_client() is None and not services.answers.take():
+            raise Busy(f"peer exchanges: this provider answers {config.gossip_answers} per "
+                       f"{config.gossip_interval:g} s; exchange with another peer", "ip_address",
+                       {"retry_after": math.ceil(config.gossip_interval)})
+        answer = json_body(services.peers.merge(body_json()))
+        services.traffic.add(len(answer.body))
+        return answer
+
+    @app.get("/v1/fleet", access="reader")
+    def fleet():
+        return json_body(fleet_view())
 
     @app.get("/v1/speedtest/download", access="reader")
     def download():

@@ -5,6 +5,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from dockpool.client_requests import ClientLimits
 from dockpool.errors import InvalidInput
@@ -45,7 +46,11 @@ class ApiConfig:
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
     fleet_token: str = ""  # the fleet's shared secret: providers send it to each other's peer routes
-    bootstrap_peers: tuple[str, ...] = ()
+    bootstrap_peers: tuple[str, ...] = ()  # http://address:port of other providers' APIs
+    gossip_interval: float = 5.0  # seconds between exchange rounds
+    gossip_fanout: int = 3  # peers exchanged with per round
+    gossip_answers: int = 0  # exchanges answered per interval at most (others wait); 0: twice the fan-out
+    peer_expiry: float = 60.0  # seconds a peer may stay silent before it leaves the table
     max_upload_bytes: int = 256 * 1024**2
     max_download_bytes: int = 50 * 1024**2
     max_json_bytes: int = 1024**2
@@ -65,6 +70,34 @@ def _clients(raw: Any) -> tuple[Client, ...]:
     if len({c.name for c in clients}) != len(clients):
         raise InvalidInput("clients: names must be unique", "clients")
     return tuple(clients)
+
+
+def parse_peer_url(url: str) -> tuple[str, int]:
+    """``http://address:port`` as given in ``bootstrap_peers`` (the API port, plain HTTP)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+        raise InvalidInput(f"bootstrap_peers: {url!r} is not http://ADDRESS:PORT (a provider's API port)",
+                           "bootstrap_peers")
+    return parts.hostname, parts.port or 8088
+
+
+def _gossip(values: dict[str, Any]) -> None:
+    """The exchange settings, each within a range that keeps the fleet converging and bounded."""
+    for name, low, high in (("gossip_interval", 0.2, 3600), ("peer_expiry", 1.0, 86400)):
+        value = values.get(name, ApiConfig.__dataclass_fields__[name].default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise InvalidInput(f"{name}: {value!r} is not a number of seconds from {low} to {high}", name)
+        values[name] = float(value)
+    if values["peer_expiry"] < 3 * values["gossip_interval"]:
+        raise InvalidInput(f"peer_expiry: must be at least three gossip intervals ({3 * values['gossip_interval']:g} s), "
+                           "or live peers expire between two exchanges", "peer_expiry")
+    for name, low, high in (("gossip_fanout", 1, 16), ("gossip_answers", 0, 256)):
+        value = values.get(name, ApiConfig.__dataclass_fields__[name].default)
+        if type(value) is not int or not low <= value <= high:
+            raise InvalidInput(f"{name}: {value!r} is not a whole number from {low} to {high}", name)
+    values["gossip_answers"] = values.get("gossip_answers") or 2 * values.get("gossip_fanout", 3)
+    for url in values.get("bootstrap_peers", ()):
+        parse_peer_url(url)
 
 
 def config_from_dict(data: dict[str, Any]) -> ApiConfig:
@@ -93,6 +126,7 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     except ValueError as exc:
         raise InvalidInput(f"API settings: {exc}", "peer_networks") from None
     values["peer_rule"] = NetworkRule(allow, deny)
+    _gossip(values)
     tls_port = values.get("tls_port", 0)
     if type(tls_port) is not int or not (tls_port == 0 or 1 <= tls_port <= 65535):
         raise InvalidInput(f"tls_port: {tls_port!r} is not a port (1-65535, or 0 for no HTTPS front)", "tls_port")

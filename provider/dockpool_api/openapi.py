@@ -113,8 +113,21 @@ _PEER = {
         "UnSafeMode": {"type": "boolean"},
         "PublicKey": {"type": "string", "maxLength": 16384},
         "CustomInformation": {**_TEXT, "maxLength": 1024},
+        "dockpool": {"type": "object", "additionalProperties": False, "required": ["key", "version", "signature", "age"],
+                     "description": "a dockpool provider's signed membership record (not sent on /IpTable)",
+                     "properties": {"key": {"type": "string", "minLength": 44, "maxLength": 44},
+                                    "version": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                                    "signature": {"type": "string", "minLength": 88, "maxLength": 88},
+                                    "age": {"type": "number", "minimum": 0, "maximum": 1e9}}},
     },
 }
+_MEMBER = {"type": "object", "properties": {
+    "name": {"type": "string"}, "address": {"type": "string"}, "port": {"type": "integer"},
+    "heard_seconds_ago": {"type": "number"}, "answers": {"type": ["boolean", "null"]}, "signed": {"type": "boolean"}}}
+_FLEET = {"type": "object", "properties": {
+    "provider": {"type": "string"}, "round": {"type": "integer"}, "interval": {"type": "number"},
+    "fanout": {"type": "integer"}, "expiry": {"type": "number"}, "bytes_sent_last_round": {"type": "integer"},
+    "members": {"type": "array", "items": _MEMBER}}}
 _TABLE = {"type": "object", "required": ["ip_address"], "additionalProperties": False,
           "properties": {"ip_address": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/Peer"}}}}
 
@@ -192,9 +205,13 @@ def openapi_document(version: str) -> dict:
             "post": _op("Merge a peer table (new peers kept if they answer): the fleet's token, a client's, "
                         "or a P2PRC peer in a network the operator trusts", {"200": _json(_ref("PeerTable")),
                                                                              **_errors(400, 401, 413, 429, 503)},
+                        description="Other providers' exchanges are answered gossip_answers times per gossip_interval "
+                                    "at most; beyond, 503 with Retry-After.",
                         secured=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": _ref("PeerTable")}}}),
         },
+        "/v1/fleet": {"get": _op("This provider's view of the fleet: its exchange rounds and the live peers, "
+                                 "each with when it was last heard from", {"200": _json(_FLEET), **_errors(401, 429)})},
         "/v1/speedtest/download": {"get": _op("Download N zero bytes", {
             "200": {"description": "bytes", "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                                  "format": "binary"}}}},

@@ -60,7 +60,8 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
     @app.get("/server_info", access="reader")
     def server_info():
         info = to_p2prc_server_info(services.specs())
-        info["dockpool"] = {"provider": config.provider_name, "api": "/v1"}  # extra keys may follow P2PRC's
+        # Extra keys may follow P2PRC's; the key is what a peer checks a signed entry against.
+        info["dockpool"] = {"provider": config.provider_name, "api": "/v1", "membership_key": services.peers.public_key}
         return json_body(info)
 
     @app.get("/50", access="reader")
@@ -90,7 +91,8 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
         raw = part.file.read(config.max_json_bytes + 1)
         if len(raw) > config.max_json_bytes:
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
-        return json_body(services.peers.merge(parse_json(raw, "json")))
+        services.peers.merge(parse_json(raw, "json"))
+        return json_body(services.peers.p2prc_table())
 
     @app.get("/startcontainer", access="client")
     def start_container():

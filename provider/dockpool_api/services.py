@@ -17,12 +17,13 @@ from dockpool.errors import DockpoolError, InvalidInput, NotFound
 from dockpool.host_specs import collect_specs, docker_data_root
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
-from dockpool.peers import PeerTable
+from dockpool.membership import Membership
 from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client
+from .gossip import Gossip, RateLimit, Traffic
 
 log = logging.getLogger("dockpool.api")
 SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
@@ -36,7 +37,11 @@ class Services:
         self._local = threading.local()
         self._specs: tuple[float, Optional[dict]] = (0.0, None)
         self._specs_lock = threading.Lock()
-        self.peers = PeerTable(config.peers_file, self.me(), config.peers_max, config.peer_rule, peer_verify)
+        self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule, peer_verify,
+                                expiry=config.peer_expiry)
+        self.traffic = Traffic()
+        self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
+        self.gossip = Gossip(config, self.peers, self.traffic)
 
     # ---- engine ----------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ ACCESS = {
     ("DELETE", "/v1/instances/<ref>"): "client",
     ("GET", "/v1/peers"): "reader",
     ("POST", "/v1/peers"): "peer",
+    ("GET", "/v1/fleet"): "reader",
     ("GET", "/v1/speedtest/download"): "reader",
     ("POST", "/v1/speedtest/upload"): "reader",
     ("GET", "/server_info"): "reader",

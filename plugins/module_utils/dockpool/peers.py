@@ -5,23 +5,20 @@ spelling; a new peer is kept only when its own ``/server_info`` answers within o
 deadline for the whole exchange (no redirects, bounded size, only in allowed
 networks, a bounded number at once for the whole service and per merge), so the
 table cannot be filled with junk or turned into a probe of arbitrary hosts, and a
-slow peer cannot hold the service. Known entries are never rewritten by third parties.
+slow peer cannot hold the service. The table itself, with last-heard times and
+expiry, is membership.py.
 """
 from __future__ import annotations
 
 import ipaddress
 import json
 import logging
-import os
 import socket
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
 
-from .atomicfile import read_json, write_json
-from .errors import Busy, InvalidInput
+from .errors import InvalidInput
 
 log = logging.getLogger("dockpool.peers")
 
@@ -40,10 +37,11 @@ def _error(index: int, key: str, problem: str) -> InvalidInput:
 
 
 def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
-    """One P2PRC peer entry, normalised: every field present, typed and bounded."""
+    """One P2PRC peer entry, normalised: every field present, typed and bounded; a dockpool
+    provider's entry also carries its signed membership record (see membership.py)."""
     if not isinstance(entry, dict):
         raise InvalidInput(f"ip_address[{index}]: must be an object", f"ip_address[{index}]")
-    unknown = sorted(set(entry) - set(FIELDS))
+    unknown = sorted(set(entry) - set(FIELDS) - {"dockpool"})
     if unknown:
         raise _error(index, unknown[0], f"unknown field; allowed: {', '.join(FIELDS)}")
     out: dict[str, Any] = {}
@@ -77,7 +75,25 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
     if not isinstance(unsafe, bool):
         raise _error(index, "UnSafeMode", "must be true or false")
     out["UnSafeMode"] = unsafe
+    if "dockpool" in entry:
+        out["dockpool"] = _record(entry["dockpool"], index)
     return out
+
+
+def _record(record: Any, index: int) -> dict[str, Any]:
+    """The membership record's shape (the signature itself is checked by membership.py)."""
+    where = f"ip_address[{index}].dockpool"
+    if not isinstance(record, dict) or set(record) != {"key", "version", "signature", "age"}:
+        raise InvalidInput(f"{where}: must be an object with key, version, signature and age", where)
+    for name, size in (("key", 44), ("signature", 88)):
+        if not isinstance(record[name], str) or len(record[name]) != size:
+            raise InvalidInput(f"{where}.{name}: must be {size} characters of base64", f"{where}.{name}")
+    if type(record["version"]) is not int or not 0 < record["version"] < 2**63:
+        raise InvalidInput(f"{where}.version: must be a positive integer", f"{where}.version")
+    age = record["age"]
+    if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 <= age <= 1e9:
+        raise InvalidInput(f"{where}.age: must be a number of seconds from 0", f"{where}.age")
+    return {"key": record["key"], "version": record["version"], "signature": record["signature"], "age": float(age)}
 
 
 def _address(value: Any, version: int, index: int, key: str) -> str:
@@ -127,18 +143,24 @@ def _contains(networks: Iterable[str], ip: Any) -> bool:
     return any(ip in net for net in map(ipaddress.ip_network, networks) if net.version == ip.version)
 
 
-def fetch_server_info(address: str, port: int, deadline: float, max_bytes: int) -> bytes:
-    """GET /server_info over HTTP/1.0 within ``deadline`` seconds for the whole exchange
-    (connect, send, every read): a peer trickling one byte a second costs at most that.
-    Returns the body of a 200 answer; raises OSError or ValueError otherwise."""
+def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str = "/server_info",
+             body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
+    """One HTTP/1.0 request (GET, or POST of JSON ``body``) within ``deadline`` seconds for the
+    whole exchange (connect, send, every read): a peer trickling one byte a second costs at most
+    that, and an answer over ``max_bytes`` is cut off. Returns the status and the body;
+    raises OSError or ValueError when there is no complete answer. Redirects are not followed."""
     ends = time.monotonic() + deadline
     host = f"[{address}]" if ":" in address else address
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    lines = [f"{'GET' if body is None else 'POST'} {path} HTTP/1.0", f"Host: {host}:{port}", "Accept: application/json"]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     answer = bytearray()
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(deadline)
         sock.connect((address, port))
-        sock.sendall(f"GET /server_info HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n".encode())
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
         while len(answer) <= max_bytes + _MAX_HEAD:
             left = ends - time.monotonic()
             if left <= 0:
@@ -150,95 +172,31 @@ def fetch_server_info(address: str, port: int, deadline: float, max_bytes: int) 
             answer += chunk
         else:
             raise ValueError(f"the answer exceeds {max_bytes} bytes")
-    head, found, body = bytes(answer).partition(b"\r\n\r\n")
+    head, found, content = bytes(answer).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
-    if not found or len(status) < 2 or status[1] != b"200":
-        raise ValueError(f"answered {head[:40]!r}")  # redirects are not followed
-    return body
+    if not found or len(status) < 2 or not status[1].isdigit():
+        raise ValueError(f"answered {head[:40]!r}")
+    return int(status[1]), content
 
 
-def verify_peer(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536) -> bool:
-    """Does the peer's own /server_info answer, in time, with a P2PRC specs object?"""
+def verify_peer(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536,
+                expected_key: Optional[str] = None) -> bool:
+    """Does the peer's own /server_info answer, in time, with a P2PRC specs object (naming
+    ``expected_key`` as its membership key, for a signed entry)?"""
     address = entry["IPV4"] or entry["IPV6"]
     if not rule.permits(address):
         log.info("not asking %s: outside the networks allowed for peers", address)
         return False
     try:
-        info = json.loads(fetch_server_info(address, int(entry["ServerPort"]), deadline, max_bytes))
+        status, content = exchange(address, int(entry["ServerPort"]), deadline, max_bytes)
+        info = json.loads(content) if status == 200 else None
     except (OSError, ValueError) as exc:
         log.info("peer %s:%s did not answer as a provider: %s", address, entry["ServerPort"], exc)
         return False
-    return isinstance(info, dict) and isinstance(info.get("Hostname"), str)
-
-
-@dataclass
-class PeerTable:
-    """The provider's table, kept in one JSON file; safe to use from many threads."""
-
-    path: str
-    me: dict[str, Any]
-    max_peers: int = 256
-    rule: NetworkRule = field(default_factory=NetworkRule)
-    verify: Optional[Callable[[dict[str, Any]], bool]] = None
-    checks_at_once: int = 4  # for the whole service, whatever the number of request workers
-    checks_per_merge: int = 8  # new peers checked per merge; the rest come again with the next exchange
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._checks = threading.BoundedSemaphore(self.checks_at_once)
-        self.me = validate_entry(self.me)
-        self._peers = self._load()
-        if self.verify is None:
-            self.verify = lambda entry: verify_peer(entry, self.rule)
-
-    def _load(self) -> dict[tuple[str, str], dict[str, Any]]:
-        try:
-            entries = validate_table(read_json(self.path), self.max_peers)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, InvalidInput) as exc:
-            aside = f"{self.path}.corrupt"
-            log.error("peer table %s is unreadable (%s); kept as %s, starting again from this provider alone",
-                      self.path, getattr(exc, "message", exc), aside)
-            os.replace(self.path, aside)
-            write_json(self.path, {"ip_address": []})
-            return {}
-        return {peer_key(e): e for e in entries if peer_key(e) != peer_key(self.me)}
-
-    def table(self) -> dict[str, list[dict[str, Any]]]:
-        with self._lock:
-            return {"ip_address": [self.me] + list(self._peers.values())}
-
-    def _verified(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The entries whose peers answer, checked on at most the free check slots."""
-        slots = 0
-        while slots < len(entries) and self._checks.acquire(blocking=False):
-            slots += 1
-        if entries and not slots:
-            raise Busy("peer checks: this provider is checking as many peers as it allows; try again shortly",
-                       "ip_address", {"retry_after": 5})
-        try:
-            if not entries:
-                return []
-            with ThreadPoolExecutor(max_workers=slots) as pool:
-                return [e for e, ok in zip(entries, pool.map(self.verify, entries)) if ok]
-        finally:
-            for _slot in range(slots):
-                self._checks.release()
-
-    def merge(self, data: Any) -> dict[str, list[dict[str, Any]]]:
-        """Validate a table, keep the new peers that answer, save, and return the merged table."""
-        incoming = validate_table(data, self.max_peers)
-        with self._lock:
-            room = self.max_peers - len(self._peers)
-            new = [e for e in incoming if peer_key(e) not in self._peers and peer_key(e) != peer_key(self.me)]
-        unique = list({peer_key(e): e for e in new}.values())[: max(0, min(room, self.checks_per_merge))]
-        answered = self._verified(unique)
-        with self._lock:
-            for entry in answered:
-                if len(self._peers) < self.max_peers:
-                    self._peers.setdefault(peer_key(entry), entry)
-            if answered:
-                write_json(self.path, {"ip_address": list(self._peers.values())}, mode=0o644)
-                log.info("added %d peers: %s", len(answered), ", ".join(e["Name"] or peer_key(e)[0] for e in answered))
-            return {"ip_address": [self.me] + list(self._peers.values())}
+    if not isinstance(info, dict) or not isinstance(info.get("Hostname"), str):
+        return False
+    extra = info.get("dockpool")
+    if expected_key is not None and not (isinstance(extra, dict) and extra.get("membership_key") == expected_key):
+        log.info("peer %s:%s does not hold the key its entry was signed with", address, entry["ServerPort"])
+        return False
+    return True

@@ -1,0 +1,181 @@
+"""A fleet on one machine, for development, tests and benchmarks.
+
+    python -m dockpool_api.localfleet start 5     # 5 API processes on 127.0.0.2 ... 127.0.0.6
+    python -m dockpool_api.localfleet stop        # SIGTERM to all of them (SIGKILL after 10 s)
+
+Each provider is a real ``python -m dockpool_api`` process on its own loopback address
+(port 8088), against this machine's Docker engine, with its own state folder and its
+own port range for instances; provider i is bootstrapped with provider i-1 only (a chain),
+so the fleet knows itself only through its exchanges. ``fleet.json`` in the folder lists
+each provider's URL, process id and name, and the one client token every provider of the
+fleet accepts. Loopback is allowed as a peer network here only; providers keep the default
+that refuses it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import requests
+
+from .auth import hash_token
+
+DEFAULT_DIR = Path(".cache/fleet")
+PORT = 8088
+
+
+def address(index: int) -> str:
+    """Provider ``index`` (from 0) listens on 127.0.0.(index+2): 127.0.0.1 stays the machine's."""
+    if not 0 <= index < 250:
+        raise ValueError("a local fleet has at most 250 providers (127.0.0.2 to 127.0.0.251)")
+    return f"127.0.0.{index + 2}"
+
+
+def provider_settings(directory: Path, index: int, token: str, fleet_token: str, gossip: dict[str, Any],
+                      limits: Optional[dict[str, Any]] = None, port_range: Optional[str] = None) -> dict[str, Any]:
+    """The settings of provider ``index``: what the provider_api role renders, on loopback."""
+    state = directory / f"p{index}"
+    state.mkdir(parents=True, exist_ok=True)
+    policy = state / "provider.json"
+    # 20 instance ports per provider, apart from the tests' (43000-43999) and the sandbox's.
+    ports = port_range or f"{45000 + 20 * index}-{45000 + 20 * index + 19}"
+    policy.write_text(json.dumps({"port_range": ports, "bind_address": "127.0.0.1", "shared_cores_min": 0}))
+    host = address(index)
+    return {
+        "listen": host, "port": PORT, "advertise_address": host, "provider_name": f"fleet{index}",
+        "policy_file": str(policy), "usage_file": str(state / "usage.json"), "peers_file": str(state / "peers.json"),
+        "clients": [{"name": "dev", "token_sha256": hash_token(token), "admin": False}],
+        "limits": limits or {"default_memory": "128m", "max_memory": "512m", "max_disk_limit": "2g",
+                             "default_disk_limit": "1g", "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 4},
+        "base_images": ["debian:bookworm-slim"],
+        "peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": fleet_token,
+        "bootstrap_peers": [f"http://{address(index - 1)}:{PORT}"] if index else [],
+        "threads": 4, **gossip,
+    }
+
+
+def launch(directory: Path, index: int, settings: dict[str, Any]) -> subprocess.Popen:
+    config = directory / f"p{index}" / "api.json"
+    config.write_text(json.dumps(settings))
+    with open(directory / f"p{index}" / "api.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503):
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, Any]] = None,
+          overrides: Optional[dict[int, dict[str, Any]]] = None) -> dict[str, Any]:
+    """Start ``count`` providers; returns (and writes to fleet.json) what a client needs."""
+    if (directory / "fleet.json").exists():
+        stop(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)  # the token file
+    token, fleet_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    providers = []
+    for index in range(count):
+        settings = provider_settings(directory, index, token, fleet_token, gossip or {}, **(overrides or {}).get(index, {}))
+        proc = launch(directory, index, settings)
+        providers.append({"index": index, "name": settings["provider_name"], "url": f"http://{address(index)}:{PORT}",
+                          "pid": proc.pid, "config": str(directory / f"p{index}" / "api.json")})
+        write_fleet(directory, {"token": token, "providers": providers})  # so stop() finds what was started
+    for provider in providers:
+        wait_up(provider["url"])
+    return {"token": token, "providers": providers}
+
+
+def write_fleet(directory: Path, fleet: dict[str, Any]) -> None:
+    path = directory / "fleet.json"
+    path.write_text(json.dumps(fleet, indent=1) + "\n")
+    os.chmod(path, 0o600)
+
+
+def restart(directory: Path, index: int) -> int:
+    """Start provider ``index`` again from its settings (after a kill); returns its new pid."""
+    fleet = json.loads((directory / "fleet.json").read_text())
+    settings = json.loads((directory / f"p{index}" / "api.json").read_text())
+    proc = launch(directory, index, settings)
+    fleet["providers"][index]["pid"] = proc.pid
+    write_fleet(directory, fleet)
+    return proc.pid
+
+
+def stop(directory: Path = DEFAULT_DIR) -> int:
+    """Stop every provider fleet.json lists; returns how many were still running."""
+    try:
+        fleet = json.loads((directory / "fleet.json").read_text())
+    except FileNotFoundError:
+        return 0
+    running = [p["pid"] for p in fleet["providers"] if _alive(p["pid"], p["config"])]
+    for pid in running:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in running:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    (directory / "fleet.json").unlink()
+    return len(running)
+
+
+def _alive(pid: int, config: Optional[str] = None) -> bool:
+    """Whether ``pid`` runs (and, with ``config``, is our API with that settings file: pids get reused)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap our own children
+    except ChildProcessError:
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[-1].startswith("Z"):
+        return False
+    return config is None or config.encode() in cmdline
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dockpool_api.localfleet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("start", help="start N providers on 127.0.0.2 and up")
+    p.add_argument("count", type=int)
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    p.add_argument("--interval", type=float, default=1.0, help="gossip_interval, seconds")
+    p.add_argument("--fanout", type=int, default=3)
+    p.add_argument("--expiry", type=float, default=10.0, help="peer_expiry, seconds")
+    p = sub.add_parser("stop", help="stop them all")
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        print(f"stopped {stop(args.dir)} providers")
+        return 0
+    fleet = start(args.count, args.dir, {"gossip_interval": args.interval, "gossip_fanout": args.fanout,
+                                         "peer_expiry": args.expiry})
+    for provider in fleet["providers"]:
+        print(f"{provider['name']}  {provider['url']}  pid {provider['pid']}")
+    print(f"client token (every provider): {fleet['token']}\nlisted in {args.dir / 'fleet.json'}; "
+          f"stop with: python -m dockpool_api.localfleet stop --dir {args.dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
