@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any, Callable
 
-from bench import common, create_latency, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
+from bench import common, create_latency, fleet, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
 
 # name: (module, full arguments, smoke arguments)
 BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "speed": (speed, {"n": 5}, {"n": 1}),
     "watchdog_scaling": (watchdog_scaling, {"sizes": (10, 50, 100)}, {"sizes": (2, 4), "repeats": 1}),
     "runtimes": (runtimes, {"n": 10}, {"n": 1, "jobs": 1, "mib": 16}),
+    "fleet": (fleet, {"sizes": (10, 30, 50)}, {"sizes": (5,), "interval": 0.5, "expiry": 4.0}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
 }
 

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -83,8 +84,13 @@ def wait_up(url: str, timeout: float = 60.0) -> None:
 
 
 def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, Any]] = None,
-          overrides: Optional[dict[int, dict[str, Any]]] = None) -> dict[str, Any]:
-    """Start ``count`` providers; returns (and writes to fleet.json) what a client needs."""
+          overrides: Optional[dict[int, dict[str, Any]]] = None, chain_when_up: bool = False) -> dict[str, Any]:
+    """Start ``count`` providers; returns (and writes to fleet.json) what a client needs.
+
+    ``chain_when_up`` (benchmarks): start them with no bootstrap peer and, once all answer,
+    hand each its predecessor at once through the fleet's peer route (the same merge a
+    bootstrap exchange does), so the rounds are counted from one instant, not from a
+    start spread over the seconds 50 processes take to boot."""
     if (directory / "fleet.json").exists():
         stop(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -93,13 +99,29 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
     providers = []
     for index in range(count):
         settings = provider_settings(directory, index, token, fleet_token, gossip or {}, **(overrides or {}).get(index, {}))
+        if chain_when_up:
+            settings["bootstrap_peers"] = []
         proc = launch(directory, index, settings)
         providers.append({"index": index, "name": settings["provider_name"], "url": f"http://{address(index)}:{PORT}",
                           "pid": proc.pid, "config": str(directory / f"p{index}" / "api.json")})
         write_fleet(directory, {"token": token, "providers": providers})  # so stop() finds what was started
     for provider in providers:
         wait_up(provider["url"])
+    if chain_when_up:
+        link_chain(providers, fleet_token)
     return {"token": token, "providers": providers}
+
+
+def link_chain(providers: list[dict[str, Any]], fleet_token: str) -> None:
+    """Give provider i its predecessor's entry, all at once."""
+    def link(index: int) -> None:
+        before = requests.get(f"{providers[index - 1]['url']}/v1/peers", timeout=10).json()["ip_address"][0]
+        answer = requests.post(f"{providers[index]['url']}/v1/peers", json={"ip_address": [before]}, timeout=30,
+                               headers={"Authorization": f"Bearer {fleet_token}"})
+        answer.raise_for_status()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(link, range(1, len(providers))))
 
 
 def write_fleet(directory: Path, fleet: dict[str, Any]) -> None:
@@ -118,26 +140,35 @@ def restart(directory: Path, index: int) -> int:
     return proc.pid
 
 
+def kill(pid: int) -> None:
+    """SIGKILL, as a crash: no goodbye to the peers."""
+    os.kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def stop(directory: Path = DEFAULT_DIR) -> int:
     """Stop every provider fleet.json lists; returns how many were still running."""
     try:
         fleet = json.loads((directory / "fleet.json").read_text())
     except FileNotFoundError:
         return 0
-    running = [p["pid"] for p in fleet["providers"] if _alive(p["pid"], p["config"])]
-    for pid in running:
+    alive = [p["pid"] for p in fleet["providers"] if running(p["pid"], p["config"])]
+    for pid in alive:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in running) and time.monotonic() < deadline:
+    while any(running(pid) for pid in alive) and time.monotonic() < deadline:  # bounded
         time.sleep(0.1)
-    for pid in running:
-        if _alive(pid):
+    for pid in alive:
+        if running(pid):
             os.kill(pid, signal.SIGKILL)
     (directory / "fleet.json").unlink()
-    return len(running)
+    return len(alive)
 
 
-def _alive(pid: int, config: Optional[str] = None) -> bool:
+def running(pid: int, config: Optional[str] = None) -> bool:
     """Whether ``pid`` runs (and, with ``config``, is our API with that settings file: pids get reused)."""
     try:
         os.waitpid(pid, os.WNOHANG)  # reap our own children

@@ -78,6 +78,7 @@ class Signer:
         except FileNotFoundError:
             self._key = Ed25519PrivateKey.generate()
             raw = self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())  # Debian 12's 38 lacks *_raw()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(raw)
@@ -115,8 +116,8 @@ class Membership:
     rule: NetworkRule = field(default_factory=NetworkRule)
     verify: Optional[Callable[[dict[str, Any]], bool]] = None
     expiry: float = 60.0  # seconds without a newer version before a peer leaves the table
-    checks_at_once: int = 4  # direct checks of new peers, for the whole service
-    checks_per_merge: int = 8  # new peers checked per merge; the rest come again with the next exchange
+    checks_at_once: int = 8  # direct checks of new peers, for the whole service
+    checks_per_merge: int = 16  # new peers checked per merge; the rest come again with the next exchange
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
