@@ -116,7 +116,7 @@ class Membership:
     rule: NetworkRule = field(default_factory=NetworkRule)
     verify: Optional[Callable[[dict[str, Any]], bool]] = None
     expiry: float = 60.0  # seconds without a newer version before a peer leaves the table
-    checks_at_once: int = 8  # direct checks of new peers, for the whole service
+    checks_at_once: int = 4  # direct checks of new peers at once, for the whole service (of its 8 workers)
     checks_per_merge: int = 16  # new peers checked per merge; the rest come again with the next exchange
     clock: Callable[[], float] = time.monotonic
 
