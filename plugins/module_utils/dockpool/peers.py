@@ -88,7 +88,8 @@ def _record(record: Any, index: int) -> dict[str, Any]:
     for name, size in (("key", 44), ("signature", 88)):
         if not isinstance(record[name], str) or len(record[name]) != size:
             raise InvalidInput(f"{where}.{name}: must be {size} characters of base64", f"{where}.{name}")
-    if type(record["version"]) is not int or not 0 < record["version"] < 2**63:
+    version = record["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 2**63:
         raise InvalidInput(f"{where}.version: must be a positive integer", f"{where}.version")
     age = record["age"]
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 <= age <= 1e9:
