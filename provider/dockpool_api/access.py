@@ -10,6 +10,9 @@ Every route carries ``access=`` in its Bottle config::
 - ``peer``: writes to the peer table: the fleet's token (what providers send each
   other), a client token, or a caller inside the networks the operator lists for
   P2PRC peers (``peer_sources``, empty by default).
+- ``p2prc``: P2PRC's create and remove: a client token, or, without one, a caller
+  inside a network the operator trusts (``p2prc_networks``, empty by default), who
+  acts as that network's client with its limits.
 
 The plugin refuses before the route's code runs, so a refused caller never starts
 work (an outbound peer check, an engine call). A route without a rule is an error
@@ -27,7 +30,7 @@ from dockpool.peers import NetworkRule
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
 
-ACCESS = ("open", "reader", "client", "admin", "peer")
+ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc")
 _ENVIRON_KEY = "dockpool.client"
 
 
@@ -54,6 +57,7 @@ class AccessPlugin:
         self.config, self.auth = config, auth
         self._fleet = hash_token(config.fleet_token) if config.fleet_token else None
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
+        self._p2prc = [(NetworkRule(allow=(t.network,), deny=()), t.client) for t in config.p2prc_networks]
 
     def identify(self, header: Optional[str]) -> Client:
         return self.auth.client(header, caller_address())
@@ -71,6 +75,10 @@ class AccessPlugin:
                 return None  # a P2PRC peer in a network the operator trusts
             if self._fleet and hmac.compare_digest(hash_token(bearer_token(header)), self._fleet):
                 return None  # another provider of the fleet
+        if access == "p2prc" and not header:
+            for network, client in self._p2prc:  # P2PRC's client sends no token: trusted by where it is
+                if _trusted_source(caller_address(), network):
+                    return client
         who = self.identify(header)
         if access == "admin" and not who.admin:
             raise Unauthorized("this route is for the provider's administrators", "Authorization")

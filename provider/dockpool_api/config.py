@@ -23,6 +23,15 @@ class Client:
     name: str
     token_sha256: str
     admin: bool = False
+    limits: Optional[ClientLimits] = None  # None: the provider's limits
+
+
+@dataclass(frozen=True)
+class TrustedNetwork:
+    """P2PRC clients in ``network`` create and remove instances without a token, as ``client``."""
+
+    network: str
+    client: Client
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class ApiConfig:
     peers_max: int = 256
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
+    p2prc_networks: tuple[TrustedNetwork, ...] = ()  # off by default: every P2PRC client sends a token
     fleet_token: str = ""  # the fleet's shared secret: providers send it to each other's peer routes
     bootstrap_peers: tuple[str, ...] = ()  # http://address:port of other providers' APIs
     gossip_interval: float = 5.0  # seconds between exchange rounds
@@ -70,6 +80,28 @@ def _clients(raw: Any) -> tuple[Client, ...]:
     if len({c.name for c in clients}) != len(clients):
         raise InvalidInput("clients: names must be unique", "clients")
     return tuple(clients)
+
+
+def _trusted_networks(raw: Any, clients: tuple[Client, ...]) -> tuple[TrustedNetwork, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("p2prc_networks: must be a list of {network, client, limits}", "p2prc_networks")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"p2prc_networks[{i}]"
+        if not isinstance(item, dict) or set(item) - {"network", "client", "limits"} or "network" not in item:
+            raise InvalidInput(f"{where}: needs a network and a client name (and may give limits)", where)
+        try:
+            network = str(ipaddress.ip_network(item["network"]))
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{where}.network: {item['network']!r} is not a network such as 192.0.2.0/24",
+                               f"{where}.network") from None
+        name = validate_name(item.get("client"), f"{where}.client")
+        if name in {c.name for c in clients}:
+            raise InvalidInput(f"{where}.client: {name!r} is a token client's name; a trusted network's instances "
+                               "belong to a client of its own", f"{where}.client")
+        limits = ClientLimits.from_settings(item["limits"]) if item.get("limits") else None
+        out.append(TrustedNetwork(network, Client(name, "", False, limits)))
+    return tuple(out)
 
 
 def parse_peer_url(url: str) -> tuple[str, int]:
@@ -108,6 +140,8 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         raise InvalidInput(f"unknown API settings: {', '.join(unknown)}", unknown[0])
     if "clients" in values:
         values["clients"] = _clients(values["clients"])
+    if "p2prc_networks" in values:
+        values["p2prc_networks"] = _trusted_networks(values["p2prc_networks"], values.get("clients", ()))
     if "limits" in values:
         values["limits"] = ClientLimits.from_settings(values["limits"])
     for key in ("images", "base_images"):

@@ -128,6 +128,8 @@ _FLEET = {"type": "object", "properties": {
     "provider": {"type": "string"}, "round": {"type": "integer"}, "interval": {"type": "number"},
     "fanout": {"type": "integer"}, "expiry": {"type": "number"}, "bytes_sent_last_round": {"type": "integer"},
     "members": {"type": "array", "items": _MEMBER}}}
+_P2PRC_TRUST = ("A client token, or none from a network the operator trusts (p2prc_networks), as that network's client. "
+                "PublicKey is percent-decoded only: a '+' in it stays a '+', as P2PRC's client sends it unencoded.")
 _TABLE = {"type": "object", "required": ["ip_address"], "additionalProperties": False,
           "properties": {"ip_address": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/Peer"}}}}
 
@@ -236,7 +238,7 @@ def openapi_document(version: str) -> dict:
         "/IpTable": {"post": _op("P2PRC: merge a peer table (who may: as POST /v1/peers)", {"200": _json(_ref("PeerTable")),
                                  **_errors(400, 401, 413, 429, 503)}, secured=True, requestBody=table_part)},
         "/startcontainer": {"get": _op("P2PRC: start an instance", {"200": _json(_OBJECT), **_errors(400, 401, 404, 409, 429, 503)},
-                                       secured=True, parameters=[
+                                       secured=True, description=_P2PRC_TRUST, parameters=[
             {"name": "ports", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             {"name": "GPU", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
             {"name": "ContainerName", "in": "query", "schema": {"type": "string"}},
@@ -244,7 +246,7 @@ def openapi_document(version: str) -> dict:
             {"name": "PublicKey", "in": "query", "required": True, "schema": {"type": "string", "format": "byte", "minLength": 4}},
         ])},
         "/RemoveContainer": {"get": _op("P2PRC: remove an instance", {"200": {"description": "success", "content": {
-            "text/plain": {"schema": {"type": "string"}}}}, **_errors(*secured)}, secured=True,
+            "text/plain": {"schema": {"type": "string"}}}}, **_errors(*secured)}, secured=True, description=_P2PRC_TRUST,
             parameters=[{"name": "id", "in": "query", "required": True, "schema": _REF}])},
         "/ShowImages": {"get": _op("P2PRC: images offered", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
     }

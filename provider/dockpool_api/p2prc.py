@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from bottle import Bottle, request, response
 
@@ -23,6 +24,17 @@ def _bool(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false", ""):
         raise InvalidInput(f"{name}: expected true or false, got {value[:20]!r}", name)
     return value.lower() == "true"
+
+
+def raw_query(name: str) -> str:
+    """A query value percent-decoded but with '+' kept: P2PRC's client puts the standard base64
+    of the key file in the URL unencoded, so its '+' is a '+', never a space (a client that
+    encodes sends %2B, which decodes to the same)."""
+    for part in request.environ.get("QUERY_STRING", "").split("&"):
+        key, _, value = part.partition("=")
+        if unquote(key) == name:
+            return unquote(value)
+    return ""
 
 
 def _public_key(value: str) -> str:
@@ -94,7 +106,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
         services.peers.merge(parse_json(raw, "json"))
         return json_body(services.peers.p2prc_table())
 
-    @app.get("/startcontainer", access="client")
+    @app.get("/startcontainer", access="p2prc")
     def start_container():
         who = current_client()
         query = request.query
@@ -109,7 +121,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
             "image": query.get("ContainerName") or None,
             "extra_ports": int(ports),
             "gpu": _bool("GPU", query.get("GPU", "false")),
-            "public_key": _public_key(query.get("PublicKey", "")) if query.get("PublicKey") else None,
+            "public_key": _public_key(raw_query("PublicKey")) if query.get("PublicKey") else None,
         }
         view = services.create(who, body)
         return json_body({
@@ -121,7 +133,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
             "GPU": "true" if view["gpu"] else "false",
         })
 
-    @app.get("/RemoveContainer", access="client")
+    @app.get("/RemoveContainer", access="p2prc")
     def remove_container():
         who = current_client()
         ref = request.query.get("id", "")

@@ -122,7 +122,8 @@ class Services:
         records = manager.records()
         owned = sum(1 for r in records if r.labels.get(L.OWNER) == client.name)
         ceiling = min(psutil.virtual_memory().total, self.policy.max_memory or psutil.virtual_memory().total)
-        params = client_params(body, client.name, self.config.limits, owned, ceiling)
+        limits = client.limits or self.config.limits
+        params = client_params(body, client.name, limits, owned, ceiling)
         image = params["image"] or self.config.images[0]
         if image not in self.config.images:
             raise InvalidInput(f"image: {image!r} is not offered here; offered: {', '.join(self.config.images)}", "image",
@@ -132,7 +133,7 @@ class Services:
 
         def admit(spec: InstanceSpec, existing: list[L.Record]) -> InstanceSpec:
             """Under the placement lock: the cap and a free name, against the instances that exist now."""
-            check_instance_cap(sum(1 for r in existing if r.labels.get(L.OWNER) == client.name), self.config.limits)
+            check_instance_cap(sum(1 for r in existing if r.labels.get(L.OWNER) == client.name), limits)
             name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in existing])
             return replace(spec, name=name)
 

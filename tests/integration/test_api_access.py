@@ -37,8 +37,8 @@ ACCESS = {
     ("GET", "/upload"): "reader",
     ("POST", "/upload"): "reader",
     ("POST", "/IpTable"): "peer",
-    ("GET", "/startcontainer"): "client",
-    ("GET", "/RemoveContainer"): "client",
+    ("GET", "/startcontainer"): "p2prc",
+    ("GET", "/RemoveContainer"): "p2prc",
     ("GET", "/ShowImages"): "reader",
 }
 
@@ -68,7 +68,7 @@ def _call(api: TestApp, method: str, rule: str, **kwargs):
 @pytest.mark.parametrize("method, rule", sorted(ACCESS))
 def test_anonymous_callers_get_exactly_the_open_routes(tmp_path, method, rule):
     answer = _call(app_with(tmp_path), method, rule)
-    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer")
+    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc")
     assert (answer.status_int == 401) is needs_token, (method, rule, answer.status_int, answer.body[:200])
 
 
