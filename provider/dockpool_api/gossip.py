@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from dockpool.errors import DockpoolError
 from dockpool.membership import Membership
@@ -76,24 +76,19 @@ class Gossip:
         self._bytes_at_round = 0
         self._bootstrap = [Bootstrap(url, *parse_peer_url(url), delay=self.config.gossip_interval)
                            for url in self.config.bootstrap_peers]
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gossip", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        """Run the rounds in a daemon thread, for the life of the service."""
+        threading.Thread(target=self._run, name="gossip", daemon=True).start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             began = time.monotonic()
             try:
                 self.round()
             except Exception:  # one bad round must not end membership for good
                 log.exception("exchange round %d failed", self.rounds)
-            self._stop.wait(max(0.0, self.config.gossip_interval - (time.monotonic() - began)))
+            time.sleep(max(0.0, self.config.gossip_interval - (time.monotonic() - began)))
 
     def round(self) -> None:
         sent = self.traffic.sent
