@@ -5,6 +5,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -261,7 +262,8 @@ def up(settings: Settings, args: Any) -> int:
     key = client_key(settings, args.key)
     body: dict[str, Any] = {"public_key": key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()}
     image = DESKTOP_IMAGE if args.desktop else args.image
-    for field, value in (("image", image), ("cpus", args.cpus), ("memory", args.memory), ("name", args.name)):
+    for field, value in (("image", image), ("cpus", args.cpus), ("memory", args.memory), ("name", args.name),
+                         ("disk_limit", getattr(args, "disk_limit", None))):
         if value is not None:
             body[field] = value
     if args.gpu:
@@ -365,6 +367,68 @@ def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
                       plain(f"dockpool ssh {v['name']}" if v["name"] in settings.instances
                             else (v["ssh"] or {}).get("jump_command", "")))
     out.print(table)
+    return 0
+
+
+def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float, no_check: bool) -> int:
+    """Move an instance to another provider you are logged in to: asked of the target first (does it
+    fit? a grant), then of the source, which streams it there and removes its own only after the
+    target's instance answers SSH. Progress is read from the target while the source works."""
+    target_url = normalise_url(to)
+    if settings.token(target_url) is None:
+        raise CliError(f"not logged in to {target_url}: run `dockpool login {target_url}` first", AUTH)
+    source, ref = _locate(settings, name, None)
+    if source.url == target_url:
+        raise CliError(f"{name} is on {target_url} already", REFUSED)
+    view = source.instance(ref)
+    known = settings.instances.get(view["name"]) or {}
+    key_path = Path(key or known.get("key") or client_key(settings, None)).expanduser()
+    limits = view["limits"]
+    body: dict[str, Any] = {"image": view["image"],
+                            "public_key": key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip(),
+                            "memory": str(limits.get("memory_reservation") or limits.get("memory")),
+                            "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
+    for field in ("cpus", "disk_limit"):
+        if limits.get(field):
+            body[field] = limits[field] if field == "cpus" else str(limits[field])
+    if view.get("gpu"):
+        body["gpu"] = True
+    target = settings.connect(target_url)
+    offer = target.call("POST", "/v1/moves", json=body)  # refused here (401, 400, 409): nothing has moved
+    answer: dict[str, Any] = {}
+    failure: list[CliError] = []
+
+    def run() -> None:
+        try:
+            answer.update(source.call("POST", f"/v1/instances/{ref}/move", timeout=3700,
+                                      json={"target": target_url, "move": offer["id"], "grant": offer["grant"]}))
+        except CliError as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    with err.status(f"Moving {view['name']} to {target_url}…") as status:
+        while worker.is_alive():  # bounded by the source's answer (its own timeout)
+            worker.join(0.5)
+            try:
+                seen = target.call("GET", f"/v1/moves/{offer['id']}", timeout=5)
+                status.update(f"Moving {view['name']} to {target_url}: {human_size(seen['received'])} received")
+            except CliError:
+                pass
+    if failure:
+        raise failure[0]
+    moved = answer["instance"]
+    settings.instances.pop(view["name"], None)
+    settings.instances[moved["name"]] = {"provider": target_url, "id": moved["id"], "key": str(key_path)}
+    settings.save()
+    sshconfig.remove(settings.directory, view["name"])
+    config = sshconfig.add(settings.directory, moved["name"], moved["ssh"], key_path)
+    problem = None if no_check else ssh_check(settings, moved["name"], time.monotonic() + wait)
+    out.print(f"[green]Moved[/] {view['name']} to [bold]{moved['name']}[/] on {target_url}")
+    out.print(f"    ssh -F {config} {moved['name']}")
+    if problem:
+        err.print(f"[yellow]The instance moved but SSH through the jump host failed:[/] {problem}")
+        return UNAVAILABLE
     return 0
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Optional
 
-from .commands import act, err, login, ls, providers, rm, speedtest, ssh, up
+from .commands import act, err, login, ls, move, providers, rm, speedtest, ssh, up
 from .errors import FAILED, CliError
 from .settings import Settings
 
@@ -34,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--desktop", action="store_true", help="the desktop image, reached in the browser through noVNC")
     p.add_argument("--cpus", type=int, help="dedicated cores (default: a share of the common ones)")
     p.add_argument("--memory", help="memory to reserve, e.g. 512m or 2g")
+    p.add_argument("--disk-limit", help="what the instance may write, e.g. 10g (default: the provider's)")
     p.add_argument("--gpu", action="store_true", help="the provider's NVIDIA GPUs")
     p.add_argument("--ports", type=int, default=0, help="extra ports to publish for your own services")
     p.add_argument("--name", help="a name for the instance (prefixed with your client name)")
@@ -51,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, help=text)
         p.add_argument("name")
         p.add_argument("--provider")
+
+    p = sub.add_parser("move", help="move an instance, with everything on its disk, to another provider")
+    p.add_argument("name")
+    p.add_argument("--to", required=True, help="a provider you are logged in to")
+    p.add_argument("--key", help="the private SSH key the instance takes (default: the one `up` used)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the target")
+    p.add_argument("--no-check", action="store_true", help="do not log in through the target's jump host to check")
 
     p = sub.add_parser("ssh", help="log in to an instance through its provider's jump host")
     p.add_argument("name")
@@ -83,6 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return act(settings, args.command, args.name, args.provider)
     if args.command == "rm":
         return rm(settings, args.name, args.provider)
+    if args.command == "move":
+        return move(settings, args.name, args.to, args.key, args.wait, args.no_check)
     if args.command == "ssh":
         return ssh(settings, args.name, args.remote[1:] if args.remote[:1] == ["--"] else args.remote)
     return speedtest(settings, args.url, args.bytes, args.json)

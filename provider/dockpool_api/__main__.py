@@ -12,6 +12,7 @@ from typing import Optional
 
 import waitress
 
+from dockpool import moves
 from dockpool.errors import DockpoolError
 from dockpool.usage import run_pass, usage_readable
 
@@ -68,6 +69,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if removed:
             log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
         services.manager().refresh_jump_keys()  # whatever changed while the service was down
+        swept = moves.sweep(services.manager().client)  # snapshots of moves cut short by a stop
+        if swept:
+            log.warning("removed %d snapshot images of unfinished moves", len(swept))
     except DockpoolError as exc:
         log.error("could not check for half-made instances: %s", exc.message)
     rebuild_usage(services)

@@ -10,6 +10,8 @@ Every route carries ``access=`` in its Bottle config::
 - ``peer``: writes to the peer table: the fleet's token (what providers send each
   other), a client token, or a caller inside the networks the operator lists for
   P2PRC peers (``peer_sources``, empty by default).
+- ``grant``: one step of a move between providers: the secret the other side was
+  given for it (moving.py), never a client token.
 - ``p2prc``: P2PRC's create and remove: a client token, or, without one, a caller
   inside a network the operator trusts (``p2prc_networks``, empty by default), who
   acts as that network's client with its limits.
@@ -30,7 +32,8 @@ from dockpool.peers import NetworkRule
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
 
-ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc")
+ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "grant")
+GRANT_KEY = "dockpool.grant"
 _ENVIRON_KEY = "dockpool.client"
 
 
@@ -53,8 +56,8 @@ class AccessPlugin:
     name = "dockpool_access"
     api = 2
 
-    def __init__(self, config: ApiConfig, auth: Authenticator) -> None:
-        self.config, self.auth = config, auth
+    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None) -> None:
+        self.config, self.auth, self.grants = config, auth, grants
         self._fleet = hash_token(config.fleet_token) if config.fleet_token else None
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
         self._p2prc = [(NetworkRule(allow=(t.network,), deny=()), t.client) for t in config.p2prc_networks]
@@ -70,6 +73,13 @@ class AccessPlugin:
                                    f"https://{self.config.advertise_address}:{self.config.tls_port}", "Authorization")
         if access == "open" or (access == "reader" and self.config.open_read_routes):
             return None
+        if access == "grant":
+            grant = self.grants.find(bearer_token(header)) if self.grants is not None else None
+            if grant is None:
+                raise Unauthorized("this route takes the grant its move was given, and it is unknown or expired",
+                                   "Authorization")
+            request.environ[GRANT_KEY] = grant
+            return grant.client
         if access == "peer":
             if not header and _trusted_source(caller_address(), self._peer_sources):
                 return None  # a P2PRC peer in a network the operator trusts

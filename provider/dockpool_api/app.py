@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from dockpool import __version__
 from dockpool.errors import Busy, DockpoolError, InvalidInput
 
-from .access import AccessPlugin, check_declared, current_client, resolved_client
+from .access import GRANT_KEY, AccessPlugin, check_declared, current_client, resolved_client
 from .auth import Authenticator
 from .config import ApiConfig
 from .openapi import openapi_document
@@ -111,7 +111,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         return wrapper
 
     app.install(api_plugin)
-    access = AccessPlugin(config, Authenticator(config.clients))
+    access = AccessPlugin(config, Authenticator(config.clients), services.mover.grants)
     app.install(access)
 
     def body_json() -> Any:
@@ -197,6 +197,28 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     def remove_instance(ref: str):
         services.remove(current_client(), ref)
         return json_body({"removed": ref})
+
+    @app.post("/v1/instances/<ref>/move", access="client")
+    def move_instance(ref: str):
+        return json_body(services.mover.move_out(current_client(), ref, body_json()))
+
+    @app.post("/v1/moves", access="client")
+    def offer_move():
+        return json_body(services.mover.offer(current_client(), body_json()), 201)
+
+    @app.get("/v1/moves/<move_id>", access="client")
+    def move_progress(move_id: str):
+        return json_body(services.mover.progress(current_client(), move_id))
+
+    @app.post("/v1/moves/<move_id>/pull", access="grant")
+    def pull_move(move_id: str):
+        return json_body(services.mover.pull(request.environ[GRANT_KEY], move_id, body_json()), 201)
+
+    @app.get("/v1/exports/<export_id>", access="grant")
+    def export_snapshot(export_id: str):
+        chunks = services.mover.export(request.environ[GRANT_KEY], export_id)
+        response.content_type = "application/x-tar"
+        return chunks
 
     @app.get("/v1/peers", access="reader")
     def peers():

@@ -160,6 +160,7 @@ def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> d
 _REF = {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"}
 _REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": _REF, "description": "instance id or name"}
 _OBJECT = {"type": "object"}
+_MOVE_PARAM = {"name": "move", "in": "path", "required": True, "schema": {"type": "string"}, "description": "a move's id"}
 
 
 def openapi_document(version: str) -> dict:
@@ -202,6 +203,29 @@ def openapi_document(version: str) -> dict:
         "/v1/instances/{ref}/start": {"post": _op("Start a stopped instance", {"200": _json(_ref("Instance")),
                                                                                **_errors(*secured)},
                                                   secured=True, parameters=[_REF_PARAM])},
+        "/v1/instances/{ref}/move": {"post": _op(
+            "Move your instance to another provider of this one's fleet, with the move and grant that provider gave "
+            "(POST /v1/moves there): stopped, committed, streamed there, removed here once it answers SSH there",
+            {"200": _json(_OBJECT), **_errors(400, 401, 404, 409, 413, 429, 503),
+             "502": _json(_ref("Error"), "the target refused or failed; the instance is where it was, running again")},
+            secured=True, parameters=[_REF_PARAM], requestBody={"required": True, "content": {"application/json": {
+                "schema": {"type": "object", "required": ["target", "move", "grant"], "additionalProperties": False,
+                           "properties": {"target": {"type": "string"}, "move": {"type": "string"},
+                                          "grant": {"type": "string"}}}}}})},
+        "/v1/moves": {"post": _op("Would an instance fit here? A grant to move it in (single use, 10 minutes)",
+                                  {"201": _json(_OBJECT, "granted"), **_errors(400, 401, 404, 409, 413, 429, 503)},
+                                  secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}})},
+        "/v1/moves/{move}": {"get": _op("A move's progress here: its state and the bytes received", {"200": _json(_OBJECT),
+                                        **_errors(401, 404, 429)}, secured=True, parameters=[_MOVE_PARAM])},
+        "/v1/moves/{move}/pull": {"post": _op("The source's call with the grant: fetch the snapshot, create the instance",
+                                              {"201": _json(_ref("Instance")), **_errors(400, 401, 404, 409, 413, 429, 503),
+                                               "502": _json(_ref("Error"), "the source's snapshot could not be fetched")},
+                                              secured=True, parameters=[_MOVE_PARAM],
+                                              requestBody={"required": True, "content": {"application/json": {"schema": _OBJECT}}})},
+        "/v1/exports/{move}": {"get": _op("The target's call with the source's secret: the snapshot as docker save streams it",
+                                          {"200": {"description": "a tar archive", "content": {"application/x-tar": {
+                                              "schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 409, 429, 503)},
+                                          secured=True, parameters=[_MOVE_PARAM])},
         "/v1/peers": {
             "get": _op("The peer table", {"200": _json(_ref("PeerTable")), **_errors(401, 429)}),
             "post": _op("Merge a peer table (new peers kept if they answer): the fleet's token, a client's, "

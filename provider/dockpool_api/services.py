@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 import psutil
 
 from dockpool import labels as L
+from dockpool import moves
 from dockpool.client_requests import check_instance_cap, client_params, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
@@ -24,6 +25,7 @@ from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client
 from .gossip import Gossip, RateLimit, Traffic
+from .moving import Mover
 
 log = logging.getLogger("dockpool.api")
 SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
@@ -42,6 +44,7 @@ class Services:
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic)
+        self.mover = Mover(self)
 
     # ---- engine ----------------------------------------------------------------------------
 
@@ -117,7 +120,9 @@ class Services:
         record = self.find(client, ref)
         return self._decorate(self.manager().view(record), read_usage(self.config.usage_file))
 
-    def create(self, client: Client, body: Any) -> dict[str, Any]:
+    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[L.Record]], InstanceSpec]]:
+        """A client's request checked against this provider's limits and policy: the spec to
+        create, and the check (cap, free name) to run again under the placement lock."""
         manager = self.manager()
         records = manager.records()
         owned = sum(1 for r in records if r.labels.get(L.OWNER) == client.name)
@@ -138,8 +143,11 @@ class Services:
             return replace(spec, name=name)
 
         placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
-        spec = manager.spec({**params, "name": placeholder})
-        return self._decorate(manager.create(spec, origin="api", admit=admit), None)
+        return manager.spec({**params, "name": placeholder}), admit
+
+    def create(self, client: Client, body: Any) -> dict[str, Any]:
+        spec, admit = self.admission(client, body)
+        return self._decorate(self.manager().create(spec, origin="api", admit=admit), None)
 
     def stop(self, client: Client, ref: str) -> dict[str, Any]:
         return self._decorate(self.manager().stop(self.find(client, ref).id), None)
@@ -148,7 +156,9 @@ class Services:
         return self._decorate(self.manager().start(self.find(client, ref).id), None)
 
     def remove(self, client: Client, ref: str) -> None:
-        self.manager().remove(self.find(client, ref).id)
+        manager = self.manager()
+        manager.remove(self.find(client, ref).id)
+        moves.sweep(manager.client)  # a moved-in instance ran from its snapshot image
 
     # ---- peers -------------------------------------------------------------------------------
 

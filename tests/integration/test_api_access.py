@@ -30,6 +30,11 @@ ACCESS = {
     ("GET", "/v1/peers"): "reader",
     ("POST", "/v1/peers"): "peer",
     ("GET", "/v1/fleet"): "reader",
+    ("POST", "/v1/instances/<ref>/move"): "client",
+    ("POST", "/v1/moves"): "client",
+    ("GET", "/v1/moves/<move_id>"): "client",
+    ("POST", "/v1/moves/<move_id>/pull"): "grant",
+    ("GET", "/v1/exports/<export_id>"): "grant",
     ("GET", "/v1/speedtest/download"): "reader",
     ("POST", "/v1/speedtest/upload"): "reader",
     ("GET", "/server_info"): "reader",
@@ -68,7 +73,7 @@ def _call(api: TestApp, method: str, rule: str, **kwargs):
 @pytest.mark.parametrize("method, rule", sorted(ACCESS))
 def test_anonymous_callers_get_exactly_the_open_routes(tmp_path, method, rule):
     answer = _call(app_with(tmp_path), method, rule)
-    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc")
+    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc", "grant")
     assert (answer.status_int == 401) is needs_token, (method, rule, answer.status_int, answer.body[:200])
 
 

@@ -305,11 +305,13 @@ class InstanceManager:
         wait_timeout: float = 30.0,
         origin: str = "ansible",
         admit: Optional[Callable[[InstanceSpec, list[L.Record]], InstanceSpec]] = None,
+        image_ref: Optional[str] = None,
     ) -> dict[str, Any]:
         """Create (and start) an instance. ``admit``, given the instances that exist, runs
         under the placement lock and may rename the spec or refuse it, so that choices
-        depending on the others (a free name, a per-client cap) cannot race."""
-        image = resolve_image(self.client, spec.image, self.policy.image_prefix)
+        depending on the others (a free name, a per-client cap) cannot race. ``image_ref``
+        runs another image than the spec's (a moved instance's snapshot) under its name."""
+        image = resolve_image(self.client, image_ref or spec.image, self.policy.image_prefix)
         self._check_gpu(spec)
         self._check_runtime(spec)
         image_ports = ports_from_image(image.attrs)

@@ -1,0 +1,91 @@
+"""Moving an instance between providers: a snapshot of it as an image, streamed out of one
+engine and into another, never held whole in memory.
+
+The snapshot is ``docker commit`` of the stopped instance: the image it runs (whatever
+this provider built) plus one layer of everything the client wrote or installed. That
+image, as ``docker save`` streams it, is what crosses; the target loads it as it comes.
+(Exporting the writable layer alone would leave the target to lay it over its own build
+of the image, which differs file by file between providers: a package database written
+over other packages' files. The commit carries the base it was written on.)
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator
+
+from . import labels as L
+from .engine import engine_errors
+from .errors import DockpoolError, InvalidInput, NotFound
+
+REPOSITORY = "dockpool-move"  # snapshot images: dockpool-move/<instance>:<move id>
+MOVE_LABEL = L.PREFIX + "move"  # on a snapshot image: the move it belongs to
+CHUNK = 1024 * 1024
+
+
+class TooLarge(DockpoolError):
+    http_status = 413
+
+
+def snapshot(client: Any, container_id: str, name: str, move_id: str) -> str:
+    """Commit the (stopped) instance as dockpool-move/<name>:<move id>; returns that name
+    (saved by name, the archive carries it: saved by id, it would load untagged)."""
+    ref = f"{REPOSITORY}/{name}:{move_id}"
+    with engine_errors(f"taking a snapshot of {name!r}"):
+        client.api.commit(container_id, repository=f"{REPOSITORY}/{name}", tag=move_id,
+                          changes=[f"LABEL {MOVE_LABEL}={move_id}"], pause=False)
+    return ref
+
+
+def saved(client: Any, image_id: str) -> Iterator[bytes]:
+    """The image as ``docker save`` streams it, a chunk at a time."""
+    with engine_errors("streaming the snapshot"):
+        yield from client.api.get_image(image_id, chunk_size=CHUNK)
+
+
+class Bounded:
+    """Chunks passed through while counting them; over ``limit`` bytes, the stream stops with TooLarge."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int) -> None:
+        self.chunks, self.limit, self.count = chunks, limit, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.count += len(chunk)
+            if self.count > self.limit:
+                raise TooLarge(f"the snapshot exceeds {self.limit} bytes (the instance's disk limit and its image)",
+                               "disk_limit", {"max": self.limit})
+            yield chunk
+
+
+def load(client: Any, chunks: Iterable[bytes], move_id: str) -> str:
+    """Load a streamed ``docker save`` archive; returns the snapshot image's name
+    (dockpool-move/<instance>:<move id>), found by the move's label.
+    A broken stream leaves no image: the engine registers it only at the end of the archive."""
+    with engine_errors("loading the snapshot"):
+        messages = client.api.load_image(iter(chunks), quiet=False)
+        text = " ".join(json.dumps(m) if isinstance(m, dict) else str(m) for m in messages)
+    with engine_errors("finding the loaded snapshot"):
+        images = client.api.images(filters={"label": f"{MOVE_LABEL}={move_id}"})
+    if not images:
+        raise InvalidInput(f"the snapshot held no image of move {move_id}: {text[:300]}", "source")
+    tags = [t for t in images[0].get("RepoTags") or [] if t.startswith(f"{REPOSITORY}/")]
+    return tags[0] if tags else images[0]["Id"]
+
+
+def remove_snapshot(client: Any, image_id: str) -> None:
+    try:
+        with engine_errors("removing the snapshot"):
+            client.api.remove_image(image_id, force=True)
+    except NotFound:
+        pass
+
+
+def sweep(client: Any) -> list[str]:
+    """Snapshot images no container uses: what a provider killed mid-move leaves."""
+    with engine_errors("listing snapshots"):
+        images = client.api.images(filters={"label": MOVE_LABEL})
+        used = {c["ImageID"] for c in client.api.containers(all=True)}
+    gone = [i["Id"] for i in images if i["Id"] not in used]
+    for image_id in gone:
+        remove_snapshot(client, image_id)
+    return gone

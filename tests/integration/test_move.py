@@ -1,0 +1,201 @@
+"""Moving an instance between two providers with separate Docker engines on this machine:
+real API processes (the source on this machine's engine, the target on a second one),
+the real CLI, real SSH into both instances, a real SIGKILL of the target mid-transfer."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from dockpool.moves import MOVE_LABEL
+from support import second_engine
+from support.api_config import TOKENS, make_config
+from support.api_process import wait_until_up
+from support.cli import cli
+from support.ssh import ssh_run
+
+pytestmark = pytest.mark.engine
+FLEET = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": "fleet-secret-0123456789",
+         "gossip_interval": 0.5, "peer_expiry": 5.0}
+SOURCE, TARGET = "http://127.0.0.1:8091", "http://127.0.0.3:8091"
+INSTALL = ("mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dockpool-moved && "
+           "printf 'Package: dockpool-moved\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@example.invalid>\\n"
+           "Description: written before the move\\n' > /tmp/pkg/DEBIAN/control && "
+           "echo installed > /tmp/pkg/usr/share/dockpool-moved/proof && "
+           "dpkg-deb --build /tmp/pkg /tmp/moved.deb >/dev/null && dpkg -i /tmp/moved.deb >/dev/null && "
+           "echo 'my notes' > /root/notes.txt")
+
+
+class Provider:
+    def __init__(self, directory: Path, url: str, settings: dict) -> None:
+        self.directory, self.url, self.settings = directory, url, settings
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        config = self.directory / "api.json"
+        config.write_text(json.dumps(self.settings))
+        log = open(self.directory / "api.log", "ab")  # closed when the process ends
+        self.proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_until_up(self.url)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@contextmanager
+def two_providers(tmp_path, target_limits: dict | None = None):
+    engine2 = second_engine.ensure()
+    made = []
+    for name, url, extra in (("source", SOURCE, {}),
+                             ("target", TARGET, {"docker_host": second_engine.HOST,
+                                                 "bootstrap_peers": [SOURCE]})):
+        folder = tmp_path / name
+        folder.mkdir()
+        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=url[7:].split(":")[0],
+                               advertise_address=url[7:].split(":")[0], port=8091)
+        if name == "target":
+            (folder / "provider.json").write_text(json.dumps({"port_range": "46000-46019", "bind_address": "127.0.0.1",
+                                                              "shared_cores_min": 0}))
+            if target_limits:
+                settings["limits"] = {**settings["limits"], **target_limits}
+        made.append(Provider(folder, url, settings))
+    try:
+        for provider in made:
+            provider.start()
+        deadline = time.monotonic() + 30
+        while not all(len(requests.get(f"{p.url}/v1/fleet", timeout=5).json()["members"]) == 1 for p in made):
+            assert time.monotonic() < deadline, "the two providers never found each other"
+            time.sleep(0.3)
+        yield made[0], made[1], engine2
+    finally:
+        for provider in made:
+            provider.stop()
+        for c in engine2.containers.list(all=True, filters={"label": "dockpool.owner"}):
+            c.remove(force=True)
+        for image in engine2.images.list(filters={"label": MOVE_LABEL}):
+            engine2.images.remove(image.id, force=True)
+
+
+def client_with_instance(tmp_path, keypair, engine, disk_limit: str = "1g") -> tuple[Path, str, dict]:
+    home = tmp_path / "client"
+    for url in (SOURCE, TARGET):
+        assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+    made = cli(home, "up", "--provider", SOURCE, "--key", str(keypair[0]), "--memory", "128m", "--disk-limit", disk_limit,
+               "--no-check", "--json")
+    assert made.returncode == 0, made.stderr
+    view = json.loads(made.stdout)
+    return home, view["name"], view
+
+
+def snapshots(client) -> list:
+    return client.images.list(filters={"label": MOVE_LABEL})
+
+
+@pytest.fixture
+def cleanup(engine):
+    yield
+    for c in engine.containers.list(all=True, filters={"label": "dockpool.owner"}):
+        if c.labels.get("dockpool.owner") in TOKENS:
+            c.remove(force=True)
+    for image in snapshots(engine):
+        engine.images.remove(image.id, force=True)
+
+
+def test_an_instance_moves_with_its_files_and_packages(tmp_path, keypair, engine, cleanup):
+    with two_providers(tmp_path) as (source, target, engine2):
+        home, name, view = client_with_instance(tmp_path, keypair, engine)
+        wrote = ssh_run(keypair[0], view["ssh"]["port"], INSTALL)
+        assert wrote.returncode == 0, wrote.stderr
+        moved = cli(home, "move", name, "--to", TARGET, "--no-check")
+        assert moved.returncode == 0, moved.stderr
+        there = json.loads((home / "dockpool" / "config.json").read_text())["instances"]
+        new_name = next(n for n, v in there.items() if v["provider"] == TARGET)
+        assert new_name == "alice-target-1" and name not in there
+        instance = requests.get(f"{TARGET}/v1/instances/{new_name}", headers={"Authorization": f"Bearer {TOKENS['alice']}"},
+                                timeout=10).json()
+        assert instance["image"] == "debian-sshd" and instance["limits"]["memory_reservation"] == 128 * 2**20
+        port = instance["ssh"]["port"]
+        assert 46000 <= port <= 46019  # the target's own port range
+        proof = ssh_run(keypair[0], port, "cat /root/notes.txt; dpkg -s dockpool-moved | grep Status; "
+                                          "cat /usr/share/dockpool-moved/proof")
+        assert proof.returncode == 0, proof.stderr
+        assert proof.stdout.split("\n")[:3] == ["my notes", "Status: install ok installed", "installed"]
+        assert not [c for c in engine.containers.list(all=True) if c.name == name]  # removed from the source
+        assert snapshots(engine) == []  # the source's snapshot is gone
+        assert "alice-target-1" in (home / "dockpool" / "ssh_config").read_text()
+
+
+def test_a_move_that_cannot_happen_leaves_the_instance_where_it_was(tmp_path, keypair, engine, cleanup):
+    with two_providers(tmp_path, target_limits={"max_memory": "96m", "default_memory": "96m"}) as (source, target, engine2):
+        home, name, view = client_with_instance(tmp_path, keypair, engine)
+        started = engine.containers.get(view["id"]).attrs["State"]["StartedAt"]
+        # The target cannot take 128m: refused by the target before the source stops.
+        refused = cli(home, "move", name, "--to", TARGET, "--no-check")
+        assert refused.returncode == 5 and "memory" in refused.stderr, refused.stderr
+        # A token the target does not know: refused before the source stops.
+        config = home / "dockpool" / "config.json"
+        settings = json.loads(config.read_text())
+        settings["providers"][TARGET]["token"] = "not-a-token-of-the-target"
+        config.write_text(json.dumps(settings))
+        unknown = cli(home, "move", name, "--to", TARGET, "--no-check")
+        assert unknown.returncode == 3 and "401" in unknown.stderr
+        still = engine.containers.get(view["id"])
+        assert still.status == "running" and still.attrs["State"]["StartedAt"] == started  # never stopped
+        assert snapshots(engine) == [] and snapshots(engine2) == []
+        assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
+
+
+def test_an_instance_over_its_disk_limit_is_refused(tmp_path, keypair, engine, cleanup):
+    with two_providers(tmp_path) as (source, target, engine2):
+        home, name, view = client_with_instance(tmp_path, keypair, engine, disk_limit="200m")
+        # The watchdog stops an instance over its limit every 30 s; here the move checks it itself.
+        limit = view["limits"]["disk_limit"]
+        grow = ssh_run(keypair[0], view["ssh"]["port"], f"head -c {limit + 2**20} /dev/zero > /root/big")
+        assert grow.returncode == 0, grow.stderr
+        refused = cli(home, "move", name, "--to", TARGET, "--no-check")
+        assert refused.returncode == 5 and "disk limit" in refused.stderr, refused.stderr
+        assert engine.containers.get(view["id"]).status == "running"
+        assert snapshots(engine) == [] and snapshots(engine2) == []
+
+
+def test_the_target_dying_mid_transfer_leaves_the_source_running_and_nothing_on_the_target(tmp_path, keypair, engine, cleanup):
+    with two_providers(tmp_path) as (source, target, engine2):
+        home, name, view = client_with_instance(tmp_path, keypair, engine)
+        # 400 MiB that do not compress, so the transfer lasts long enough to be cut.
+        wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
+        assert wrote.returncode == 0, wrote.stderr
+        result: dict = {}
+        mover = threading.Thread(target=lambda: result.update(done=cli(home, "move", name, "--to", TARGET, "--no-check")))
+        mover.start()
+        deadline = time.monotonic() + 120
+        while not snapshots(engine):  # the source has stopped the instance and taken its snapshot
+            assert time.monotonic() < deadline and mover.is_alive(), result
+            time.sleep(0.1)
+        time.sleep(1.0)  # the target is loading it
+        target.kill()
+        mover.join(timeout=300)
+        assert result["done"].returncode != 0
+        back = engine.containers.get(view["id"])
+        assert back.status == "running"  # started again
+        notes = ssh_run(keypair[0], view["ssh"]["port"], "cat /root/notes.txt")
+        assert notes.stdout.strip() == "my notes"
+        assert snapshots(engine) == []
+        target.start()  # after its restart: no half-made instance or image
+        assert snapshots(engine2) == []
+        assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
