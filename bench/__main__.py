@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any, Callable
 
-from bench import common, create_latency, fleet, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
+from bench import common, create_latency, fleet, moves, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
 
 # name: (module, full arguments, smoke arguments)
 BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "watchdog_scaling": (watchdog_scaling, {"sizes": (10, 50, 100)}, {"sizes": (2, 4), "repeats": 1}),
     "runtimes": (runtimes, {"n": 10}, {"n": 1, "jobs": 1, "mib": 16}),
     "fleet": (fleet, {"sizes": (10, 30, 50)}, {"sizes": (5,), "interval": 0.5, "expiry": 4.0}),
+    "moves": (moves, {"payloads_mib": (256, 1024)}, {"payloads_mib": (16,), "repeats": 1}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
 }
 
@@ -61,7 +62,7 @@ def write_latest() -> None:
     for name, (module, _, _) in BENCHMARKS.items():
         result = common.load(name)
         if result is not None:
-            parts.append(f"== {name} ({result['when']}, {result['elapsed_s']} s, {result['machine']})\n{module.report(result)}")
+            parts.append(f"== {name} ({result['when']}, {result.get('elapsed_s', '?')} s, {result['machine']})\n{module.report(result)}")
     (common.RESULTS / "latest.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
 
 

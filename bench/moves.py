@@ -1,0 +1,106 @@
+"""Moving an instance between two providers on separate engines (this machine's and a
+second one): seconds per GiB moved, against ``docker save | docker load`` of the same
+snapshot between the same two engines, and the downtime the client sees (from the
+source stopping the instance to the target's answering SSH). Goal: <= 1.3x the pipe."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.common import ROOT, save, table
+
+PAYLOADS_MIB = (256, 1024)
+REPEATS = 2
+GIB = 1024**3
+
+
+def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) -> dict[str, Any]:
+    import docker
+
+    from dockpool.moves import MOVE_LABEL
+
+    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
+        sys.path.insert(0, str(ROOT / "tests"))
+    from support import second_engine
+    from support.api_config import TOKENS
+    from support.ssh import make_keypair
+    from support.two_providers import SOURCE, TARGET, two_providers
+
+    engine, auth = docker.from_env(timeout=600), {"Authorization": f"Bearer {TOKENS['alice']}"}
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="dockpool-bench-moves-"))
+    _, public_key = make_keypair(work)
+    with two_providers(work) as (_source, _target, engine2):
+        for mib in payloads_mib:
+            for attempt in range(repeats):
+                created = requests.post(f"{SOURCE}/v1/instances", headers=auth, timeout=180,
+                                        json={"public_key": public_key, "memory": "128m", "disk_limit": "2g"})
+                assert created.status_code == 201, created.text
+                made = created.json()
+                container = engine.containers.get(made["id"])
+                # Random bytes: what a client's work looks like to the compressors that do not exist here.
+                container.exec_run(["sh", "-c", f"head -c {mib}M /dev/urandom > /root/payload"])
+                offer = requests.post(f"{TARGET}/v1/moves", headers=auth, timeout=60,
+                                      json={"image": "debian-sshd", "public_key": public_key, "memory": "128m",
+                                            "disk_limit": "2g"}).json()
+                assert "grant" in offer, offer
+                started = time.perf_counter()
+                moved = requests.post(f"{SOURCE}/v1/instances/{made['name']}/move", headers=auth, timeout=3600,
+                                      json={"target": TARGET, "move": offer["id"], "grant": offer["grant"]})
+                seconds = time.perf_counter() - started
+                moved.raise_for_status()
+                instance = moved.json()["instance"]
+                snapshot = engine2.images.list(filters={"label": MOVE_LABEL})[0]
+                size = int(snapshot.attrs["Size"])
+                # The reference: the same snapshot, saved here and loaded there, by the docker CLI's pipe.
+                engine2.containers.get(instance["id"]).remove(force=True)
+                ref = snapshot.tags[0]
+                engine.images.load(engine2.images.get(ref).save(chunk_size=1024 * 1024, named=True))  # put it where it came from
+                engine2.images.remove(ref, force=True)
+                pipe_started = time.perf_counter()
+                subprocess.run(f"docker save {ref} | docker -H {second_engine.HOST} load -q", shell=True, check=True,
+                               capture_output=True, timeout=3600)  # the reference, a fixed command of ours
+                pipe = time.perf_counter() - pipe_started
+                for client in (engine, engine2):
+                    client.images.remove(ref, force=True)
+                rows.append({"payload_mib": mib, "attempt": attempt, "image_bytes": size, "move_s": seconds,
+                             "pipe_s": pipe, "move_s_per_gib": seconds / (size / GIB), "pipe_s_per_gib": pipe / (size / GIB)})
+    by_size = []
+    for mib in payloads_mib:
+        mine = [r for r in rows if r["payload_mib"] == mib]
+        move = statistics.median(r["move_s"] for r in mine)
+        pipe = statistics.median(r["pipe_s"] for r in mine)
+        size = statistics.median(r["image_bytes"] for r in mine)
+        by_size.append({"payload_mib": mib, "image_gib": size / GIB, "move_s": move, "pipe_s": pipe,
+                        "move_s_per_gib": move / (size / GIB), "pipe_s_per_gib": pipe / (size / GIB),
+                        "ratio": move / pipe, "downtime_s": move})
+    return {"sizes": by_size, "runs": rows, "met": all(r["ratio"] <= 1.3 for r in by_size)}
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [[r["payload_mib"], r["image_gib"], r["move_s"], r["pipe_s"], r["move_s_per_gib"], r["pipe_s_per_gib"],
+             f"{r['ratio']:.2f}x", r["downtime_s"]] for r in result["sizes"]]
+    return (table(rows, ["payload MiB", "image GiB", "move s", "save|load s", "move s/GiB", "save|load s/GiB",
+                         "ratio", "downtime s"])
+            + f"\ngoal <= 1.3x docker save | docker load: {'met' if result['met'] else 'NOT met'}")
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    result = run()
+    save("moves", result)
+    print(report(result))
+    print(json.dumps(result["runs"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Two providers on separate engines, as moving an instance needs: real API processes, the
+source on this machine's engine (127.0.0.1:8091), the target on a second engine
+(127.0.0.3:8091) with its own port range, peers of each other. For tests and benchmarks."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import requests
+
+from dockpool.moves import MOVE_LABEL
+
+from . import second_engine
+from .api_config import make_config
+from .api_process import wait_until_up
+
+FLEET = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": "fleet-secret-0123456789",
+         "gossip_interval": 0.5, "peer_expiry": 5.0}
+SOURCE, TARGET = "http://127.0.0.1:8091", "http://127.0.0.3:8091"
+
+
+class Provider:
+    def __init__(self, directory: Path, url: str, settings: dict) -> None:
+        self.directory, self.url, self.settings = directory, url, settings
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        config = self.directory / "api.json"
+        config.write_text(json.dumps(self.settings))
+        log = open(self.directory / "api.log", "ab")  # closed when the process ends
+        self.proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_until_up(self.url)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@contextmanager
+def two_providers(tmp_path: Path, target_limits: Optional[dict] = None) -> Iterator[tuple]:
+    engine2 = second_engine.ensure()
+    made = []
+    for name, url, extra in (("source", SOURCE, {}),
+                             ("target", TARGET, {"docker_host": second_engine.HOST,
+                                                 "bootstrap_peers": [SOURCE]})):
+        folder = tmp_path / name
+        folder.mkdir()
+        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=url[7:].split(":")[0],
+                               advertise_address=url[7:].split(":")[0], port=8091)
+        if name == "target":
+            (folder / "provider.json").write_text(json.dumps({"port_range": "46000-46019", "bind_address": "127.0.0.1",
+                                                              "shared_cores_min": 0}))
+            if target_limits:
+                settings["limits"] = {**settings["limits"], **target_limits}
+        made.append(Provider(folder, url, settings))
+    try:
+        for provider in made:
+            provider.start()
+        deadline = time.monotonic() + 30
+        while not all(len(requests.get(f"{p.url}/v1/fleet", timeout=5).json()["members"]) == 1 for p in made):
+            assert time.monotonic() < deadline, "the two providers never found each other"
+            time.sleep(0.3)
+        yield made[0], made[1], engine2
+    finally:
+        for provider in made:
+            provider.stop()
+        for c in engine2.containers.list(all=True, filters={"label": "dockpool.owner"}):
+            c.remove(force=True)
+        for image in engine2.images.list(filters={"label": MOVE_LABEL}):
+            engine2.images.remove(image.id, force=True)
