@@ -48,7 +48,7 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                 made = created.json()
                 container = engine.containers.get(made["id"])
                 # Random bytes: what a client's work looks like to the compressors that do not exist here.
-                container.exec_run(["sh", "-c", f"head -c {mib}M /dev/urandom > /root/payload"])
+                container.exec_run(["dd", "if=/dev/urandom", "of=/root/payload", "bs=1M", f"count={mib}"])
                 offer = requests.post(f"{TARGET}/v1/moves", headers=auth, timeout=60,
                                       json={"image": "debian-sshd", "public_key": public_key, "memory": "128m",
                                             "disk_limit": "2g"}).json()
@@ -67,8 +67,11 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                 engine.images.load(engine2.images.get(ref).save(chunk_size=1024 * 1024, named=True))  # put it where it came from
                 engine2.images.remove(ref, force=True)
                 pipe_started = time.perf_counter()
-                subprocess.run(f"docker save {ref} | docker -H {second_engine.HOST} load -q", shell=True, check=True,
-                               capture_output=True, timeout=3600)  # the reference, a fixed command of ours
+                with subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE) as saving:
+                    subprocess.run(["docker", "-H", second_engine.HOST, "load", "-q"], stdin=saving.stdout, check=True,
+                                   capture_output=True, timeout=3600)
+                if saving.returncode != 0:
+                    raise RuntimeError(f"docker save {ref} exited {saving.returncode}")
                 pipe = time.perf_counter() - pipe_started
                 for client in (engine, engine2):
                     client.images.remove(ref, force=True)
