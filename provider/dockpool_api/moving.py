@@ -157,17 +157,13 @@ class Mover:
                 counted = moves.Bounded(answer.iter_content(moves.CHUNK), grant.limit)
                 image_id = moves.load(manager.client, _counting(counted, grant), self._snapshot_id(source))
             view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=image_id)
-        except requests.RequestException as exc:
-            grant.state, grant.error = "failed", f"fetching the snapshot: {exc}"
-            if image_id:
-                moves.remove_snapshot(manager.client, image_id)
-            moves.sweep(manager.client)
-            raise MoveFailed(grant.error, "source") from None
         except BaseException as exc:
+            # A cut stream registers no image (the engine does at the archive's end): only ours to remove.
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
             if image_id:
                 moves.remove_snapshot(manager.client, image_id)
-            moves.sweep(manager.client)
+            if isinstance(exc, requests.RequestException):
+                raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
         return self.services._decorate(view, None)
@@ -217,7 +213,7 @@ class Mover:
                 manager.start(record.id)
             raise
         grant.state = "done"
-        manager.remove(record.id)
+        self.services.remove_record(record)  # and its own snapshot image, if it had been moved in before
         moves.remove_snapshot(manager.client, image_id)
         return {"moved": record.name, "instance": moved}
 

@@ -156,9 +156,15 @@ class Services:
         return self._decorate(self.manager().start(self.find(client, ref).id), None)
 
     def remove(self, client: Client, ref: str) -> None:
+        self.remove_record(self.find(client, ref))
+
+    def remove_record(self, record: L.Record) -> None:
+        """Remove an instance, and the snapshot image it ran from if it was moved in."""
         manager = self.manager()
-        manager.remove(self.find(client, ref).id)
-        moves.sweep(manager.client)  # a moved-in instance ran from its snapshot image
+        with engine_errors(f"reading {record.name!r}"):
+            image_id = manager.client.api.inspect_container(record.id)["Image"]
+        manager.remove(record.id)
+        moves.remove_if_unused(manager.client, image_id)
 
     # ---- peers -------------------------------------------------------------------------------
 

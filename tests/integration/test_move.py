@@ -14,7 +14,7 @@ import requests
 from dockpool.moves import MOVE_LABEL
 from support.api_config import TOKENS
 from support.cli import cli
-from support.ssh import ssh_run
+from support.ssh import make_keypair, ssh_run
 from support.two_providers import SOURCE, TARGET, two_providers
 
 pytestmark = pytest.mark.engine
@@ -72,7 +72,11 @@ def test_an_instance_moves_with_its_files_and_packages(tmp_path, keypair, engine
         assert proof.stdout.split("\n")[:3] == ["my notes", "Status: install ok installed", "installed"]
         assert not [c for c in engine.containers.list(all=True) if c.name == name]  # removed from the source
         assert snapshots(engine) == []  # the source's snapshot is gone
-        assert "alice-target-1" in (home / "dockpool" / "ssh_config").read_text()
+        entries = (home / "dockpool" / "ssh_config").read_text()
+        assert "Host alice-target-1" in entries and f"Host {name}\n" not in entries  # the SSH entry rewritten
+        assert len(snapshots(engine2)) == 1  # the moved instance runs from its snapshot ...
+        assert cli(home, "rm", new_name).returncode == 0
+        assert snapshots(engine2) == []  # ... which goes with it
 
 
 def test_a_move_that_cannot_happen_leaves_the_instance_where_it_was(tmp_path, keypair, engine, cleanup):
@@ -93,6 +97,20 @@ def test_a_move_that_cannot_happen_leaves_the_instance_where_it_was(tmp_path, ke
         assert still.status == "running" and still.attrs["State"]["StartedAt"] == started  # never stopped
         assert snapshots(engine) == [] and snapshots(engine2) == []
         assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
+
+
+def test_a_full_target_answers_409_and_the_source_is_untouched(tmp_path, keypair, engine, cleanup):
+    # The target has one instance port, taken by an instance of bob's: no room for alice's.
+    with two_providers(tmp_path, target_ports="46000-46000") as (source, target, engine2):
+        taken = requests.post(f"{TARGET}/v1/instances", headers={"Authorization": f"Bearer {TOKENS['bob']}"}, timeout=180,
+                              json={"public_key": make_keypair(tmp_path, "bob")[1], "memory": "128m"})
+        assert taken.status_code == 201, taken.text
+        home, name, view = client_with_instance(tmp_path, keypair, engine)
+        started = engine.containers.get(view["id"]).attrs["State"]["StartedAt"]
+        full = cli(home, "move", name, "--to", TARGET, "--no-check")
+        assert full.returncode == 5 and "409" in full.stderr, full.stderr
+        assert engine.containers.get(view["id"]).attrs["State"]["StartedAt"] == started  # never stopped
+        assert snapshots(engine) == [] and snapshots(engine2) == []
 
 
 def test_an_instance_over_its_disk_limit_is_refused(tmp_path, keypair, engine, cleanup):

@@ -50,7 +50,8 @@ class Provider:
 
 
 @contextmanager
-def two_providers(tmp_path: Path, target_limits: Optional[dict] = None) -> Iterator[tuple]:
+def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
+                  target_ports: str = "46000-46019") -> Iterator[tuple]:
     engine2 = second_engine.ensure()
     made = []
     for name, url, extra in (("source", SOURCE, {}),
@@ -61,7 +62,7 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None) -> Itera
         settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=url[7:].split(":")[0],
                                advertise_address=url[7:].split(":")[0], port=8091)
         if name == "target":
-            (folder / "provider.json").write_text(json.dumps({"port_range": "46000-46019", "bind_address": "127.0.0.1",
+            (folder / "provider.json").write_text(json.dumps({"port_range": target_ports, "bind_address": "127.0.0.1",
                                                               "shared_cores_min": 0}))
             if target_limits:
                 settings["limits"] = {**settings["limits"], **target_limits}

@@ -80,8 +80,21 @@ def remove_snapshot(client: Any, image_id: str) -> None:
         pass
 
 
+def remove_if_unused(client: Any, image_id: str) -> None:
+    """After an instance is removed: its image, if it was a move's snapshot no container uses."""
+    with engine_errors("reading the instance's image"):
+        try:
+            labels = (client.api.inspect_image(image_id).get("Config") or {}).get("Labels") or {}
+        except NotFound:
+            return
+        used = any(c["ImageID"] == image_id for c in client.api.containers(all=True))
+    if MOVE_LABEL in labels and not used:
+        remove_snapshot(client, image_id)
+
+
 def sweep(client: Any) -> list[str]:
-    """Snapshot images no container uses: what a provider killed mid-move leaves."""
+    """Snapshot images no container uses: what a provider killed mid-move leaves (at start only:
+    while the service runs, a move may hold a loaded snapshot it has not created from yet)."""
     with engine_errors("listing snapshots"):
         images = client.api.images(filters={"label": MOVE_LABEL})
         used = {c["ImageID"] for c in client.api.containers(all=True)}
