@@ -11,6 +11,7 @@ from dockpool.engine import connect
 from dockpool.errors import DockpoolError
 from dockpool.labels import MANAGED_FILTER
 from dockpool.policy import Policy, PortRange
+from support.api_config import remove_client_instances
 from support.ssh import make_keypair
 
 # Tests publish on loopback, in a range of their own.
@@ -37,6 +38,13 @@ def keypair(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_keypair(tmp_path_factory):
     return make_keypair(tmp_path_factory.mktemp("other-keys"), "id_other")
+
+
+@pytest.fixture
+def cleanup(engine):
+    """Remove whatever instance a test made through the API for its clients, by owner label."""
+    yield
+    remove_client_instances(engine)
 
 
 @pytest.fixture

@@ -26,15 +26,6 @@ def api(tmp_path):
     return TestApp(make_app(config_from_dict(make_config(tmp_path))))
 
 
-@pytest.fixture
-def cleanup(engine):
-    """Remove whatever instance a test made through the API, by owner label."""
-    yield
-    for c in engine.containers.list(all=True, filters={"label": "dockpool.owner"}):
-        if c.labels.get("dockpool.owner") in TOKENS:
-            c.remove(force=True)
-
-
 def test_read_routes_are_open_and_json(api):
     health = api.get("/healthz")
     assert health.json == {"status": "ok", "engine": True, "version": health.json["version"]}

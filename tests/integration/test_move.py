@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from dockpool.moves import MOVE_LABEL
-from support.api_config import TOKENS
+from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
 from support.ssh import make_keypair, ssh_run
 from support.two_providers import SOURCE, TARGET, two_providers
@@ -43,10 +43,9 @@ def snapshots(client) -> list:
 
 @pytest.fixture
 def cleanup(engine):
+    """The clients' instances, then any snapshot left on this machine's engine."""
     yield
-    for c in engine.containers.list(all=True, filters={"label": "dockpool.owner"}):
-        if c.labels.get("dockpool.owner") in TOKENS:
-            c.remove(force=True)
+    remove_client_instances(engine)
     for image in snapshots(engine):
         engine.images.remove(image.id, force=True)
 

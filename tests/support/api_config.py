@@ -25,3 +25,10 @@ def make_config(tmp_path, **overrides) -> dict:
     }
     settings.update(overrides)
     return settings
+
+
+def remove_client_instances(engine) -> None:
+    """Remove every instance of the test clients above, by owner label."""
+    for c in engine.containers.list(all=True, filters={"label": "dockpool.owner"}):
+        if c.labels.get("dockpool.owner") in TOKENS:
+            c.remove(force=True)
