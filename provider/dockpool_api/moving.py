@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -52,10 +52,10 @@ class Grant:
     admit: Optional[Callable[..., InstanceSpec]] = None
     limit: int = 0
     image_id: str = ""
-    received: int = 0
+    stream: Optional[moves.Bounded] = None  # the snapshot arriving: its count is the move's progress
     state: str = "granted"  # then "moving", "done" or "failed"
     error: str = ""
-    used: bool = field(default=False)
+    used: bool = False
 
 
 class Grants:
@@ -138,7 +138,8 @@ class Mover:
 
     def progress(self, client: Client, move_id: str) -> dict[str, Any]:
         grant = self.grants.get(client, move_id)
-        return {"id": grant.id, "state": grant.state, "received": grant.received, "max_bytes": grant.limit,
+        received = grant.stream.count if grant.stream is not None else 0
+        return {"id": grant.id, "state": grant.state, "received": received, "max_bytes": grant.limit,
                 **({"error": grant.error} if grant.error else {})}
 
     def pull(self, grant: Grant, move_id: str, body: Any) -> dict[str, Any]:
@@ -154,8 +155,8 @@ class Mover:
                               timeout=(10, 120), allow_redirects=False) as answer:
                 if answer.status_code != 200:
                     raise MoveFailed(f"the source answered {answer.status_code} for the snapshot", "source")
-                counted = moves.Bounded(answer.iter_content(moves.CHUNK), grant.limit)
-                image_id = moves.load(manager.client, _counting(counted, grant), self._snapshot_id(source))
+                grant.stream = moves.Bounded(answer.iter_content(moves.CHUNK), grant.limit)
+                image_id = moves.load(manager.client, grant.stream, self._snapshot_id(source))
             view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=image_id)
         except BaseException as exc:
             # A cut stream registers no image (the engine does at the archive's end): only ours to remove.
@@ -220,12 +221,6 @@ class Mover:
     def export(self, grant: Grant, export_id: str) -> Iterator[bytes]:
         self.grants.take(grant, "export", export_id)
         return moves.saved(self.services.manager().client, grant.image_id)
-
-
-def _counting(chunks: Any, grant: Grant) -> Iterator[bytes]:
-    for chunk in chunks:
-        grant.received += len(chunk)
-        yield chunk
 
 
 def _error_of(answer: requests.Response) -> str:
