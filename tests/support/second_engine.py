@@ -51,5 +51,5 @@ def ensure(images: tuple[str, ...] = ("dockpool/debian-sshd:latest",)) -> docker
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
-            client.images.load(first.images.get(image).save(chunk_size=1024 * 1024))
+            client.images.load(first.images.get(image).save(chunk_size=1024 * 1024, named=True))  # tags kept
     return client
