@@ -17,7 +17,7 @@ from PIL import Image
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.browser import dom, screenshot
-from support.rfb import rfb_login
+from support.rfb import rfb_login, wait_for_rfb_login
 from support.ssh import ssh_run
 
 pytestmark = pytest.mark.engine
@@ -64,7 +64,7 @@ def test_desktop_instance_vnc_password_novnc_and_ssh(service, keypair, tmp_path,
     assert not [e for e in image_env if e.startswith("DOCKPOOL_VNC_PASSWORD")]
 
     assert ssh_run(keypair[0], view["ssh"]["port"], "hostname").stdout.strip() == view["name"]
-    version, accepted = rfb_login("127.0.0.1", vnc_port, password)
+    version, accepted = wait_for_rfb_login("127.0.0.1", vnc_port, password)  # Xvnc starts after sshd
     assert version.startswith("RFB 003.") and accepted
     assert rfb_login("127.0.0.1", vnc_port, "wrong123")[1] is False
 
