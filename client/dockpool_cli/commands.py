@@ -393,15 +393,17 @@ def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float
             body[field] = limits[field] if field == "cpus" else str(limits[field])
     if view.get("gpu"):
         body["gpu"] = True
+    # Providers know each other by name (their fleet certificates), whatever URL this client uses.
+    body["source"] = source.call("GET", "/v1/fleet")["provider"]
     target = settings.connect(target_url)
-    offer = target.call("POST", "/v1/moves", json=body)  # refused here (401, 400, 409): nothing has moved
+    offer = target.call("POST", "/v1/moves", json=body)  # refused here (401, 400, 409, 429): nothing has moved
     answer: dict[str, Any] = {}
     failure: list[CliError] = []
 
     def run() -> None:
         try:
             answer.update(source.call("POST", f"/v1/instances/{ref}/move", timeout=3700,
-                                      json={"target": target_url, "move": offer["id"], "grant": offer["grant"]}))
+                                      json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]}))
         except CliError as exc:
             failure.append(exc)
 
@@ -416,6 +418,10 @@ def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float
             except CliError:
                 pass
     if failure:
+        try:  # give the target's grant back, so it does not count against this client's moves there
+            target.call("DELETE", f"/v1/moves/{offer['id']}", timeout=10)
+        except CliError:
+            pass  # it expires by itself
         raise failure[0]
     moved = answer["instance"]
     settings.instances.pop(view["name"], None)

@@ -16,6 +16,7 @@ from dockpool import moves
 from dockpool.errors import DockpoolError
 from dockpool.usage import run_pass, usage_readable
 
+from . import fleet_tls
 from .app import make_app
 from .config import ApiConfig, load_config
 from .services import Services
@@ -76,7 +77,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.error("could not check for half-made instances: %s", exc.message)
     rebuild_usage(services)
     # Bind before announcing: a bootstrap peer verifies us by calling back at once.
-    server = waitress.create_server(make_app(config, services), **server_settings(config))
+    app = make_app(config, services)
+    server = waitress.create_server(app, **server_settings(config))
+    if services.fleet is not None:
+        fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
     services.gossip.start()
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
     server.run()

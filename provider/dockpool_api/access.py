@@ -7,11 +7,16 @@ Every route carries ``access=`` in its Bottle config::
 - ``open``: anyone (the health check, the API description);
 - ``reader``: anyone while the operator keeps read routes open, else a client;
 - ``client``: a client token; ``admin``: an admin's token;
-- ``peer``: writes to the peer table: the fleet's token (what providers send each
-  other), a client token, or a caller inside the networks the operator lists for
-  P2PRC peers (``peer_sources``, empty by default).
-- ``grant``: one step of a move between providers: the secret the other side was
-  given for it (moving.py), never a client token.
+- ``peer``: writes to P2PRC's tier of the peer table (never a member): a client
+  token, or a caller inside the networks the operator lists for P2PRC peers
+  (``peer_sources``, empty by default).
+- ``fleet``: another provider of the fleet, and only on the fleet's listener, where
+  mutual TLS proved its certificate (fleet_tls.py): no token opens these routes.
+- ``grant``: one step of a move between providers: on the fleet's listener, from the
+  provider the step was granted to, with the secret it was given (moving.py).
+
+The fleet's listener serves the ``fleet``, ``grant`` and ``open`` routes and refuses
+every other: a provider's certificate is no client token.
 - ``p2prc``: P2PRC's create and remove: a client token, or, without one, a caller
   inside a network the operator trusts (``p2prc_networks``, empty by default), who
   acts as that network's client with its limits.
@@ -22,17 +27,18 @@ when the app is built, not a route open by accident.
 """
 from __future__ import annotations
 
-import hmac
 from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
 
 from dockpool.peers import NetworkRule
 
-from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
+from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token
 from .config import ApiConfig, Client
+from .fleet_tls import FLEET_PEER
 
-ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "grant")
+ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "fleet", "grant")
+FLEET_ROUTES = ("fleet", "grant", "open")
 GRANT_KEY = "dockpool.grant"
 _ENVIRON_KEY = "dockpool.client"
 
@@ -58,7 +64,6 @@ class AccessPlugin:
 
     def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None) -> None:
         self.config, self.auth, self.grants = config, auth, grants
-        self._fleet = hash_token(config.fleet_token) if config.fleet_token else None
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
         self._p2prc = [(NetworkRule(allow=(t.network,), deny=()), t.client) for t in config.p2prc_networks]
 
@@ -66,6 +71,15 @@ class AccessPlugin:
         return self.auth.client(header, caller_address())
 
     def _resolve(self, access: str) -> Optional[Client]:
+        peer = fleet_peer()
+        if peer and access not in FLEET_ROUTES:
+            raise Unauthorized("the fleet's listener serves only the routes between providers; "
+                               "clients use the API's own port", "Authorization")
+        if access in ("fleet", "grant") and not peer:
+            raise Unauthorized("this route is between providers of the fleet: only on the fleet's listener, "
+                               "with a certificate from the fleet's CA", "Authorization")
+        if access == "fleet":
+            return None
         header = request.get_header("Authorization")
         if header and not self.config.plain_http_tokens and request.urlparts.scheme != "https":
             # The token has crossed already; refusing tells the client to move before it sends it again.
@@ -75,7 +89,7 @@ class AccessPlugin:
             return None
         if access == "grant":
             grant = self.grants.find(bearer_token(header)) if self.grants is not None else None
-            if grant is None:
+            if grant is None or grant.peer != peer:
                 raise Unauthorized("this route takes the grant its move was given, and it is unknown or expired",
                                    "Authorization")
             request.environ[GRANT_KEY] = grant
@@ -83,8 +97,6 @@ class AccessPlugin:
         if access == "peer":
             if not header and _trusted_source(caller_address(), self._peer_sources):
                 return None  # a P2PRC peer in a network the operator trusts
-            if self._fleet and hmac.compare_digest(hash_token(bearer_token(header)), self._fleet):
-                return None  # another provider of the fleet
         if access == "p2prc" and not header:
             for network, client in self._p2prc:  # P2PRC's client sends no token: trusted by where it is
                 if _trusted_source(caller_address(), network):
@@ -104,8 +116,13 @@ class AccessPlugin:
         return wrapper
 
 
+def fleet_peer() -> str:
+    """The calling provider's name, proven by its certificate on the fleet's listener ('' elsewhere)."""
+    return request.environ.get(FLEET_PEER) or ""
+
+
 def resolved_client() -> Optional[Client]:
-    """The client the plugin resolved, or None (an open route, the fleet, a trusted P2PRC peer)."""
+    """The client the plugin resolved, or None (an open route, a provider of the fleet, a trusted P2PRC peer)."""
     return request.environ.get(_ENVIRON_KEY)
 
 

@@ -13,9 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from dockpool import __version__
-from dockpool.errors import Busy, DockpoolError, InvalidInput
+from dockpool.errors import Busy, DockpoolError, InvalidInput, NotFound
 
-from .access import GRANT_KEY, AccessPlugin, check_declared, current_client, resolved_client
+from .access import GRANT_KEY, AccessPlugin, check_declared, current_client
 from .auth import Authenticator
 from .config import ApiConfig
 from .openapi import openapi_document
@@ -123,7 +123,8 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     # ---- service ---------------------------------------------------------------------------
 
     def fleet_view() -> dict[str, Any]:
-        return {"provider": config.provider_name, **services.gossip.status(), "members": services.peers.members()}
+        return {"provider": config.provider_name, "fleet_port": config.fleet_port, **services.gossip.status(),
+                "members": services.peers.members()}
 
     @app.get("/", access="reader")
     def status_page():
@@ -210,6 +211,11 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     def move_progress(move_id: str):
         return json_body(services.mover.progress(current_client(), move_id))
 
+    @app.delete("/v1/moves/<move_id>", access="client")
+    def cancel_move(move_id: str):
+        services.mover.grants.cancel(current_client(), move_id)
+        return json_body({"cancelled": move_id})
+
     @app.post("/v1/moves/<move_id>/pull", access="grant")
     def pull_move(move_id: str):
         return json_body(services.mover.pull(request.environ[GRANT_KEY], move_id, body_json()), 201)
@@ -226,15 +232,31 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
 
     @app.post("/v1/peers", access="peer")
     def merge_peers():
+        # What clients and P2PRC peers post is P2PRC's tier: shown, never a member (membership.py).
+        return json_body(services.peers.merge_p2prc(body_json()))
+
+    @app.delete("/v1/peers/<ref>", access="admin")
+    def remove_peer(ref: str):
+        removed = services.peers.remove(ref)
+        if not removed:
+            raise NotFound(f"no peer is called {ref!r} or has that address", "ref")
+        return json_body({"removed": removed})
+
+    @app.post("/v1/fleet/exchange", access="fleet")
+    def exchange_tables():
         # Other providers' exchanges are answered a bounded number of times per interval, so what
         # this provider sends grows with its table, not with how many peers happen to pick it.
-        if resolved_client() is None and not services.answers.take():
+        if not services.answers.take():
             raise Busy(f"peer exchanges: this provider answers {config.gossip_answers} per "
                        f"{config.gossip_interval:g} s; exchange with another peer", "ip_address",
                        {"retry_after": math.ceil(config.gossip_interval)})
         answer = json_body(services.peers.merge(body_json()))
         services.traffic.add(len(answer.body))
         return answer
+
+    @app.get("/v1/fleet/identity", access="fleet")
+    def identity():
+        return json_body({"provider": config.provider_name, "membership_key": services.peers.public_key})
 
     @app.get("/v1/fleet", access="reader")
     def fleet():

@@ -55,8 +55,13 @@ class ApiConfig:
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
     p2prc_networks: tuple[TrustedNetwork, ...] = ()  # off by default: every P2PRC client sends a token
-    fleet_token: str = ""  # the fleet's shared secret: providers send it to each other's peer routes
-    bootstrap_peers: tuple[str, ...] = ()  # http://address:port of other providers' APIs
+    fleet_port: int = 0  # the fleet's listener (mutual TLS between providers); 0: no fleet, this provider alone
+    fleet_listen: str = ""  # its address; "": the same as listen
+    fleet_cert: str = ""  # this provider's certificate from the fleet's CA (its common name is provider_name)
+    fleet_key: str = ""
+    fleet_cas: str = ""  # PEM bundle of the CAs whose providers are members (the fleet's own, and any joined)
+    bootstrap_peers: tuple[str, ...] = ()  # https://address:fleet_port of other providers' fleet listeners
+    moves_per_client: int = 2  # move grants one client may hold at once on this provider
     gossip_interval: float = 5.0  # seconds between exchange rounds
     gossip_fanout: int = 3  # peers exchanged with per round
     gossip_answers: int = 0  # exchanges answered per interval at most (others wait); 0: twice the fan-out
@@ -105,12 +110,12 @@ def _trusted_networks(raw: Any, clients: tuple[Client, ...]) -> tuple[TrustedNet
 
 
 def parse_peer_url(url: str) -> tuple[str, int]:
-    """``http://address:port`` as given in ``bootstrap_peers`` (the API port, plain HTTP)."""
+    """``https://address:port`` as given in ``bootstrap_peers`` (another provider's fleet listener)."""
     parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
-        raise InvalidInput(f"bootstrap_peers: {url!r} is not http://ADDRESS:PORT (a provider's API port)",
-                           "bootstrap_peers")
-    return parts.hostname, parts.port or 8088
+    if parts is None or parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise InvalidInput(f"bootstrap_peers: {url!r} is not https://ADDRESS:PORT (a provider's fleet port, "
+                           "mutual TLS)", "bootstrap_peers")
+    return parts.hostname, parts.port or 8444
 
 
 def _gossip(values: dict[str, Any]) -> None:
@@ -130,6 +135,25 @@ def _gossip(values: dict[str, Any]) -> None:
     values["gossip_answers"] = values.get("gossip_answers") or 2 * values.get("gossip_fanout", 3)
     for url in values.get("bootstrap_peers", ()):
         parse_peer_url(url)
+
+
+def _fleet(values: dict[str, Any]) -> None:
+    """A fleet listener needs its certificate, key and CAs; without one the provider is alone."""
+    port = values.get("fleet_port", 0)
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise InvalidInput(f"fleet_port: {port!r} is not a port (1-65535, or 0 for no fleet)", "fleet_port")
+    files = [name for name in ("fleet_cert", "fleet_key", "fleet_cas") if not values.get(name)]
+    if port and files:
+        raise InvalidInput(f"{files[0]}: a fleet listener (fleet_port {port}) needs fleet_cert, fleet_key and fleet_cas",
+                           files[0])
+    if not port and values.get("bootstrap_peers"):
+        raise InvalidInput("bootstrap_peers: a provider without a fleet listener (fleet_port 0) has no peers to "
+                           "bootstrap from", "bootstrap_peers")
+    if values.get("fleet_listen"):
+        ipaddress.ip_address(values["fleet_listen"])
+    moves = values.get("moves_per_client", 2)
+    if type(moves) is not int or not 1 <= moves <= 64:
+        raise InvalidInput(f"moves_per_client: {moves!r} is not a whole number from 1 to 64", "moves_per_client")
 
 
 def config_from_dict(data: dict[str, Any]) -> ApiConfig:
@@ -161,6 +185,10 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         raise InvalidInput(f"API settings: {exc}", "peer_networks") from None
     values["peer_rule"] = NetworkRule(allow, deny)
     _gossip(values)
+    try:
+        _fleet(values)
+    except ValueError as exc:
+        raise InvalidInput(f"fleet_listen: {exc}", "fleet_listen") from None
     tls_port = values.get("tls_port", 0)
     if type(tls_port) is not int or not (tls_port == 0 or 1 <= tls_port <= 65535):
         raise InvalidInput(f"tls_port: {tls_port!r} is not a port (1-65535, or 0 for no HTTPS front)", "tls_port")

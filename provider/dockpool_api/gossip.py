@@ -1,9 +1,10 @@
 """The exchange rounds that keep a provider's peer table current (push-pull gossip).
 
 Every ``gossip_interval`` seconds the provider signs a newer version of its own entry,
-expires the silent, and exchanges its table with ``gossip_fanout`` peers chosen at random:
-it sends its table and merges theirs. A P2PRC peer (it has no such route) is asked for
-``/server_info`` instead. Each bootstrap peer is tried until it answers once, and again
+expires the silent, and exchanges its table with ``gossip_fanout`` members chosen at random,
+over the fleet's mutual TLS (their certificates' names checked): it sends its table and
+merges theirs. As many P2PRC peers are asked for ``/server_info``, in clear and with no
+credential, only to know whether they are still there. Each bootstrap peer is tried until it answers once, and again
 whenever no peer is live, each with its own backoff, so a dead one never holds the service. Each exchange is
 one bounded request: at most ``max_json_bytes`` read, within one deadline.
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from dockpool.errors import DockpoolError
-from dockpool.membership import Membership
-from dockpool.peers import exchange, peer_key, verify_peer
+from dockpool.membership import Membership, fleet_port
+from dockpool.peers import exchange, peer_key
 
+from . import fleet_tls
 from .config import ApiConfig, parse_peer_url
 
 log = logging.getLogger("dockpool.gossip")
@@ -69,8 +72,9 @@ class Bootstrap:
 
 
 class Gossip:
-    def __init__(self, config: ApiConfig, peers: Membership, traffic: Traffic) -> None:
-        self.config, self.peers, self.traffic = config, peers, traffic
+    def __init__(self, config: ApiConfig, peers: Membership, traffic: Traffic,
+                 context: Optional[ssl.SSLContext]) -> None:
+        self.config, self.peers, self.traffic, self.context = config, peers, traffic, context
         self.rounds = 0
         self.bytes_last_round = 0
         self._bytes_at_round = 0
@@ -95,10 +99,13 @@ class Gossip:
         self.bytes_last_round, self._bytes_at_round = sent - self._bytes_at_round, sent
         self.rounds += 1
         self.peers.heartbeat()
-        targets: list[Any] = self.peers.targets(self.config.gossip_fanout)
+        targets: list[Any] = self.peers.p2prc_targets(self.config.gossip_fanout)
+        if self.context is not None:
+            targets += self.peers.targets(self.config.gossip_fanout)
         # Each bootstrap peer until it has answered once, and all of them again whenever no peer is live.
-        alone, now = not self.peers.members(), time.monotonic()
-        targets += [b for b in self._bootstrap if b.due <= now and (alone or not b.answered)]
+        alone, now = not any(m["tier"] == "member" for m in self.peers.members()), time.monotonic()
+        if self.context is not None:
+            targets += [b for b in self._bootstrap if b.due <= now and (alone or not b.answered)]
         if not targets:
             return
         with ThreadPoolExecutor(max_workers=len(targets)) as pool:
@@ -106,38 +113,55 @@ class Gossip:
 
     def _exchange_with(self, target: Any) -> None:
         if isinstance(target, Bootstrap):
-            ok = self._push_pull(target.address, target.port)
+            ok = self._push_pull(target.address, target.port, None)
             target.answered = target.answered or ok
             # Backoff per bootstrap peer: doubled after each failure, up to 32 rounds; reset when it answers.
             target.delay = self.config.gossip_interval if ok else min(target.delay * 2, 32 * self.config.gossip_interval)
             target.due = time.monotonic() + target.delay
             return
         if target.get("dockpool") is None:  # a P2PRC peer: is it there?
-            self.peers.answered(target, verify_peer(target, self.config.peer_rule, deadline=self._deadline()))
+            self.peers.answered(target, bool(self.peers.verify_p2prc and self.peers.verify_p2prc(target)))
             return
-        address, port = peer_key(target)
-        self.peers.answered(target, self._push_pull(address, int(port)))
+        self.peers.answered(target, self._push_pull(peer_key(target)[0], fleet_port(target), target["Name"]))
 
     def _deadline(self) -> float:
         return min(max(1.0, self.config.gossip_interval), 10.0)
 
-    def _push_pull(self, address: str, port: int) -> bool:
-        """Send our table, merge the answer; whether the peer answered with a table."""
+    def _push_pull(self, address: str, port: int, name: Optional[str]) -> bool:
+        """Send our table to the member ``name`` (None: whichever member a bootstrap address holds),
+        merge the answer; whether it answered with a table."""
+        assert self.context is not None
         body = json.dumps(self.peers.table(), separators=(",", ":")).encode()
-        headers = {"Authorization": f"Bearer {self.config.fleet_token}"} if self.config.fleet_token else {}
         self.traffic.add(len(body))
         try:
             status, answer = exchange(address, port, self._deadline(), self.config.max_json_bytes,
-                                      path="/v1/peers", body=body, headers=headers)
+                                      path="/v1/fleet/exchange", body=body,
+                                      wrap=fleet_tls.wrapper(self.context, name))
             if status != 200:
                 log.info("peer %s:%d answered %d: %s", address, port, status, answer[:200])
                 return False
             self.peers.merge(json.loads(answer))
             return True
-        except (OSError, ValueError, DockpoolError) as exc:
+        except (OSError, ValueError, DockpoolError) as exc:  # ssl.SSLError (a wrong certificate) is an OSError
             log.info("peer %s:%d: %s", address, port, getattr(exc, "message", exc))
             return False
 
     def status(self) -> dict[str, Any]:
         return {"round": self.rounds, "interval": self.config.gossip_interval, "fanout": self.config.gossip_fanout,
                 "expiry": self.config.peer_expiry, "bytes_sent_last_round": self.bytes_last_round}
+
+
+def verify_member(config: ApiConfig, context: Optional[ssl.SSLContext], entry: dict[str, Any]) -> bool:
+    """Is the entry's provider at its address, over the fleet's mutual TLS, with a certificate naming
+    it and the key its entry was signed with? (Only then does it become a member.)"""
+    address = peer_key(entry)[0]
+    if context is None or not config.peer_rule.permits(address):
+        return False
+    try:
+        status, content = exchange(address, fleet_port(entry), min(3.0, config.gossip_interval * 2), 65536,
+                                   path="/v1/fleet/identity", wrap=fleet_tls.wrapper(context, entry["Name"]))
+        info = json.loads(content) if status == 200 else None
+    except (OSError, ValueError) as exc:
+        log.info("member %s at %s did not answer as itself: %s", entry["Name"], address, exc)
+        return False
+    return isinstance(info, dict) and info.get("membership_key") == entry["dockpool"]["key"]

@@ -6,9 +6,10 @@
 Each provider is a real ``python -m dockpool_api`` process on its own loopback address
 (port 8088), against this machine's Docker engine, with its own state folder and its
 own port range for instances; provider i is bootstrapped with provider i-1 only (a chain),
-so the fleet knows itself only through its exchanges. ``fleet.json`` in the folder lists
-each provider's URL, process id and name, and the one client token every provider of the
-fleet accepts. Loopback is allowed as a peer network here only; providers keep the default
+so the fleet knows itself only through its exchanges. A CA made in the folder (devca.py)
+gives each provider its fleet certificate; they talk over mutual TLS on port 8444 of their
+addresses. ``fleet.json`` in the folder lists each provider's URL, process id and name, and
+the one client token every provider of the fleet accepts. Loopback is allowed as a peer network here only; providers keep the default
 that refuses it.
 """
 from __future__ import annotations
@@ -27,10 +28,12 @@ from typing import Any, Optional
 
 import requests
 
+from . import devca
 from .auth import hash_token
 
 DEFAULT_DIR = Path(".cache/fleet")
 PORT = 8088
+FLEET_PORT = 8444
 
 
 def address(index: int) -> str:
@@ -40,7 +43,7 @@ def address(index: int) -> str:
     return f"127.0.0.{index + 2}"
 
 
-def provider_settings(directory: Path, index: int, token: str, fleet_token: str, gossip: dict[str, Any],
+def provider_settings(directory: Path, index: int, token: str, ca: tuple[Path, Path], gossip: dict[str, Any],
                       limits: Optional[dict[str, Any]] = None, port_range: Optional[str] = None) -> dict[str, Any]:
     """The settings of provider ``index``: what the provider_api role renders, on loopback."""
     state = directory / f"p{index}"
@@ -57,8 +60,9 @@ def provider_settings(directory: Path, index: int, token: str, fleet_token: str,
         "limits": limits or {"default_memory": "128m", "max_memory": "512m", "max_disk_limit": "2g",
                              "default_disk_limit": "1g", "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 4},
         "base_images": ["debian:bookworm-slim"],
-        "peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": fleet_token,
-        "bootstrap_peers": [f"http://{address(index - 1)}:{PORT}"] if index else [],
+        "peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [],
+        **devca.fleet_settings(ca, state / "fleet", f"fleet{index}", host, FLEET_PORT),
+        "bootstrap_peers": [f"https://{address(index - 1)}:{FLEET_PORT}"] if index else [],
         "threads": 4, **gossip,
     }
 
@@ -95,10 +99,11 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
         stop(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)  # the token file
-    token, fleet_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(24)
+    ca = devca.make_ca(directory / "ca")
     providers = []
     for index in range(count):
-        settings = provider_settings(directory, index, token, fleet_token, gossip or {}, **(overrides or {}).get(index, {}))
+        settings = provider_settings(directory, index, token, ca, gossip or {}, **(overrides or {}).get(index, {}))
         if chain_when_up:
             settings["bootstrap_peers"] = []
         proc = launch(directory, index, settings)
@@ -108,16 +113,19 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
     for provider in providers:
         wait_up(provider["url"])
     if chain_when_up:
-        link_chain(providers, fleet_token)
+        link_chain(providers, ca, directory)
     return {"token": token, "providers": providers}
 
 
-def link_chain(providers: list[dict[str, Any]], fleet_token: str) -> None:
-    """Give provider i its predecessor's entry, all at once."""
+def link_chain(providers: list[dict[str, Any]], ca: tuple[Path, Path], directory: Path) -> None:
+    """Give provider i its predecessor's entry, all at once, through the exchange a bootstrap makes
+    (over the fleet's mutual TLS, with a certificate of the fleet's CA of the tool's own)."""
+    cert = devca.issue(ca, directory / "linker", "localfleet-linker")
+
     def link(index: int) -> None:
         before = requests.get(f"{providers[index - 1]['url']}/v1/peers", timeout=10).json()["ip_address"][0]
-        answer = requests.post(f"{providers[index]['url']}/v1/peers", json={"ip_address": [before]}, timeout=30,
-                               headers={"Authorization": f"Bearer {fleet_token}"})
+        answer = requests.post(f"https://{address(index)}:{FLEET_PORT}/v1/fleet/exchange", timeout=30,
+                               json={"ip_address": [before]}, cert=tuple(map(str, cert)), verify=str(ca[0]))
         answer.raise_for_status()
 
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -1,39 +1,50 @@
 """Moving a client's instance to another provider of the fleet: both sides of it.
 
-The client (the CLI) asks the target first: ``POST /v1/moves`` checks the instance fits
-there (limits, policy, a free port) and answers a grant, a secret good for one move and
-GRANT_SECONDS. Then it asks the source: ``POST /v1/instances/<ref>/move`` stops the
-instance, commits it, and tells the target (``POST /v1/moves/<id>/pull``, with the grant)
-where to fetch it: ``GET /v1/exports/<id>``, with a secret of the source's own. The target
-streams the snapshot into its engine (bounded), creates the instance and answers once
-its sshd does; only then does the source remove its instance. On any failure the source
-removes the snapshot and starts the instance again if it was running, and the target
-removes whatever it loaded. Both ends talk only to providers in their live peer table.
+The client (the CLI) asks the target first: ``POST /v1/moves`` (naming the source provider)
+checks the instance fits there (limits, policy, a free port) and answers a grant, a secret
+good for one move, for that source only, and GRANT_SECONDS; a client holds at most
+``moves_per_client`` at once. Then it asks the source: ``POST /v1/instances/<ref>/move``
+stops the instance, commits it, and tells the target (``POST /v1/moves/<id>/pull``, with the
+grant) which export to fetch: ``GET /v1/exports/<id>``, with a secret of the source's own,
+for that target only. The target streams the snapshot into its engine, bounded and checked
+to be that one image (image_archive.py), creates the instance and answers once its sshd
+does; only then does the source remove its instance. On any failure the source removes the
+snapshot and starts the instance again if it was running, and the target removes whatever
+it loaded.
+
+Both ends are members of the fleet, found by name in the live table, and the calls between
+them go over the fleet's mutual TLS (fleet_tls.py): a client can name neither an address
+nor a server of its own, and the instance's disk never crosses in clear.
 """
 from __future__ import annotations
 
+import json
+import re
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
-from urllib.parse import urlsplit
-
-import requests
 
 from dockpool import labels as L
 from dockpool import moves
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.images import ports_from_image, resolve_image
+from dockpool.membership import fleet_port
 from dockpool.peers import peer_key
 from dockpool.spec import InstanceSpec
 
+from . import fleet_tls
 from .auth import hash_token
 from .config import Client
 
 GRANT_SECONDS = 600.0
 SNAPSHOT_MARGIN = 64 * 1024**2  # archive headers and the image's own metadata
+
+
+_SNAPSHOT = re.compile(r"^dockpool-move/[a-z0-9][a-z0-9_.-]{0,62}:[0-9a-f]{16}$")
 
 
 class MoveFailed(DockpoolError):
@@ -42,12 +53,17 @@ class MoveFailed(DockpoolError):
     http_status = 502
 
 
+class TooManyMoves(DockpoolError):
+    http_status = 429
+
+
 @dataclass
 class Grant:
     kind: str  # "move": the target's, for one pull; "export": the source's, for one download
     id: str
     client: Client
     expires: float
+    peer: str = ""  # the provider (its certificate's name) that may use it
     spec: Optional[InstanceSpec] = None
     admit: Optional[Callable[..., InstanceSpec]] = None
     limit: int = 0
@@ -65,11 +81,18 @@ class Grants:
         self._lock = threading.Lock()
         self._by_hash: dict[str, Grant] = {}
 
-    def issue(self, kind: str, client: Client, **data: Any) -> tuple[Grant, str]:
+    def issue(self, kind: str, client: Client, most: int = 0, **data: Any) -> tuple[Grant, str]:
+        """A new grant; with ``most``, refused while the client holds that many of this kind unfinished."""
         token = secrets.token_urlsafe(32)
         grant = Grant(kind, secrets.token_hex(8), client, time.monotonic() + GRANT_SECONDS, **data)
         with self._lock:
             self._forget_expired()
+            held = sum(1 for g in self._by_hash.values() if g.kind == kind and g.client.name == client.name
+                       and g.state in ("granted", "moving"))
+            if most and held >= most:
+                raise TooManyMoves(f"moves: {client.name} holds {held} unfinished moves here, the most this provider "
+                                   "allows at once; finish them or wait until they expire",
+                                   "moves_per_client", {"max": most, "retry_after": 60})
             self._by_hash[hash_token(token)] = grant
         return grant, token
 
@@ -85,6 +108,15 @@ class Grants:
                     return grant
         raise NotFound(f"move {move_id!r} does not exist (or has expired)", "id")
 
+    def cancel(self, client: Client, move_id: str) -> None:
+        """The client gives back a grant it will not use (a move under way cannot be)."""
+        grant = self.get(client, move_id)
+        with self._lock:
+            if grant.state == "moving":
+                raise Conflict(f"move {move_id!r} is under way; it ends by itself", "id")
+            for key in [k for k, g in self._by_hash.items() if g is grant]:
+                del self._by_hash[key]
+
     def take(self, grant: Grant, kind: str, grant_id: str) -> None:
         """Use a grant once, for the route and id it was made for."""
         with self._lock:
@@ -98,43 +130,44 @@ class Grants:
             del self._by_hash[key]
 
 
-def _endpoint(url: Any, field_name: str) -> tuple[str, str]:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme != "http" or not parts.hostname or parts.port is None:
-        raise InvalidInput(f"{field_name}: give the provider's API as http://ADDRESS:PORT", field_name)
-    return parts.hostname, str(parts.port)
-
-
 class Mover:
     def __init__(self, services: Any) -> None:
         self.services = services
         self.grants = Grants()
 
-    @property
-    def _url(self) -> str:
-        address, port = self.services.config.advertise_address, self.services.config.port
-        return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+    def _member(self, name: Any, field_name: str) -> dict[str, Any]:
+        """A live member of the fleet, by its certificate's name: never an address a client chose."""
+        entry = self.services.peers.member(name)
+        if entry is None or self.services.fleet_context is None:
+            raise InvalidInput(f"{field_name}: {name!r} is not a live provider of this one's fleet "
+                               "(GET /v1/fleet lists them by name)", field_name)
+        return entry
 
-    def _check_member(self, url: Any, field_name: str) -> str:
-        """Only providers this one knows as live members of its fleet: a client cannot make it
-        call an address of its choosing (its own network, a metadata service)."""
-        endpoint = _endpoint(url, field_name)
-        members = {peer_key(e) for e in self.services.peers.table()["ip_address"][1:]}
-        if endpoint not in members:
-            raise InvalidInput(f"{field_name}: {url} is not a provider of this one's fleet (see GET /v1/fleet)", field_name)
-        return url.rstrip("/")
+    def _call(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
+              timeout: float = 30.0) -> Any:
+        """A request to a member over the fleet's mutual TLS; the answer, open for the caller to read."""
+        context: ssl.SSLContext = self.services.fleet_context
+        data = json.dumps(body).encode() if body is not None else None
+        return fleet_tls.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
+                                 body=data, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout)
 
     # ---- the target ------------------------------------------------------------------------
 
     def offer(self, client: Client, body: Any) -> dict[str, Any]:
-        """Will the instance fit here? A grant for the move if so; nothing reserved yet."""
-        spec, admit = self.services.admission(client, body)
+        """Will the instance fit here? A grant for the move from ``source`` if so; nothing reserved yet."""
+        if not isinstance(body, dict):
+            raise InvalidInput("the body is the instance's request and the source provider's name", "body")
+        request = dict(body)
+        source = self._member(request.pop("source", None), "source")["Name"]
+        spec, admit = self.services.admission(client, request)
         manager = self.services.manager()
         image = resolve_image(manager.client, spec.image, manager.policy.image_prefix)
         manager.plan(spec, ports_from_image(image.attrs), manager.records())  # 409 when no port or core is free
         limit = (spec.disk_limit or 0) + int(image.attrs.get("Size") or 0) + SNAPSHOT_MARGIN
-        grant, token = self.grants.issue("move", client, spec=spec, admit=admit, limit=limit)
-        return {"id": grant.id, "grant": token, "expires_in": GRANT_SECONDS, "max_bytes": limit}
+        grant, token = self.grants.issue("move", client, most=self.services.config.moves_per_client, peer=source,
+                                         spec=spec, admit=admit, limit=limit)
+        return {"id": grant.id, "grant": token, "expires_in": GRANT_SECONDS, "max_bytes": limit,
+                "provider": self.services.config.provider_name}
 
     def progress(self, client: Client, move_id: str) -> dict[str, Any]:
         grant = self.grants.get(client, move_id)
@@ -143,42 +176,43 @@ class Mover:
                 **({"error": grant.error} if grant.error else {})}
 
     def pull(self, grant: Grant, move_id: str, body: Any) -> dict[str, Any]:
-        """Fetch the snapshot from the source as a stream, load it, create the instance."""
+        """Fetch the snapshot from the source (the calling member) as a stream, check it is the one
+        image it names, load it, create the instance."""
         self.grants.take(grant, "move", move_id)
-        if not isinstance(body, dict) or not isinstance(body.get("secret"), str):
-            raise InvalidInput("the body is {source, secret}: where the snapshot is and the secret to fetch it", "secret")
-        source = self._check_member(body.get("source"), "source")
+        if (not isinstance(body, dict) or set(body) != {"export", "snapshot", "secret"}
+                or not all(isinstance(v, str) for v in body.values())
+                or not _SNAPSHOT.match(body["snapshot"]) or not body["snapshot"].endswith(f":{body['export']}")):
+            raise InvalidInput("the body is {export, snapshot, secret}: the source's export, the snapshot image "
+                               "(dockpool-move/NAME:EXPORT) and the secret to fetch it", "snapshot")
+        source = self._member(grant.peer, "source")
         manager = self.services.manager()
-        grant.state, image_id = "moving", ""
+        grant.state = "moving"
         try:
-            with requests.get(source, headers={"Authorization": f"Bearer {body['secret']}"}, stream=True,
-                              timeout=(10, 120), allow_redirects=False) as answer:
-                if answer.status_code != 200:
-                    raise MoveFailed(f"the source answered {answer.status_code} for the snapshot", "source")
-                grant.stream = moves.Bounded(answer.iter_content(moves.CHUNK), grant.limit)
-                image_id = moves.load(manager.client, grant.stream, self._snapshot_id(source))
-            view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=image_id)
+            answer = self._call(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
+            try:
+                if answer.status != 200:
+                    raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
+                grant.stream = moves.Bounded(iter(lambda: answer.read(moves.CHUNK), b""), grant.limit)
+                moves.load(manager.client, grant.stream, body["snapshot"], body["export"])
+            finally:
+                answer.close()
+            view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=body["snapshot"])
         except BaseException as exc:
-            # A cut stream registers no image (the engine does at the archive's end): only ours to remove.
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
-            if image_id:
-                moves.remove_snapshot(manager.client, image_id)
-            if isinstance(exc, requests.RequestException):
+            moves.remove_snapshot(manager.client, body["snapshot"])  # if the load finished before the failure
+            if isinstance(exc, OSError):
                 raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
         return self.services._decorate(view, None)
 
-    @staticmethod
-    def _snapshot_id(source: str) -> str:
-        return source.rsplit("/", 1)[-1]
-
     # ---- the source ------------------------------------------------------------------------
 
     def move_out(self, client: Client, ref: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or set(body) != {"target", "move", "grant"}:
-            raise InvalidInput("the body is {target, move, grant}: the target's API, and the move and grant it gave", "body")
-        target = self._check_member(body["target"], "target")
+            raise InvalidInput("the body is {target, move, grant}: the target provider's name, and the move and "
+                               "grant it gave", "body")
+        target = self._member(body["target"], "target")
         record = self.services.find(client, ref)
         manager = self.services.manager()
         with engine_errors(f"measuring {ref!r}"):
@@ -189,7 +223,7 @@ class Mover:
             raise Conflict(f"disk_limit: {record.name} holds {written} bytes, over its disk limit of {limit}; "
                            "remove files before moving it", "disk_limit", {"size_rw": written, "disk_limit": limit})
         was_running = record.status == "running"
-        grant, secret = self.grants.issue("export", client)
+        grant, secret = self.grants.issue("export", client, peer=target["Name"])
         image_id = ""
         try:
             if was_running:
@@ -197,15 +231,15 @@ class Mover:
             image_id = moves.snapshot(manager.client, record.id, record.name, grant.id)
             grant.image_id, grant.state = image_id, "moving"
             try:
-                answer = requests.post(f"{target}/v1/moves/{body['move']}/pull", timeout=(10, 3600),
-                                       json={"source": f"{self._url}/v1/exports/{grant.id}", "secret": secret},
-                                       headers={"Authorization": f"Bearer {body['grant']}"}, allow_redirects=False)
-            except requests.RequestException as exc:
+                answer = self._call(target, "POST", f"/v1/moves/{body['move']}/pull", str(body["grant"]),
+                                    {"export": grant.id, "snapshot": image_id, "secret": secret}, timeout=3600)
+                status, text = answer.status, answer.read(1024**2)
+                answer.close()
+            except OSError as exc:
                 raise MoveFailed(f"the target did not finish the move: {exc}", "target") from None
-            if answer.status_code not in (200, 201):
-                raise MoveFailed(f"the target answered {answer.status_code}: {_error_of(answer)}", "target",
-                                 {"status": answer.status_code})
-            moved = answer.json()
+            if status not in (200, 201):
+                raise MoveFailed(f"the target answered {status}: {_error_of(text)}", "target", {"status": status})
+            moved = json.loads(text)
         except BaseException:
             grant.state = "failed"
             if image_id:
@@ -223,8 +257,8 @@ class Mover:
         return moves.saved(self.services.manager().client, grant.image_id)
 
 
-def _error_of(answer: requests.Response) -> str:
+def _error_of(text: bytes) -> str:
     try:
-        return str(answer.json().get("error"))[:500]
-    except ValueError:
-        return answer.text[:200]
+        return str(json.loads(text).get("error"))[:500]
+    except (ValueError, AttributeError):
+        return text[:200].decode(errors="replace")

@@ -103,8 +103,7 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
         raw = part.file.read(config.max_json_bytes + 1)
         if len(raw) > config.max_json_bytes:
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
-        services.peers.merge(parse_json(raw, "json"))
-        return json_body(services.peers.p2prc_table())
+        return json_body(services.peers.merge_p2prc(parse_json(raw, "json")))
 
     @app.get("/startcontainer", access="p2prc")
     def start_container():

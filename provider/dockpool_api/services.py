@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any, Callable, Optional
 
 import psutil
@@ -24,7 +25,8 @@ from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client
-from .gossip import Gossip, RateLimit, Traffic
+from .fleet_tls import FleetTLS
+from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .moving import Mover
 
 log = logging.getLogger("dockpool.api")
@@ -39,11 +41,15 @@ class Services:
         self._local = threading.local()
         self._specs: tuple[float, Optional[dict]] = (0.0, None)
         self._specs_lock = threading.Lock()
-        self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule, peer_verify,
-                                expiry=config.peer_expiry)
+        self.fleet = (FleetTLS.load(config.fleet_cert, config.fleet_key, config.fleet_cas, config.provider_name)
+                      if config.fleet_port else None)
+        self.fleet_context = self.fleet.client_context() if self.fleet else None
+        self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,
+                                peer_verify or partial(verify_member, config, self.fleet_context),
+                                expiry=config.peer_expiry, fleet_port=config.fleet_port or 1)
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
-        self.gossip = Gossip(config, self.peers, self.traffic)
+        self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
         self.mover = Mover(self)
 
     # ---- engine ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dockpool_api.access import AccessPlugin, check_declared, current_client
 from dockpool_api.app import make_app
 from dockpool_api.auth import Authenticator, Unauthorized
 from dockpool_api.config import config_from_dict
+from dockpool_api.fleet_tls import FLEET_PEER
 from support.api_config import TOKENS, make_config
 
 pytestmark = pytest.mark.engine
@@ -29,10 +30,14 @@ ACCESS = {
     ("DELETE", "/v1/instances/<ref>"): "client",
     ("GET", "/v1/peers"): "reader",
     ("POST", "/v1/peers"): "peer",
+    ("DELETE", "/v1/peers/<ref>"): "admin",
     ("GET", "/v1/fleet"): "reader",
+    ("POST", "/v1/fleet/exchange"): "fleet",
+    ("GET", "/v1/fleet/identity"): "fleet",
     ("POST", "/v1/instances/<ref>/move"): "client",
     ("POST", "/v1/moves"): "client",
     ("GET", "/v1/moves/<move_id>"): "client",
+    ("DELETE", "/v1/moves/<move_id>"): "client",
     ("POST", "/v1/moves/<move_id>/pull"): "grant",
     ("GET", "/v1/exports/<export_id>"): "grant",
     ("GET", "/v1/speedtest/download"): "reader",
@@ -73,7 +78,7 @@ def _call(api: TestApp, method: str, rule: str, **kwargs):
 @pytest.mark.parametrize("method, rule", sorted(ACCESS))
 def test_anonymous_callers_get_exactly_the_open_routes(tmp_path, method, rule):
     answer = _call(app_with(tmp_path), method, rule)
-    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc", "grant")
+    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc", "fleet", "grant")
     assert (answer.status_int == 401) is needs_token, (method, rule, answer.status_int, answer.body[:200])
 
 
@@ -94,12 +99,33 @@ def test_p2prc_peers_may_write_the_table_only_from_trusted_networks(tmp_path):
     assert stranger.status_int == 401
 
 
-def test_the_fleet_token_opens_the_peer_routes_and_nothing_else(tmp_path):
-    api = app_with(tmp_path, fleet_token="fleet-secret-0123456789", peer_networks=[], peer_deny_networks=[])
-    fleet = {"Authorization": "Bearer fleet-secret-0123456789"}
+@pytest.mark.parametrize("who", ["alice", "ops"])
+def test_no_client_token_opens_a_fleet_route_on_the_clients_listener(tmp_path, who):
+    api = app_with(tmp_path, peer_networks=[], peer_deny_networks=[])
+    token = {"Authorization": f"Bearer {TOKENS[who]}"}
     table = {"ip_address": [{"Name": "p", "IPV4": "198.51.100.7", "ServerPort": "8088"}]}
-    assert api.post_json("/v1/peers", table, headers=fleet).status_int == 200
-    assert api.get("/v1/instances", headers=fleet, expect_errors=True).status_int == 401
+    for method, rule in sorted(k for k, v in ACCESS.items() if v in ("fleet", "grant")):
+        answer = _call(api, method, rule, headers=token)
+        assert answer.status_int == 401 and "fleet" in answer.json["error"], (method, rule)
+    # An admin may remove what a client posted; the posting itself never made a member.
+    assert api.post_json("/v1/peers", table, headers=token, expect_errors=True).status_int in (200, 503)
+    removed = api.delete("/v1/peers/p", headers=token, expect_errors=True)
+    assert removed.status_int == (404 if who == "ops" else 401)
+
+
+def test_the_fleet_listener_serves_only_the_routes_between_providers(tmp_path):
+    """What the fleet's listener puts in the environ (the calling provider's certificate name, which
+    no header can set): the client routes are refused there, whatever token comes along."""
+    api = app_with(tmp_path)
+    fleet = {FLEET_PEER: "another-provider"}
+    assert api.get("/v1/fleet/identity", extra_environ=fleet).json["provider"] == "testprov"
+    assert api.get("/openapi.json", extra_environ=fleet).status_int == 200
+    for method, rule in (("GET", "/v1/instances"), ("GET", "/v1/specs"), ("POST", "/v1/peers"), ("GET", "/")):
+        answer = _call(api, method, rule, environ=dict(fleet), headers={"Authorization": f"Bearer {TOKENS['ops']}"})
+        assert answer.status_int == 401 and "only the routes between providers" in answer.json["error"], rule
+    # A grant is good only from the provider it was granted to: unknown here, refused.
+    assert _call(api, "GET", "/v1/exports/x", environ=dict(fleet),
+                 headers={"Authorization": "Bearer guessed"}).status_int == 401
 
 
 def test_admin_routes_take_only_an_admins_token(tmp_path):

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from bench.fleet import one_size
-from dockpool_api import localfleet
+from dockpool_api import devca, localfleet
+from dockpool_api.fleet_tls import FleetTLS
 from support.api_config import make_config
 from support.api_process import api_process
 from support.cli import cli
@@ -63,16 +64,18 @@ def test_the_fleet_command_starts_a_chain_lists_it_and_stops_it(fleet):
     assert listed["token"] in printed and oct((directory / "fleet.json").stat().st_mode & 0o777) == "0o600"
     for i, provider in enumerate(listed["providers"]):
         settings = json.loads(Path(provider["config"]).read_text())
-        assert settings["bootstrap_peers"] == ([f"http://127.0.0.{i + 1}:8088"] if i else [])  # a chain
+        assert settings["bootstrap_peers"] == ([f"https://127.0.0.{i + 1}:8444"] if i else [])  # a chain, over mutual TLS
         assert localfleet.running(provider["pid"], provider["config"])
         mine = requests.get(f"{provider['url']}/v1/instances", headers={"Authorization": f"Bearer {listed['token']}"},
                             timeout=10)
         assert mine.status_code == 200  # one client token for the whole fleet
     urls = {p["url"] for p in listed["providers"]}
     first = listed["providers"][0]["url"]
-    fleet_view = until(lambda: (v := requests.get(f"{first}/v1/fleet", timeout=5).json()) and len(v["members"]) == 3 and v)
+    # Converged: all three members, each answering our exchanges (one may have been busy a moment).
+    fleet_view = until(lambda: (v := requests.get(f"{first}/v1/fleet", timeout=5).json()) and len(v["members"]) == 3
+                       and all(m["answers"] in (True, None) for m in v["members"]) and v)
     assert {f"http://{m['address']}:{m['port']}" for m in fleet_view["members"]} == urls - {first}
-    assert all(m["signed"] and m["answers"] in (True, None) and m["heard_seconds_ago"] < 4 for m in fleet_view["members"])
+    assert all(m["signed"] and m["tier"] == "member" and m["heard_seconds_ago"] < 4 for m in fleet_view["members"])
     page = requests.get(f"{first}/", timeout=10).text  # the status page shows the fleet
     assert all(f"fleet{i}" in page for i in range(4)) and "s ago" in page
     stopped = subprocess.run([sys.executable, "-m", "dockpool_api.localfleet", "stop", "--dir", str(directory)],
@@ -86,7 +89,7 @@ def test_p2prc_peers_get_p2prc_s_shape_and_the_signed_record_stays_on_v1(fleet):
     url = listed["providers"][0]["url"]
     until(lambda: len(requests.get(f"{url}/v1/peers", timeout=5).json()["ip_address"]) == 4)
     ours = requests.get(f"{url}/v1/peers", timeout=5).json()["ip_address"]
-    assert all(set(e["dockpool"]) == {"key", "version", "signature", "age"} for e in ours)
+    assert all(set(e["dockpool"]) == {"key", "version", "signature", "age", "fleet_port"} for e in ours)
     info = requests.get(f"{url}/server_info", timeout=5).json()
     assert info["dockpool"]["membership_key"] == ours[0]["dockpool"]["key"]
 
@@ -116,22 +119,31 @@ class StandIn(BaseHTTPRequestHandler):
 
 
 class Quiet(ThreadingHTTPServer):
+    """A member that misbehaves: it holds a certificate of the fleet's CA (so it gets past the TLS)."""
+
     daemon_threads = True
+
+    def __init__(self, address, handler, tls: FleetTLS) -> None:
+        super().__init__(address, handler)
+        self.socket = tls.server_context().wrap_socket(self.socket, server_side=True)
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass
 
 
 def test_slow_garbage_and_huge_peers_and_a_dead_bootstrap_cost_bounded_time_and_leave_nothing(tmp_path):
+    ca = devca.make_ca(tmp_path / "ca")
+    member = FleetTLS(*map(str, devca.issue(ca, tmp_path / "standin", "standin")), str(ca[0]))
     servers = []
     for behaviour in ("garbage", "huge", "slow"):
-        server = Quiet(("127.0.0.1", 0), type(f"StandIn_{behaviour}", (StandIn,), {"behaviour": behaviour}))
+        server = Quiet(("127.0.0.1", 0), type(f"StandIn_{behaviour}", (StandIn,), {"behaviour": behaviour}), member)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     dead = localfleet.address(200)  # nothing listens there
-    bootstrap = [f"http://127.0.0.1:{s.server_address[1]}" for s in servers] + [f"http://{dead}:8088"]
+    bootstrap = [f"https://127.0.0.1:{s.server_address[1]}" for s in servers] + [f"https://{dead}:8444"]
     settings = make_config(tmp_path, bootstrap_peers=bootstrap, peer_networks=["127.0.0.0/8"], peer_deny_networks=[],
-                           fleet_token="fleet-secret-0123456789", gossip_interval=0.5, peer_expiry=4.0)
+                           gossip_interval=0.5, peer_expiry=4.0,
+                           **devca.fleet_settings(ca, tmp_path / "fleet", "testprov", "127.0.0.1", 8494))
     try:
         with api_process(tmp_path, settings) as url:
             started = time.monotonic()
@@ -148,7 +160,7 @@ def test_slow_garbage_and_huge_peers_and_a_dead_bootstrap_cost_bounded_time_and_
             server.server_close()
     assert "exceeds" in log and "no complete answer within" in log and "Expecting value" in log
     # ... and each failing bootstrap peer is retried with backoff, not every round: 0.5, 1, 2, 4 s apart.
-    refused = re.findall(rf"peer {re.escape(dead)}:8088: .*refused", log)
+    refused = re.findall(rf"peer {re.escape(dead)}:8444: .*refused", log)
     assert 2 <= len(refused) <= 5, refused
     assert not (tmp_path / "peers.json").exists() or json.loads((tmp_path / "peers.json").read_text())["ip_address"] == []
 
@@ -199,64 +211,3 @@ def test_the_client_uses_the_fleet(tmp_path, keypair, engine):
         localfleet.stop(directory)
         for c in engine.containers.list(all=True, filters={"label": "dockpool.owner=dev"}):
             c.remove(force=True)
-
-
-def test_a_fleet_provisioned_together_knows_itself(tmp_path):
-    """The provider_api role's settings template, rendered by Ansible for a play of three hosts,
-    makes each the others' bootstrap peer with one fleet token; started from those settings
-    (state moved to the test's folder), the three real processes form one fleet."""
-    from support.ansible_run import run_playbook_file
-
-    hosts = {f"prov{i}": localfleet.address(100 + i) for i in range(3)}
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(json.dumps({"providers": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                                                 "test_address": a}
-                                                             for h, a in hosts.items()}}}))
-    out = tmp_path / "rendered"
-    out.mkdir()
-    root = Path(__file__).resolve().parents[2]
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(json.dumps([{
-        "name": "Render each provider's API settings as provision.yml does", "hosts": "providers", "gather_facts": False,
-        "tasks": [
-            *[{"name": f"Load {role}'s defaults", "ansible.builtin.include_vars": str(root / "roles" / role / "defaults" / "main.yml")}
-              for role in ("docker_engine", "dockpool_core", "provider_api")],
-            {"name": "This host's address, and the controller's cache in the test's folder", "ansible.builtin.set_fact": {
-                "provider_api_advertise_address": "{{ test_address }}", "provider_api_listen": "{{ test_address }}",
-                "docker_engine_controller_cache": str(tmp_path / "controller-cache")}},
-            {"name": "Render", "ansible.builtin.template": {"src": str(root / "roles/provider_api/templates/api.json.j2"),
-                                                           "dest": str(out) + "/{{ inventory_hostname }}.json", "mode": "0600"}},
-        ]}]))
-    played = run_playbook_file(playbook, inventory=str(inventory), host="prov0")
-    assert played.rc == 0, played.raw[-3000:]
-    rendered = {h: json.loads((out / f"{h}.json").read_text()) for h in hosts}
-    tokens = {s["fleet_token"] for s in rendered.values()}
-    assert len(tokens) == 1 and len(tokens.pop()) == 40  # one token, made once on the controller
-    assert (tmp_path / "controller-cache" / "fleet-token").exists()
-    for host, settings in rendered.items():
-        assert sorted(settings["bootstrap_peers"]) == sorted(f"http://{a}:8088" for h, a in hosts.items() if h != host)
-        assert (settings["gossip_interval"], settings["gossip_fanout"], settings["peer_expiry"]) == (5.0, 3, 60.0)
-    # Start them (quick rounds, loopback allowed as a peer network, state in the test's folder).
-    procs = []
-    try:
-        for host, settings in rendered.items():
-            state = tmp_path / host
-            state.mkdir()
-            settings.update(make_config(state), gossip_interval=0.5, peer_networks=["127.0.0.0/8"], peer_deny_networks=[],
-                            provider_name=host, listen=settings["listen"], port=8088)
-            procs.append(_launch(state, settings))
-        urls = [f"http://{a}:8088" for a in hosts.values()]
-        for url in urls:
-            localfleet.wait_up(url)
-        until(lambda: all(len(requests.get(f"{u}/v1/fleet", timeout=5).json()["members"]) == 2 for u in urls))
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def _launch(state: Path, settings: dict) -> subprocess.Popen:
-    (state / "api.json").write_text(json.dumps(settings))
-    with open(state / "api.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(state / "api.json")],
-                                stdout=log, stderr=subprocess.STDOUT)

@@ -60,10 +60,11 @@ def fingerprint_of(cert: Path) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
 
 
-def render(directory: Path, api_port: int, tls_port: int, cert: Path, key: Path, max_upload: int) -> Path:
+def render(directory: Path, api_port: int, tls_port: int, cert: Path, key: Path, max_upload: int,
+           api_host: str = "127.0.0.1") -> Path:
     text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(TEMPLATE.read_text()).render(
         ansible_managed="rendered by tests/support/tls_front.py", provider_api_tls_port=tls_port,
-        provider_api__upstream=f"127.0.0.1:{api_port}", provider_api__nginx_user="www-data",
+        provider_api__upstream=f"{api_host}:{api_port}", provider_api__nginx_user="www-data",
         provider_api__tls_cache_dir=str(directory), provider_api__tls_pid_file=str(directory / "nginx.pid"), provider_api__tls_certificate_path=str(cert),
         provider_api__tls_key_path=str(key), provider_api_max_upload_bytes=max_upload)
     conf = directory / "nginx.conf"
@@ -73,12 +74,13 @@ def render(directory: Path, api_port: int, tls_port: int, cert: Path, key: Path,
 
 @contextmanager
 def tls_front(directory: Path, api_port: int, max_upload: int = 1024**2, tls_port: int = 0,
-              cert_name: str = "api", answered: int = 200, pair: Optional[tuple[Path, Path]] = None) -> Iterator[Front]:
-    """nginx on https://127.0.0.1:<tls_port> in front of the API on ``api_port``; stopped afterwards."""
+              cert_name: str = "api", answered: int = 200, pair: Optional[tuple[Path, Path]] = None,
+              api_host: str = "127.0.0.1") -> Iterator[Front]:
+    """nginx on https://127.0.0.1:<tls_port> in front of the API on ``api_host:api_port``; stopped afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     port = tls_port or free_port()
     cert, key = pair or self_signed(directory, cert_name)
-    conf = render(directory, api_port, port, cert, key, max_upload)
+    conf = render(directory, api_port, port, cert, key, max_upload, api_host)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([nginx, "-q", "-t", "-c", str(conf)], check=True, capture_output=True, timeout=30)
     process = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL,

@@ -15,14 +15,15 @@ from typing import Iterator, Optional
 import requests
 
 from dockpool.moves import MOVE_LABEL
+from dockpool_api import devca
 
 from . import second_engine
 from .api_config import make_config
 from .api_process import wait_until_up
 
-FLEET = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": "fleet-secret-0123456789",
-         "gossip_interval": 0.5, "peer_expiry": 5.0}
+FLEET = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "gossip_interval": 0.5, "peer_expiry": 5.0}
 SOURCE, TARGET = "http://127.0.0.1:8091", "http://127.0.0.3:8091"
+FLEET_PORT = 8491  # each provider's fleet listener (mutual TLS), on its own address
 
 
 class Provider:
@@ -54,13 +55,16 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
                   target_ports: str = "46000-46019") -> Iterator[tuple]:
     engine2 = second_engine.ensure()
     made = []
+    ca = devca.make_ca(tmp_path / "fleet-ca")
     for name, url, extra in (("source", SOURCE, {}),
                              ("target", TARGET, {"docker_host": second_engine.HOST,
-                                                 "bootstrap_peers": [SOURCE]})):
+                                                 "bootstrap_peers": [f"https://127.0.0.1:{FLEET_PORT}"]})):
         folder = tmp_path / name
         folder.mkdir()
-        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=url[7:].split(":")[0],
-                               advertise_address=url[7:].split(":")[0], port=8091)
+        address = url[7:].split(":")[0]
+        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address,
+                               advertise_address=address, port=8091,
+                               **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
         if name == "target":
             (folder / "provider.json").write_text(json.dumps({"port_range": target_ports, "bind_address": "127.0.0.1",
                                                               "shared_cores_min": 0}))

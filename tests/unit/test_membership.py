@@ -1,8 +1,10 @@
-"""The fleet's membership rules on the table itself: signed versions, ages, expiry, tombstones.
+"""The fleet's membership rules on the table itself: two tiers, signed versions, identity by
+name, ages, expiry, tombstones, removal.
 
-Real Ed25519 keys and files; the clock is the table's own seam, and the direct check of a
-new peer (an HTTP call, tested against real processes in tests/integration/test_fleet.py)
-is replaced by a recorder here so the rules can be read one by one."""
+Real Ed25519 keys and files; the clock is the table's own seam, and the direct checks of a
+new peer (over mutual TLS for a member, plain HTTP for a P2PRC peer: tested against real
+processes in tests/integration/test_fleet.py) are replaced by recorders here so the rules
+can be read one by one."""
 from __future__ import annotations
 
 import pytest
@@ -26,6 +28,10 @@ def entry(address: str, name: str = "", port: int = 8088) -> dict:
     return validate_entry({"Name": name or address, "IPV4": address, "ServerPort": str(port)})
 
 
+def addresses(table: Membership) -> list[str]:
+    return [e["IPV4"] for e in table.table()["ip_address"][1:]]
+
+
 class Peer:
     """Another provider: its own key, signing its own entry with growing versions."""
 
@@ -38,7 +44,7 @@ class Peer:
 
     def signed(self, age: float = 0.0, **changes) -> dict:
         self.version += 1
-        out = self.signer.sign({**self.entry, **changes}, self.version)
+        out = self.signer.sign({**self.entry, **changes}, self.version, 8444)
         out["dockpool"]["age"] = age
         return out
 
@@ -52,9 +58,15 @@ def table(tmp_path):
         checked.append(e["IPV4"])
         return True
 
+    p2prc_checked: list[str] = []
+
+    def verify_p2prc(e: dict) -> bool:
+        p2prc_checked.append(e["IPV4"])
+        return True
+
     me = Membership(str(tmp_path / "me" / "peers.json"), entry("192.0.2.1", "me"), verify=verify, expiry=EXPIRY,
-                    clock=clock)
-    me.checked, me.test_clock = checked, clock
+                    clock=clock, verify_p2prc=verify_p2prc)
+    me.checked, me.p2prc_checked, me.test_clock = checked, p2prc_checked, clock
     return me
 
 
@@ -67,40 +79,39 @@ def test_own_entry_is_signed_and_verifies(table):
 
     own = table.table()["ip_address"][0]
     assert own["Name"] == "me" and signature_valid(own)
-    tampered = {**own, "ServerPort": "9999"}
-    assert not signature_valid(tampered)
+    assert not signature_valid({**own, "ServerPort": "9999"})
+    assert not signature_valid({**own, "dockpool": {**own["dockpool"], "fleet_port": 9999}})
 
 
-def test_a_newer_signed_version_renews_and_an_older_one_never_overwrites(table, tmp_path):
+def test_a_newer_signed_version_renews_even_a_new_address_and_an_older_one_never_overwrites(table, tmp_path):
     peer = Peer(tmp_path, "192.0.2.2")
     table.merge({"ip_address": [peer.signed()]})
     assert names(table) == ["192.0.2.2"] and table.checked == ["192.0.2.2"]  # checked directly once
-    old = peer.signed(Name="old name")
-    new = peer.signed(Name="renamed by itself")
+    old = peer.signed(CustomInformation="old")
+    new = peer.signed(IPV4="192.0.2.77")  # the same provider (its name, its key) at a new address
     table.merge({"ip_address": [new]})
     table.merge({"ip_address": [old]})  # relayed late: older than what is held
-    assert names(table) == ["renamed by itself"]
-    assert table.checked == ["192.0.2.2"]  # a known peer is not checked again
+    assert names(table) == ["192.0.2.2"] and addresses(table) == ["192.0.2.77"]
+    assert table.checked == ["192.0.2.2"]  # a known member is not checked again
+    assert table.member("192.0.2.2")["IPV4"] == "192.0.2.77" and table.member("nobody") is None
 
 
-def test_nobody_else_can_renew_or_rewrite_a_peer(table, tmp_path):
+def test_nobody_else_can_renew_or_rewrite_a_member(table, tmp_path):
     peer, liar = Peer(tmp_path, "192.0.2.2"), Peer(tmp_path, "192.0.2.66")
     table.merge({"ip_address": [peer.signed()]})
     table.test_clock.now += 20
-    # The liar signs the peer's address with its own key and a higher version ...
-    forged = liar.signer.sign({**peer.entry, "Name": "hijacked"}, peer.version + 100)
-    # ... or changes a field of the peer's real, newer entry, keeping its signature.
-    tampered = {**peer.signed(), "ServerPort": "9999"}
-    tampered["dockpool"] = {**tampered["dockpool"]}
-    with_bad_signature = {**peer.signed(), "Name": "tampered"}
+    # The liar signs the member's name with its own key and a higher version ...
+    forged = liar.signer.sign({**peer.entry, "IPV4": "192.0.2.66"}, peer.version + 100, 8444)
+    # ... or changes a field of the member's real, newer entry, keeping its signature.
+    with_bad_signature = {**peer.signed(), "IPV4": "192.0.2.66"}
     table.merge({"ip_address": [forged, with_bad_signature]})
     member = table.members()[0]
-    assert member["name"] == "192.0.2.2" and member["heard_seconds_ago"] == 20.0  # neither renewed nor rewritten
+    assert member["address"] == "192.0.2.2" and member["heard_seconds_ago"] == 20.0  # neither renewed nor rewritten
     with pytest.raises(InvalidInput):
         table.merge({"ip_address": [{**peer.signed(), "dockpool": {"key": "x", "version": 1, "signature": "y", "age": 0}}]})
 
 
-def test_a_silent_peer_expires_and_an_old_version_cannot_bring_it_back(table, tmp_path):
+def test_a_silent_member_expires_and_an_old_version_cannot_bring_it_back(table, tmp_path):
     peer = Peer(tmp_path, "192.0.2.2")
     last = peer.signed()
     table.merge({"ip_address": [last]})
@@ -127,15 +138,45 @@ def test_relayed_age_counts_so_news_that_travelled_expires_on_time(table, tmp_pa
     assert table.members()[0]["heard_seconds_ago"] == 6.0
 
 
-def test_a_p2prc_peer_is_renewed_only_by_a_direct_answer(table):
-    p2prc = entry("192.0.2.9", "go-peer")
-    table.merge({"ip_address": [p2prc]})
+def test_posting_never_makes_a_member_and_p2prc_peers_stay_in_their_tier(table, tmp_path):
+    p2prc, provider = entry("192.0.2.9", "go-peer"), Peer(tmp_path, "192.0.2.10")
+    table.merge({"ip_address": [p2prc]})  # an unsigned entry in a member's exchange: ignored
+    assert table.members() == [] and table.p2prc_checked == []
+    table.merge_p2prc({"ip_address": [p2prc, provider.signed()]})  # what a client or P2PRC peer posts
+    assert table.checked == [] and sorted(table.p2prc_checked) == ["192.0.2.10", "192.0.2.9"]
+    assert {m["tier"] for m in table.members()} == {"p2prc"} and names(table) == []  # never exchanged with members
+    assert table.member("192.0.2.10") is None  # never a move's source or target
+    shown = table.p2prc_table()["ip_address"]
+    assert [e["Name"] for e in shown] == ["me", "go-peer", "192.0.2.10"] and all("dockpool" not in e for e in shown)
     table.test_clock.now += EXPIRY - 5
-    table.merge({"ip_address": [p2prc]})  # relayed copies prove nothing
+    table.merge_p2prc({"ip_address": [p2prc]})  # relayed copies prove nothing
     assert table.members()[0]["heard_seconds_ago"] == EXPIRY - 5
     table.answered(p2prc, True)
     assert table.members()[0]["heard_seconds_ago"] == 0.0 and table.members()[0]["signed"] is False
-    assert "dockpool" not in table.p2prc_table()["ip_address"][1] and "dockpool" not in table.p2prc_table()["ip_address"][0]
+    assert table.p2prc_targets(5) and all("dockpool" not in e for e in table.p2prc_targets(5))
+    assert table.targets(5) == []
+
+
+def test_the_provider_never_lists_itself(table, tmp_path):
+    me = table.table()["ip_address"][0]
+    mimic = Peer(tmp_path, "192.0.2.5")
+    table.merge({"ip_address": [me, mimic.signed(Name="me")]})  # its own entry relayed; another key under its name
+    table.merge_p2prc({"ip_address": [entry("192.0.2.1", "anything"), entry("192.0.2.6", "me")]})
+    assert table.members() == [] and table.checked == [] and table.p2prc_checked == []
+
+
+def test_an_administrator_removes_members_and_p2prc_peers(table, tmp_path):
+    peer = Peer(tmp_path, "192.0.2.2")
+    last = peer.signed()
+    table.merge({"ip_address": [last]})
+    table.merge_p2prc({"ip_address": [entry("192.0.2.9", "go-peer")]})
+    assert table.remove("192.0.2.2") == ["192.0.2.2"] and table.remove("go-peer") == ["go-peer"]
+    assert table.members() == [] and table.remove("go-peer") == []
+    table.merge({"ip_address": [last]})  # not back with the version it had
+    table.merge_p2prc({"ip_address": [entry("192.0.2.9", "go-peer")]})  # nor posted again while remembered
+    assert table.members() == []
+    Membership(table.path, entry("192.0.2.1", "me"), verify=lambda e: True)  # the removal was saved
+    assert '"go-peer"' not in open(table.path).read()
 
 
 def test_peers_known_before_a_restart_are_tried_not_served(table, tmp_path):
@@ -156,13 +197,14 @@ def test_the_table_and_the_checks_per_merge_are_bounded(tmp_path):
     checked: list[str] = []
     small = Membership(str(tmp_path / "peers.json"), entry("192.0.2.1", "me"), max_peers=5, checks_per_merge=3,
                        verify=lambda e: checked.append(e["IPV4"]) or True)
-    many = {"ip_address": [entry(f"198.51.100.{i}") for i in range(1, 6)]}
+    peers = [Peer(tmp_path, f"198.51.100.{i}") for i in range(1, 7)]
+    many = {"ip_address": [p.signed() for p in peers[:5]]}
     small.merge(many)
     assert len(checked) == 3 and len(names(small)) == 3  # the rest come with the next exchange
     small.merge(many)
     assert len(names(small)) == 5
-    small.merge({"ip_address": [entry("198.51.100.99")]})
+    small.merge({"ip_address": [peers[5].signed()]})
     assert len(names(small)) == 5 and len(checked) == 5  # full: not even checked
     with pytest.raises(InvalidInput) as too_many:
-        small.merge({"ip_address": [entry(f"203.0.113.{i}") for i in range(1, 7)]})
+        small.merge_p2prc({"ip_address": [entry(f"203.0.113.{i}") for i in range(1, 7)]})
     assert too_many.value.field == "ip_address"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Iterator
 
+from . import image_archive
 from . import labels as L
 from .engine import engine_errors
 from .errors import DockpoolError, InvalidInput, NotFound
@@ -29,7 +30,7 @@ class TooLarge(DockpoolError):
 def snapshot(client: Any, container_id: str, name: str, move_id: str) -> str:
     """Commit the (stopped) instance as dockpool-move/<name>:<move id>; returns that name
     (saved by name, the archive carries it: saved by id, it would load untagged)."""
-    ref = f"{REPOSITORY}/{name}:{move_id}"
+    ref = snapshot_ref(name, move_id)
     with engine_errors(f"taking a snapshot of {name!r}"):
         client.api.commit(container_id, repository=f"{REPOSITORY}/{name}", tag=move_id,
                           changes=[f"LABEL {MOVE_LABEL}={move_id}"], pause=False)
@@ -57,19 +58,45 @@ class Bounded:
             yield chunk
 
 
-def load(client: Any, chunks: Iterable[bytes], move_id: str) -> str:
-    """Load a streamed ``docker save`` archive; returns the snapshot image's name
-    (dockpool-move/<instance>:<move id>), found by the move's label.
-    A broken stream leaves no image: the engine registers it only at the end of the archive."""
-    with engine_errors("loading the snapshot"):
-        messages = client.api.load_image(iter(chunks), quiet=False)
-        text = " ".join(json.dumps(m) if isinstance(m, dict) else str(m) for m in messages)
-    with engine_errors("finding the loaded snapshot"):
-        images = client.api.images(filters={"label": f"{MOVE_LABEL}={move_id}"})
-    if not images:
-        raise InvalidInput(f"the snapshot held no image of move {move_id}: {text[:300]}", "source")
-    tags = [t for t in images[0].get("RepoTags") or [] if t.startswith(f"{REPOSITORY}/")]
-    return tags[0] if tags else images[0]["Id"]
+def snapshot_ref(name: str, move_id: str) -> str:
+    return f"{REPOSITORY}/{name}:{move_id}"
+
+
+def load(client: Any, chunks: Iterable[bytes], ref: str, move_id: str) -> str:
+    """Load a streamed ``docker save`` archive that must hold exactly the snapshot ``ref`` (checked
+    as it streams: image_archive.py); returns ``ref``. A broken or refused stream leaves no image
+    (the engine registers it only at the archive's end); whatever a failed load still brought
+    (an image that is not ours, ours without the move's label) is removed."""
+    with engine_errors("listing images"):
+        before = {i["Id"] for i in client.api.images(all=True)}
+    try:
+        with engine_errors("loading the snapshot"):
+            messages = client.api.load_image(iter(image_archive.checked(chunks, ref)), quiet=False)
+            text = " ".join(json.dumps(m) if isinstance(m, dict) else str(m) for m in messages)
+        with engine_errors("finding the loaded snapshot"):
+            try:
+                labels = (client.api.inspect_image(ref).get("Config") or {}).get("Labels") or {}
+            except NotFound:
+                labels = {}
+        if labels.get(MOVE_LABEL) != move_id:
+            raise InvalidInput(f"the snapshot held no image of move {move_id}: {text[:300]}", "source")
+    except BaseException:
+        _remove_new(client, before, move_id)
+        raise
+    return ref
+
+
+def _remove_new(client: Any, before: set[str], move_id: str) -> None:
+    """Images that appeared during a failed load and belong to no other move in progress."""
+    try:
+        with engine_errors("listing images"):
+            images = client.api.images(all=True)
+        for image in images:
+            other = (image.get("Labels") or {}).get(MOVE_LABEL)
+            if image["Id"] not in before and other in (None, move_id):
+                remove_snapshot(client, image["Id"])
+    except DockpoolError:
+        pass  # the engine is gone: the sweep at the next start removes what it left
 
 
 def remove_snapshot(client: Any, image_id: str) -> None:

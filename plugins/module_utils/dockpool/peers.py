@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .errors import InvalidInput
 
@@ -83,8 +83,8 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
 def _record(record: Any, index: int) -> dict[str, Any]:
     """The membership record's shape (the signature itself is checked by membership.py)."""
     where = f"ip_address[{index}].dockpool"
-    if not isinstance(record, dict) or set(record) != {"key", "version", "signature", "age"}:
-        raise InvalidInput(f"{where}: must be an object with key, version, signature and age", where)
+    if not isinstance(record, dict) or set(record) != {"key", "version", "signature", "age", "fleet_port"}:
+        raise InvalidInput(f"{where}: must be an object with key, version, signature, age and fleet_port", where)
     for name, size in (("key", 44), ("signature", 88)):
         if not isinstance(record[name], str) or len(record[name]) != size:
             raise InvalidInput(f"{where}.{name}: must be {size} characters of base64", f"{where}.{name}")
@@ -94,7 +94,11 @@ def _record(record: Any, index: int) -> dict[str, Any]:
     age = record["age"]
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 <= age <= 1e9:
         raise InvalidInput(f"{where}.age: must be a number of seconds from 0", f"{where}.age")
-    return {"key": record["key"], "version": record["version"], "signature": record["signature"], "age": float(age)}
+    port = record["fleet_port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InvalidInput(f"{where}.fleet_port: must be a port number from 1 to 65535", f"{where}.fleet_port")
+    return {"key": record["key"], "version": record["version"], "signature": record["signature"], "age": float(age),
+            "fleet_port": port}
 
 
 def _address(value: Any, version: int, index: int, key: str) -> str:
@@ -145,11 +149,13 @@ def _contains(networks: Iterable[str], ip: Any) -> bool:
 
 
 def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str = "/server_info",
-             body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
+             body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
+             wrap: Optional[Callable[[socket.socket], socket.socket]] = None) -> tuple[int, bytes]:
     """One HTTP/1.0 request (GET, or POST of JSON ``body``) within ``deadline`` seconds for the
     whole exchange (connect, send, every read): a peer trickling one byte a second costs at most
     that, and an answer over ``max_bytes`` is cut off. Returns the status and the body;
-    raises OSError or ValueError when there is no complete answer. Redirects are not followed."""
+    raises OSError or ValueError when there is no complete answer. Redirects are not followed.
+    ``wrap`` turns the connected socket into another (the fleet's mutual TLS) within the deadline."""
     ends = time.monotonic() + deadline
     host = f"[{address}]" if ":" in address else address
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -158,21 +164,28 @@ def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     answer = bytearray()
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(deadline)
-        sock.connect((address, port))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-        while len(answer) <= max_bytes + _MAX_HEAD:
-            left = ends - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no complete answer within {deadline} s")
-            sock.settimeout(left)
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        else:
-            raise ValueError(f"the answer exceeds {max_bytes} bytes")
+    with socket.socket(family, socket.SOCK_STREAM) as plain:
+        plain.settimeout(deadline)
+        plain.connect((address, port))
+        sock = wrap(plain) if wrap is not None else plain
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+            while len(answer) <= max_bytes + _MAX_HEAD:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no complete answer within {deadline} s")
+                sock.settimeout(left)
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:  # the socket's own words differ under TLS; the rule is this one
+                    raise TimeoutError(f"no complete answer within {deadline} s") from None
+                if not chunk:
+                    break
+                answer += chunk
+            else:
+                raise ValueError(f"the answer exceeds {max_bytes} bytes")
+        finally:
+            sock.close()
     head, found, content = bytes(answer).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
     if not found or len(status) < 2 or not status[1].isdigit():
@@ -181,15 +194,17 @@ def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str
 
 
 def verify_peer(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536,
-                expected_key: Optional[str] = None) -> bool:
+                expected_key: Optional[str] = None, port: Optional[int] = None,
+                wrap: Optional[Callable[[socket.socket], socket.socket]] = None) -> bool:
     """Does the peer's own /server_info answer, in time, with a P2PRC specs object (naming
-    ``expected_key`` as its membership key, for a signed entry)?"""
+    ``expected_key`` as its membership key, for a signed entry)? A fleet member is asked on its
+    fleet ``port`` through ``wrap`` (mutual TLS, its certificate's name checked)."""
     address = entry["IPV4"] or entry["IPV6"]
     if not rule.permits(address):
         log.info("not asking %s: outside the networks allowed for peers", address)
         return False
     try:
-        status, content = exchange(address, int(entry["ServerPort"]), deadline, max_bytes)
+        status, content = exchange(address, port or int(entry["ServerPort"]), deadline, max_bytes, wrap=wrap)
         info = json.loads(content) if status == 200 else None
     except (OSError, ValueError) as exc:
         log.info("peer %s:%s did not answer as a provider: %s", address, entry["ServerPort"], exc)

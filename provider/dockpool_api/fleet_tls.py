@@ -1,0 +1,202 @@
+"""Mutual TLS between the providers of a fleet: the fleet's own listener, and the client side.
+
+A provider is a member because it holds a certificate from a CA the operator trusts (made
+on the controller by the play, as Consul and Nomad agents hold theirs), not because
+something at an address answers. Its identity is the certificate's common name, which is
+its ``provider_name``: a provider that changes address stays the same member.
+
+The listener runs in the API's own process, so the caller's verified name comes from the
+TLS socket the request arrived on (``FLEET_PEER`` in the WSGI environ, which no HTTP header
+can set), never from a header a front could forget to clear. It serves only the fleet's
+routes (access.py refuses the rest there), at most ``CONNECTIONS`` connections at once,
+each with a bounded handshake.
+"""
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any, Callable, Optional
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from dockpool.errors import InvalidInput
+
+log = logging.getLogger("dockpool.fleet")
+FLEET_PEER = "dockpool.fleet_peer"  # environ key: the verified common name of the calling provider
+CONNECTIONS = 16  # fleet connections served at once; more are closed at once
+HANDSHAKE_SECONDS = 5.0
+IO_SECONDS = 120.0
+
+
+class WrongPeer(ssl.SSLError):
+    """The other end holds a fleet certificate, but for another provider than the one asked for."""
+
+
+def common_name(cert: Optional[dict[str, Any]]) -> str:
+    """The subject's common name of a certificate as ``getpeercert()`` gives it ('' if none)."""
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
+def file_common_name(path: str) -> str:
+    from cryptography import x509  # the API's own dependency, imported where it is needed
+    from cryptography.x509.oid import NameOID
+    with open(path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+@dataclass(frozen=True)
+class FleetTLS:
+    """This provider's fleet certificate and key, and the CAs whose members it accepts."""
+
+    cert: str
+    key: str
+    cas: str
+
+    def _context(self, purpose: int) -> ssl.SSLContext:
+        context = ssl.SSLContext(purpose)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=self.cas)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def server_context(self) -> ssl.SSLContext:
+        return self._context(ssl.PROTOCOL_TLS_SERVER)
+
+    def client_context(self) -> ssl.SSLContext:
+        context = self._context(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False  # the identity checked is the name, not the address (check_name)
+        return context
+
+    @classmethod
+    def load(cls, cert: str, key: str, cas: str, provider_name: str) -> "FleetTLS":
+        """Check the files once at start: they load, and the certificate names this provider."""
+        tls = cls(cert, key, cas)
+        try:
+            tls.server_context()
+            name = file_common_name(cert)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise InvalidInput(f"fleet_cert/fleet_key/fleet_cas: {exc}", "fleet_cert") from None
+        if name != provider_name:
+            raise InvalidInput(f"fleet_cert: the certificate names {name!r}, but this provider is {provider_name!r}; "
+                               "a provider's fleet identity is its certificate's common name", "fleet_cert")
+        return tls
+
+
+def check_name(sock: ssl.SSLSocket, expected: Optional[str]) -> str:
+    """The verified peer's name; raises WrongPeer when it is not ``expected`` (None: any member)."""
+    name = common_name(sock.getpeercert())
+    if not name or (expected is not None and name != expected):
+        raise WrongPeer(f"the peer's fleet certificate names {name!r}, not {expected!r}")
+    return name
+
+
+def wrapper(context: ssl.SSLContext, expected: Optional[str]) -> Callable[[socket.socket], socket.socket]:
+    """For peers.exchange(): the connected socket wrapped in TLS, its peer's name checked."""
+
+    def wrap(sock: socket.socket) -> socket.socket:
+        tls = context.wrap_socket(sock)
+        check_name(tls, expected)
+        return tls
+
+    return wrap
+
+
+class _Connection(http.client.HTTPSConnection):
+    def __init__(self, address: str, port: int, context: ssl.SSLContext, name: str, timeout: float) -> None:
+        super().__init__(address, port, context=context, timeout=timeout)
+        self.expected = name
+
+    def connect(self) -> None:
+        super().connect()
+        check_name(self.sock, self.expected)
+
+
+def request(context: ssl.SSLContext, address: str, port: int, name: str, method: str, path: str,
+            body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
+            timeout: float = 30.0) -> http.client.HTTPResponse:
+    """One request to the member ``name`` at address:port over mutual TLS; the answer is read as a
+    stream by the caller (who closes it). Raises OSError (ssl.SSLError, WrongPeer included)."""
+    connection = _Connection(address, port, context, name, timeout)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        return connection.getresponse()
+    except BaseException:
+        connection.close()
+        raise
+
+
+class _Handler(WSGIRequestHandler):
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        environ[FLEET_PEER] = common_name(self.connection.getpeercert())
+        environ["wsgi.url_scheme"] = "https"
+        return environ
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.client_address[0], format % args)
+
+
+class FleetServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.context = context
+        self._slots = threading.BoundedSemaphore(CONNECTIONS)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # as many as it serves: the next one tries again
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(HANDSHAKE_SECONDS)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError) as exc:  # no certificate, an unknown CA, a port scan
+            log.info("fleet connection from %s refused: %s", client_address[0], exc)
+            return
+        try:
+            tls.settimeout(IO_SECONDS)
+            self.RequestHandlerClass(tls, client_address, self)
+            tls.unwrap()  # close_notify: the other end reads a clean end of the answer
+        except (OSError, ssl.SSLError):
+            pass  # the other end went first
+        finally:
+            tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.info("fleet connection from %s ended with an error", client_address[0], exc_info=True)
+
+
+def serve(app: Callable, listen: str, port: int, tls: FleetTLS) -> FleetServer:
+    """Start the fleet listener in a daemon thread; returns the server (``shutdown()`` ends it)."""
+    server = FleetServer((listen, port), tls.server_context())
+    server.set_app(app)
+    threading.Thread(target=server.serve_forever, name="fleet-listener", daemon=True).start()
+    log.info("fleet listener (mutual TLS) on %s:%d", listen, port)
+    return server

@@ -1,0 +1,150 @@
+"""The fleet's identities as the play makes them: the provider_api role's own fleet_pki.yml and
+settings template, run by real ansible-playbook for a play of three local hosts (their files
+in the test's folder, the controller's CA in the test's controller cache), then three real API
+processes started from what it made, forming one fleet over mutual TLS. Then what an operator
+does later: a second run changes nothing, a certificate near its end is signed again, and a CA
+rotation re-signs every certificate while both CAs are trusted."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from dockpool_api import localfleet
+from support.ansible_run import run_playbook_file
+from support.api_config import make_config
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parents[2]
+HOSTS = {f"prov{i}": localfleet.address(100 + i) for i in range(3)}
+
+
+def play(tmp_path: Path, extra: dict | None = None):
+    """Run the role's fleet_pki.yml and settings template for the three hosts; returns the result."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"providers": {"hosts": {
+        h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "test_address": a}
+        for h, a in HOSTS.items()}}}))
+    playbook = tmp_path / "pki.yml"
+    playbook.write_text(json.dumps([{
+        "name": "The fleet's identities and settings, as provision.yml makes them", "hosts": "providers",
+        "gather_facts": False,
+        "handlers": [{"name": "Restart dockpool-api", "ansible.builtin.debug": {"msg": "restart"}}],
+        "tasks": [
+            *[{"name": f"Load {role}'s defaults", "ansible.builtin.include_vars": str(ROOT / "roles" / role / "defaults" / "main.yml")}
+              for role in ("docker_engine", "dockpool_core", "provider_api")],
+            {"name": "This host's address and files, and the controller's cache, in the test's folder",
+             "ansible.builtin.set_fact": {
+                 "provider_api_advertise_address": "{{ test_address }}", "provider_api_listen": "{{ test_address }}",
+                 "provider_api_provider_name": "{{ inventory_hostname }}",
+                 "docker_engine_controller_cache": str(tmp_path / "controller-cache"),
+                 "provider_api__fleet_dir": str(tmp_path) + "/{{ inventory_hostname }}/fleet",
+                 "dockpool_core_owner": "root", **(extra or {})}},
+            {"name": "Make the host's folder", "ansible.builtin.file": {"path": str(tmp_path) + "/{{ inventory_hostname }}",
+                                                                       "state": "directory", "mode": "0755"}},
+            {"name": "The role's fleet identity", "ansible.builtin.include_tasks": str(ROOT / "roles/provider_api/tasks/fleet_pki.yml")},
+            {"name": "Render", "ansible.builtin.template": {"src": str(ROOT / "roles/provider_api/templates/api.json.j2"),
+                                                           "dest": str(tmp_path) + "/{{ inventory_hostname }}/api.json",
+                                                           "mode": "0600"}},
+        ]}]))
+    result = run_playbook_file(playbook, inventory=str(inventory), host="prov0")
+    assert result.rc == 0, result.raw[-3000:]
+    return result
+
+
+def certificate(tmp_path: Path, host: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((tmp_path / host / "fleet" / "fleet.crt").read_bytes())
+
+
+def until(condition, limit: float = 60.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:  # bounded
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {limit} s")
+
+
+def test_a_fleet_provisioned_together_holds_certificates_from_one_ca_and_forms_over_mutual_tls(tmp_path):
+    play(tmp_path)
+    ca = x509.load_pem_x509_certificate((tmp_path / "controller-cache/fleet-ca/ca.crt").read_bytes())
+    assert oct((tmp_path / "controller-cache/fleet-ca/ca.key").stat().st_mode & 0o777) == "0o600"
+    for host, address in HOSTS.items():
+        cert = certificate(tmp_path, host)
+        assert cert.issuer == ca.subject and cert.subject.rfc4514_string() == f"CN={host}"
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == [address]
+        assert oct((tmp_path / host / "fleet" / "fleet.key").stat().st_mode & 0o777) == "0o600"
+        settings = json.loads((tmp_path / host / "api.json").read_text())
+        assert sorted(settings["bootstrap_peers"]) == sorted(f"https://{a}:8444" for h, a in HOSTS.items() if h != host)
+        assert settings["fleet_port"] == 8444 and "fleet_token" not in settings
+    # Started from those settings (quick rounds, loopback allowed, state in the test's folder): one fleet.
+    procs = []
+    try:
+        for host in HOSTS:
+            settings = json.loads((tmp_path / host / "api.json").read_text())
+            settings.update(make_config(tmp_path / host), gossip_interval=0.5, peer_networks=["127.0.0.0/8"],
+                            peer_deny_networks=[], provider_name=host, port=8088)
+            (tmp_path / host / "api.json").write_text(json.dumps(settings))
+            log = open(tmp_path / host / "api.log", "wb")  # closed when the process ends
+            procs.append(subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(tmp_path / host / "api.json")],
+                                          stdout=log, stderr=subprocess.STDOUT))
+        urls = [f"http://{a}:8088" for a in HOSTS.values()]
+        for url in urls:
+            localfleet.wait_up(url)
+        until(lambda: all({m["name"] for m in requests.get(f"{u}/v1/fleet", timeout=5).json()["members"]}
+                          == set(HOSTS) - {h} for u, h in zip(urls, HOSTS)))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_a_second_run_changes_nothing_and_a_certificate_near_its_end_is_signed_again(tmp_path):
+    play(tmp_path)
+    before = {h: certificate(tmp_path, h).serial_number for h in HOSTS}
+    again = play(tmp_path)
+    assert again.changed == 0, [t for t in again.tasks if t.get("changed")]
+    assert {h: certificate(tmp_path, h).serial_number for h in HOSTS} == before
+    # A renewal window longer than the certificates' life: every one is "near its end".
+    renewed = play(tmp_path, {"provider_api_fleet_renew_days": 400})
+    assert renewed.changed > 0
+    after = {h: certificate(tmp_path, h) for h in HOSTS}
+    assert all(after[h].serial_number != before[h] for h in HOSTS)
+    assert all(after[h].not_valid_after_utc.year >= time.gmtime().tm_year for h in HOSTS)
+
+
+def test_rotating_the_ca_re_signs_every_certificate_and_trusts_both_until_the_old_one_is_dropped(tmp_path):
+    play(tmp_path)
+    old_dir = tmp_path / "controller-cache" / "fleet-ca-old"
+    (tmp_path / "controller-cache" / "fleet-ca").rename(old_dir)  # step 1 (docs/security.md): set the old CA aside
+    play(tmp_path, {"provider_api_fleet_cas": [str(old_dir / "ca.crt")]})  # step 2: a new CA, both trusted
+    new_ca = x509.load_pem_x509_certificate((tmp_path / "controller-cache/fleet-ca/ca.crt").read_bytes())
+    old_ca = x509.load_pem_x509_certificate((old_dir / "ca.crt").read_bytes())
+    assert _raw(new_ca) != _raw(old_ca)
+    for host in HOSTS:
+        cert = certificate(tmp_path, host)
+        new_ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes,  # raises if not signed by the new CA
+                                   *_ecdsa(cert))
+        trusted = x509.load_pem_x509_certificates((tmp_path / host / "fleet" / "cas.pem").read_bytes())
+        assert {_raw(c) for c in trusted} == {_raw(new_ca), _raw(old_ca)}
+    play(tmp_path)  # step 3: the old CA dropped
+    for host in HOSTS:
+        trusted = x509.load_pem_x509_certificates((tmp_path / host / "fleet" / "cas.pem").read_bytes())
+        assert [_raw(c) for c in trusted] == [_raw(new_ca)]
+
+
+def _ecdsa(cert: x509.Certificate) -> tuple:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    return (ec.ECDSA(cert.signature_hash_algorithm),)
+
+
+def _raw(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
