@@ -6,6 +6,7 @@ import time
 import pytest
 import requests
 
+from dockpool_api import devca
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.ssh import ssh_run
@@ -53,13 +54,18 @@ def test_downloads_stream_and_uploads_are_bounded(service):
 
 
 def test_two_providers_on_two_loopback_addresses_keep_each_other(tmp_path):
-    # The fleet's shared token lets the two providers write each other's peer tables.
-    loopback = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "fleet_token": "fleet-secret-0123456789"}
+    # Members of one fleet: certificates of one CA, exchanges over mutual TLS on their fleet ports.
+    ca = devca.make_ca(tmp_path / "ca")
+    loopback = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": []}
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir()
     second_dir.mkdir()
-    with api_process(first_dir, {**make_config(first_dir), **loopback, "provider_name": "alpha"}, host="127.0.0.2") as alpha:
-        beta_settings = {**make_config(second_dir), **loopback, "provider_name": "beta", "bootstrap_peers": [alpha]}
+    alpha_settings = {**make_config(first_dir), **loopback, "provider_name": "alpha",
+                      **devca.fleet_settings(ca, first_dir, "alpha", "127.0.0.2", 8495)}
+    with api_process(first_dir, alpha_settings, host="127.0.0.2") as alpha:
+        beta_settings = {**make_config(second_dir), **loopback, "provider_name": "beta",
+                         "bootstrap_peers": ["https://127.0.0.2:8495"],
+                         **devca.fleet_settings(ca, second_dir, "beta", "127.0.0.3", 8495)}
         with api_process(second_dir, beta_settings, host="127.0.0.3") as beta:
             deadline = time.monotonic() + 30  # bounded: the announcement retries a few times
             names = lambda url: {p["Name"] for p in requests.get(f"{url}/v1/peers", timeout=5).json()["ip_address"]}  # noqa: E731
@@ -68,8 +74,8 @@ def test_two_providers_on_two_loopback_addresses_keep_each_other(tmp_path):
             assert names(alpha) == {"alpha", "beta"} and names(beta) == {"alpha", "beta"}
             kept = (first_dir / "peers.json").read_text()
             assert '"beta"' in kept and '"127.0.0.3"' in kept  # written to disk
-            # A peer that does not answer is not kept.
+            # A posted peer that does not answer is not kept.
             ghost = {"ip_address": [{"Name": "ghost", "IPV4": "127.0.0.4", "ServerPort": "9"}]}
-            fleet = {"Authorization": "Bearer fleet-secret-0123456789"}
-            kept_names = {p["Name"] for p in requests.post(f"{alpha}/v1/peers", json=ghost, headers=fleet, timeout=30).json()["ip_address"]}
+            alice = {"Authorization": f"Bearer {TOKENS['alice']}"}
+            kept_names = {p["Name"] for p in requests.post(f"{alpha}/v1/peers", json=ghost, headers=alice, timeout=30).json()["ip_address"]}
             assert "ghost" not in kept_names
