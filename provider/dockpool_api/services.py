@@ -101,6 +101,7 @@ class Services:
         entry = (usage or {}).get("instances", {}).get(view["name"]) if usage else None
         view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"),
                                                          "size_deleted_open": entry.get("size_deleted_open", 0),
+                                                         "size_host_files": entry.get("size_host_files", 0),
                                                          "measured": usage.get("updated")}
         return view
 

@@ -50,6 +50,27 @@ def test_space_held_by_a_deleted_open_file_counts_against_the_limit(engine, poli
     assert engine.api.inspect_container(honest["id"])["State"]["Status"] == "running"
 
 
+def test_etc_hosts_and_its_siblings_count_against_the_limit_and_small_edits_stay_allowed(engine, policy, names, keypair,
+                                                                                          tmp_path):
+    """Docker keeps /etc/hosts, /etc/hostname and /etc/resolv.conf in its own folder, outside the
+    writable layer the engine measures; a client may still edit them (root in her instance)."""
+    manager = InstanceManager(engine, policy)
+    key, public = keypair
+    editor = manager.create(manager.spec({"name": names("editor"), "public_key": public, "memory": "128m",
+                                          "disk_limit": "64m"}))
+    filler = manager.create(manager.spec({"name": names("filler"), "public_key": public, "memory": "128m",
+                                          "disk_limit": "64m"}))
+    assert ssh_run(key, editor["ssh"]["port"], "echo '192.0.2.7 mybox' >> /etc/hosts").returncode == 0
+    assert ssh_run(key, filler["ssh"]["port"], "head -c 100M /dev/zero >> /etc/hosts; sync").returncode == 0
+    report = run_pass(engine, str(tmp_path / "usage.json"), stop_timeout=2)["instances"]
+    assert report[filler["name"]]["size_host_files"] > 100 * MIB and report[filler["name"]]["action"] == "stopped"
+    assert report[filler["name"]]["size_rw"] < 64 * MIB  # the engine alone would have seen nothing wrong
+    assert engine.containers.get(filler["id"]).status == "exited"
+    assert "action" not in report[editor["name"]] and engine.containers.get(editor["id"]).status == "running"
+    with pytest.raises(Conflict, match="disk_limit"):  # and it is not started again while it holds that
+        manager.start(filler["id"])
+
+
 def test_an_instance_over_its_limit_is_not_started_again(engine, tmp_path, keypair):
     api = TestApp(make_app(config_from_dict(make_config(tmp_path))))
     alice = {"Authorization": f"Bearer {TOKENS['alice']}"}

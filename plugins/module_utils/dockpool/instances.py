@@ -29,7 +29,7 @@ from .policy import Policy
 from .spec import InstanceSpec, build_spec
 from .sshprobe import wait_for_ssh
 from .units import human_size
-from .usage import is_over, measure
+from .usage import held, is_over, measure
 from .validation import key_material
 
 CPU_PERIOD = 100_000  # microseconds; the quota is share * period
@@ -428,7 +428,7 @@ class InstanceManager:
         """A stopped instance over its disk limit stays stopped: started, it would keep what it must not."""
         for entry in measure(self.client, {"id": container_id}):
             if is_over(entry):
-                raise Conflict(f"disk_limit: instance {ref!r} holds {human_size(entry['size_rw'])} on disk, over its "
+                raise Conflict(f"disk_limit: instance {ref!r} holds {human_size(held(entry))} on disk, over its "
                                f"limit of {human_size(entry['disk_limit'])}, so it is not started: remove it (its files "
                                "go with it), or ask the provider's operator for a larger limit", "disk_limit",
                                {"size_rw": entry["size_rw"], "disk_limit": entry["disk_limit"]})

@@ -1,5 +1,7 @@
 """Disk usage of instances: measure every writable layer in one engine call, add what
-files deleted but still open hold (deleted_files.py), stop (never remove) the running
+files deleted but still open hold (deleted_files.py) and the files Docker keeps for each
+instance outside its layer but writable from inside (/etc/hosts, /etc/hostname,
+/etc/resolv.conf: bind mounts of files in the engine's folder), stop (never remove) the running
 instances over their own ``disk_limit`` label, and publish the figures for the API
 in one atomically written JSON file."""
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .engine import engine_errors
 from .errors import DockpoolError
 
 DEFAULT_USAGE_FILE = "/var/lib/dockpool/usage.json"
+HOST_FILES = ("hosts", "hostname", "resolv.conf")  # in <DockerRootDir>/containers/<id>/
 log = logging.getLogger("dockpool.watchdog")
 
 
@@ -29,12 +32,34 @@ def _held_hidden(summaries: list[dict[str, Any]]) -> dict[str, int]:
         return {}
 
 
+def _host_files(client: Any, summaries: list[dict[str, Any]]) -> dict[str, int]:
+    """Bytes in each instance's /etc/hosts and siblings, which Docker keeps beside the layer."""
+    if not summaries:
+        return {}
+    with engine_errors("reading the engine's data root"):
+        root = client.info().get("DockerRootDir") or "/var/lib/docker"
+    sizes: dict[str, int] = {}
+    for summary in summaries:
+        total = 0
+        for name in HOST_FILES:
+            try:
+                total += os.stat(os.path.join(root, "containers", summary["Id"], name)).st_size
+            except FileNotFoundError:
+                pass
+            except PermissionError:  # the API's account: the watchdog (root) counts them
+                return {}
+        sizes[summary["Id"]] = total
+    return sizes
+
+
 def measure(client: Any, filters: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
     """Size of each dockpool instance's writable layer (the list endpoint computes SizeRw itself)
-    plus the space its deleted but open files hold; ``filters`` narrow the instances."""
+    plus the space its deleted but open files and its /etc/hosts and siblings hold; ``filters``
+    narrow the instances."""
     with engine_errors("measuring instance disk usage"):
         summaries = client.api.containers(all=True, size=True, filters={"label": L.MANAGED_FILTER, **(filters or {})})
     hidden = _held_hidden(summaries)
+    host_files = _host_files(client, summaries)
     entries = []
     for summary in summaries:
         record = L.Record.from_summary(summary)
@@ -47,6 +72,7 @@ def measure(client: Any, filters: Optional[dict[str, Any]] = None) -> list[dict[
                 "state": record.status,
                 "size_rw": int(summary.get("SizeRw") or 0),
                 "size_deleted_open": hidden.get(record.id, 0),
+                "size_host_files": host_files.get(record.id, 0),
                 "disk_limit": int(limit) if limit and limit.isdigit() else None,
             }
         )
@@ -60,7 +86,12 @@ def over_limit(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def is_over(entry: dict[str, Any]) -> bool:
     """Does what the instance holds on disk, visible or not, exceed its limit?"""
-    return entry["disk_limit"] is not None and entry["size_rw"] + entry["size_deleted_open"] > entry["disk_limit"]
+    return entry["disk_limit"] is not None and held(entry) > entry["disk_limit"]
+
+
+def held(entry: dict[str, Any]) -> int:
+    """Everything an instance holds on the provider's disk."""
+    return entry["size_rw"] + entry["size_deleted_open"] + entry.get("size_host_files", 0)
 
 
 def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: int = 10) -> dict[str, Any]:
@@ -73,13 +104,13 @@ def run_pass(client: Any, usage_file: str = DEFAULT_USAGE_FILE, stop_timeout: in
         except DockpoolError as exc:
             entry["action"] = f"stop failed: {exc.message}"
             log.error("%s holds %d bytes, over its limit of %d, but could not be stopped: %s",
-                      entry["name"], entry["size_rw"] + entry["size_deleted_open"], entry["disk_limit"], exc.message)
+                      entry["name"], held(entry), entry["disk_limit"], exc.message)
             continue
         entry["action"] = "stopped"
         entry["state"] = "exited"
-        log.warning("stopped %s (owner %s): writable layer %d bytes and deleted open files %d bytes are over its "
-                    "disk limit of %d bytes", entry["name"], entry["owner"], entry["size_rw"], entry["size_deleted_open"],
-                    entry["disk_limit"])
+        log.warning("stopped %s (owner %s): writable layer %d bytes, deleted open files %d bytes and /etc/hosts and "
+                    "siblings %d bytes are over its disk limit of %d bytes", entry["name"], entry["owner"],
+                    entry["size_rw"], entry["size_deleted_open"], entry["size_host_files"], entry["disk_limit"])
     report = {
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "instances": {e["name"]: e for e in entries},
