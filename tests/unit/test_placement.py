@@ -130,3 +130,9 @@ def test_memory_refusals_name_the_field(memory, reservation, field):
     with pytest.raises(InvalidInput) as info:
         memory_limits(memory, reservation, 1024 * MIB, 4096 * MIB)
     assert info.value.field == field
+
+
+def test_ports_given_back_first_come_before_the_lowest_free_ones():
+    """A client's own held ports (released, still reachable only by its old jump connections)."""
+    assert allocate_ports(PortRange(40000, 40009), {40001}, 2, first={40007, 40003, 40100}) == [40003, 40007]
+    assert allocate_ports(PortRange(40000, 40009), {40001}, 3, first={40007}) == [40007, 40000, 40002]

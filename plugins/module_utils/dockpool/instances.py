@@ -178,12 +178,17 @@ class InstanceManager:
             check_cpu_share(spec.cpu_share or 0, pool)
             cpuset = format_cpulist(pool)
         used = {p.host_port for r in records for p in L.published_ports(r.labels)} | self._foreign_ports()
-        used |= held_ports(self.policy) | avoid  # held: freed, but an older jump connection may still forward there
+        # Held: freed, but an older jump connection of their last owner may still forward there. Safe
+        # for that owner only (no other client's key was allowed them), who gets them back first.
+        held = held_ports(self.policy)
+        own = {port for port, owner in held.items() if owner == spec.owner}
+        used |= (set(held) - own) | avoid
         hosts = allocate_ports(
             self.policy.port_range,
             used,
             len(image_ports) + spec.extra_ports,
             port_is_bindable(self.policy.bind_address),
+            first=own - avoid,
         )
         ports = [L.PublishedPort(p.name, p.port, host, p.protocol, p.description) for p, host in zip(image_ports, hosts)]
         # P2PRC's extra ports keep one number inside and out, so a program in the instance knows where to listen.
@@ -455,7 +460,8 @@ class InstanceManager:
                 self._rebalance_shared()
             # The key list first, then the release: a connection that read the old list started before it.
             self._write_jump_keys()
-            release_ports([p.host_port for p in L.published_ports(record.labels)], self.policy)
+            release_ports([p.host_port for p in L.published_ports(record.labels)], record.labels.get(L.OWNER, ""),
+                          self.policy)
         return True
 
     def refresh_jump_keys(self) -> None:

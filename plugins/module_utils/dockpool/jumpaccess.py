@@ -8,10 +8,13 @@ Two pieces of state, both derived from the instances' labels:
   for every new connection at once, and sshd reads it with ``cat`` (no interpreter per
   key a client offers);
 - the ports of removed instances that jump connections opened before the removal were
-  allowed to reach (``Policy.released_ports_file``). sshd fixes what a connection may
-  forward to when it authenticates, and such a connection can open new forwards for as
-  long as it lives: a port is therefore not given to another instance while any
-  connection of the jump user older than the port's release is alive.
+  allowed to reach (``Policy.released_ports_file``), with the client that owned them. sshd
+  fixes what a connection may forward to when it authenticates, and such a connection can
+  open new forwards for as long as it lives. Only that client's keys were allowed the port,
+  so only another client's instance is at risk: a released port is not given to another
+  client while any connection of the jump user older than the release is alive, and is
+  given back first to the client that released it (so one client cycling instances with an
+  idle connection reuses its own ports and cannot hold the pool from everyone else).
 """
 from __future__ import annotations
 
@@ -82,7 +85,18 @@ def _jump_sessions_started(jump_user: str) -> list[float]:
     return started
 
 
-def _read_released(path: str) -> dict[int, float]:
+Released = dict[int, tuple[float, str]]  # port: (when, the client that owned it; "" if unknown)
+
+
+def _entry(value: object) -> Optional[tuple[float, str]]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), ""  # written before owners were kept: held against everyone
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (int, float)) and isinstance(value[1], str):
+        return float(value[0]), value[1]
+    return None
+
+
+def _read_released(path: str) -> Released:
     try:
         data = read_json(path)
     except FileNotFoundError:
@@ -92,33 +106,36 @@ def _read_released(path: str) -> dict[int, float]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {int(port): float(when) for port, when in data.items() if str(port).isdigit() and isinstance(when, (int, float))}
+    entries = {int(port): _entry(value) for port, value in data.items() if str(port).isdigit()}
+    return {port: entry for port, entry in entries.items() if entry is not None}
 
 
-def _write_released(path: str, released: dict[int, float]) -> None:
-    write_json(path, {str(port): when for port, when in sorted(released.items())})
+def _write_released(path: str, released: Released) -> None:
+    write_json(path, {str(port): list(entry) for port, entry in sorted(released.items())})
 
 
-def release_ports(ports: Iterable[int], policy: Policy, now: Optional[float] = None) -> None:
-    """Record that ``ports`` were freed now (call under the placement lock)."""
+def release_ports(ports: Iterable[int], owner: str, policy: Policy, now: Optional[float] = None) -> None:
+    """Record that ``owner``'s ``ports`` were freed now (call under the placement lock)."""
     if not (policy.released_ports_file and policy.jump_user):
         return
     released = _read_released(policy.released_ports_file)
     moment = time.time() if now is None else now
-    released.update({port: moment for port in ports})
+    released.update({port: (moment, owner) for port in ports})
     _write_released(policy.released_ports_file, released)
 
 
-def held_ports(policy: Policy) -> set[int]:
-    """Freed ports that a jump connection opened before their release may still reach
-    (call under the placement lock); entries no connection holds any more are dropped."""
+def held_ports(policy: Policy) -> dict[int, str]:
+    """Freed ports that a jump connection opened before their release may still reach, each
+    with the client whose keys could reach it (call under the placement lock); entries no
+    connection holds any more are dropped."""
     if not (policy.released_ports_file and policy.jump_user):
-        return set()
+        return {}
     released = _read_released(policy.released_ports_file)
     if not released:
-        return set()
+        return {}
     sessions = _jump_sessions_started(policy.jump_user)
-    held = {port: when for port, when in released.items() if any(start <= when + RELEASE_SLACK for start in sessions)}
+    held = {port: entry for port, entry in released.items()
+            if any(start <= entry[0] + RELEASE_SLACK for start in sessions)}
     if held != released:
         _write_released(policy.released_ports_file, held)
-    return set(held)
+    return {port: owner for port, (_when, owner) in held.items()}

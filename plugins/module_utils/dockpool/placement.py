@@ -21,13 +21,16 @@ def allocate_ports(
     used: Iterable[int],
     count: int,
     is_free: Callable[[int], bool] = lambda port: True,
+    first: Iterable[int] = (),
 ) -> list[int]:
-    """The ``count`` lowest ports of the range not used by a container and free on the host."""
+    """The ``count`` lowest ports of the range not used by a container and free on the host,
+    taking ``first`` (ports of the range to reuse before any other) first."""
     if count == 0:
         return []
     taken = set(used)
     chosen: list[int] = []
-    for port in port_range:
+    preferred = sorted(p for p in set(first) if p in port_range)
+    for port in preferred + [p for p in port_range if p not in set(preferred)]:
         if port in taken or not is_free(port):
             continue
         chosen.append(port)
