@@ -113,19 +113,23 @@ _PEER = {
         "UnSafeMode": {"type": "boolean"},
         "PublicKey": {"type": "string", "maxLength": 16384},
         "CustomInformation": {**_TEXT, "maxLength": 1024},
-        "dockpool": {"type": "object", "additionalProperties": False, "required": ["key", "version", "signature", "age"],
+        "dockpool": {"type": "object", "additionalProperties": False,
+                     "required": ["key", "version", "signature", "age", "fleet_port"],
                      "description": "a dockpool provider's signed membership record (not sent on /IpTable)",
                      "properties": {"key": {"type": "string", "minLength": 44, "maxLength": 44},
                                     "version": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
                                     "signature": {"type": "string", "minLength": 88, "maxLength": 88},
-                                    "age": {"type": "number", "minimum": 0, "maximum": 1e9}}},
+                                    "age": {"type": "number", "minimum": 0, "maximum": 1e9},
+                                    "fleet_port": {"type": "integer", "minimum": 1, "maximum": 65535}}},
     },
 }
 _MEMBER = {"type": "object", "properties": {
     "name": {"type": "string"}, "address": {"type": "string"}, "port": {"type": "integer"},
-    "heard_seconds_ago": {"type": "number"}, "answers": {"type": ["boolean", "null"]}, "signed": {"type": "boolean"}}}
+    "heard_seconds_ago": {"type": "number"}, "answers": {"type": ["boolean", "null"]}, "signed": {"type": "boolean"},
+    "tier": {"type": "string", "enum": ["member", "p2prc"]}}}
 _FLEET = {"type": "object", "properties": {
-    "provider": {"type": "string"}, "round": {"type": "integer"}, "interval": {"type": "number"},
+    "provider": {"type": "string"}, "fleet_port": {"type": "integer"}, "round": {"type": "integer"},
+    "interval": {"type": "number"},
     "fanout": {"type": "integer"}, "expiry": {"type": "number"}, "bytes_sent_last_round": {"type": "integer"},
     "members": {"type": "array", "items": _MEMBER}}}
 _P2PRC_TRUST = ("A client token, or none from a network the operator trusts (p2prc_networks), as that network's client. "
@@ -215,29 +219,43 @@ def openapi_document(version: str) -> dict:
         "/v1/moves": {"post": _op("Would an instance fit here? A grant to move it in (single use, 10 minutes)",
                                   {"201": _json(_OBJECT, "granted"), **_errors(400, 401, 404, 409, 413, 429, 503)},
                                   secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}})},
-        "/v1/moves/{move}": {"get": _op("A move's progress here: its state and the bytes received", {"200": _json(_OBJECT),
-                                        **_errors(401, 404, 429)}, secured=True, parameters=[_MOVE_PARAM])},
-        "/v1/moves/{move}/pull": {"post": _op("The source's call with the grant: fetch the snapshot, create the instance",
+        "/v1/moves/{move}": {
+            "get": _op("A move's progress here: its state and the bytes received", {"200": _json(_OBJECT),
+                       **_errors(401, 404, 429)}, secured=True, parameters=[_MOVE_PARAM]),
+            "delete": _op("Give back a grant you will not use (a move under way cannot be)", {"200": _json(_OBJECT),
+                          **_errors(401, 404, 409, 429)}, secured=True, parameters=[_MOVE_PARAM]),
+        },
+        "/v1/moves/{move}/pull": {"post": _op("On the fleet's listener only (mutual TLS), from the source the grant "
+                                              "names: fetch the snapshot, check and load it, create the instance",
                                               {"201": _json(_ref("Instance")), **_errors(400, 401, 404, 409, 413, 429, 503),
                                                "502": _json(_ref("Error"), "the source's snapshot could not be fetched")},
                                               secured=True, parameters=[_MOVE_PARAM],
                                               requestBody={"required": True, "content": {"application/json": {"schema": _OBJECT}}})},
-        "/v1/exports/{move}": {"get": _op("The target's call with the source's secret: the snapshot as docker save streams it",
+        "/v1/exports/{move}": {"get": _op("On the fleet's listener only (mutual TLS), from the target the secret names: "
+                                          "the snapshot as docker save streams it",
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {
                                               "schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 409, 429, 503)},
                                           secured=True, parameters=[_MOVE_PARAM])},
         "/v1/peers": {
             "get": _op("The peer table", {"200": _json(_ref("PeerTable")), **_errors(401, 429)}),
-            "post": _op("Merge a peer table (new peers kept if they answer): the fleet's token, a client's, "
-                        "or a P2PRC peer in a network the operator trusts", {"200": _json(_ref("PeerTable")),
-                                                                             **_errors(400, 401, 413, 429, 503)},
-                        description="Other providers' exchanges are answered gossip_answers times per gossip_interval "
-                                    "at most; beyond, 503 with Retry-After.",
-                        secured=True,
+            "post": _op("Post P2PRC peers (kept in P2PRC's tier if they answer, never members of the fleet): a "
+                        "client's token, or a P2PRC peer in a network the operator trusts; answers P2PRC's table",
+                        {"200": _json(_ref("PeerTable")), **_errors(400, 401, 413, 429, 503)}, secured=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": _ref("PeerTable")}}}),
         },
+        "/v1/peers/{ref}": {"delete": _op("Remove a peer table entry by name or address (administrators)",
+                                          {"200": _json(_OBJECT), **_errors(401, 404, 429)}, secured=True,
+                                          parameters=[{"name": "ref", "in": "path", "required": True,
+                                                       "schema": {"type": "string"}}])},
         "/v1/fleet": {"get": _op("This provider's view of the fleet: its exchange rounds and the live peers, "
-                                 "each with when it was last heard from", {"200": _json(_FLEET), **_errors(401, 429)})},
+                                 "each with its tier and when it was last heard from", {"200": _json(_FLEET), **_errors(401, 429)})},
+        "/v1/fleet/exchange": {"post": _op("On the fleet's listener only (mutual TLS): another member's table "
+                                           "exchange; refused here", {"200": _json(_ref("PeerTable")),
+                                                                      **_errors(400, 401, 413, 429, 503)},
+                                           requestBody={"required": True, "content": {"application/json": {
+                                               "schema": _ref("PeerTable")}}})},
+        "/v1/fleet/identity": {"get": _op("On the fleet's listener only (mutual TLS): this provider's name and "
+                                          "membership key; refused here", {"200": _json(_OBJECT), **_errors(401, 429)})},
         "/v1/speedtest/download": {"get": _op("Download N zero bytes", {
             "200": {"description": "bytes", "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                                  "format": "binary"}}}},

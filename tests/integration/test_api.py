@@ -198,7 +198,8 @@ def test_peer_routes_validate_and_refuse_disallowed_peers(api):
     anonymous = api.post_json("/v1/peers", {"ip_address": [loopback]}, expect_errors=True)
     assert anonymous.status_int == 401 and anonymous.json["field"] == "Authorization"  # peer writes need a token
     merged = api.post_json("/v1/peers", {"ip_address": [loopback]}, headers=auth("alice")).json
-    assert merged == {"ip_address": [me]}  # loopback peers are denied by default: never even asked
+    # Loopback peers are denied by default: never even asked. The answer is P2PRC's table (no signatures).
+    assert merged == {"ip_address": [{k: v for k, v in me.items() if k != "dockpool"}]}
     table = json.dumps({"ip_address": [{"Name": "y", "IPV4": "not-an-ip", "ServerPort": "8088"}]}).encode()
     bad = api.post("/IpTable", upload_files=[("json", "table.json", table)], headers=auth("bob"), expect_errors=True)
     assert bad.status_int == 400 and bad.json["field"] == "ip_address[0].IPV4"
