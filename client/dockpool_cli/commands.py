@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -367,6 +367,15 @@ def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
                       plain(f"dockpool ssh {v['name']}" if v["name"] in settings.instances
                             else (v["ssh"] or {}).get("jump_command", "")))
     out.print(table)
+    return 0
+
+
+def forget(settings: Settings, peer: str, url: Optional[str]) -> int:
+    """An administrator removes an entry from a provider's peer table (a member that is alive
+    comes back after one expiry: excluding a provider is its certificate's business)."""
+    provider = settings.connect(settings.provider(url))
+    removed = provider.call("DELETE", f"/v1/peers/{quote(peer, safe='')}")["removed"]
+    out.print(f"Removed {', '.join(removed)} from {provider.url}'s peer table.", highlight=False)
     return 0
 
 

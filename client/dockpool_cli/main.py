@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Optional
 
-from .commands import act, err, login, ls, move, providers, rm, speedtest, ssh, up
+from .commands import act, err, forget, login, ls, move, providers, rm, speedtest, ssh, up
 from .errors import FAILED, CliError
 from .settings import Settings
 
@@ -60,6 +60,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the target")
     p.add_argument("--no-check", action="store_true", help="do not log in through the target's jump host to check")
 
+    p = sub.add_parser("forget", help="remove an entry from a provider's peer table (the provider's administrators)")
+    p.add_argument("peer", help="the entry's name, or its address")
+    p.add_argument("--provider")
+
     p = sub.add_parser("ssh", help="log in to an instance through its provider's jump host")
     p.add_argument("name")
     p.add_argument("remote", nargs=argparse.REMAINDER, help="a command to run instead of a shell")
@@ -93,6 +97,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return rm(settings, args.name, args.provider)
     if args.command == "move":
         return move(settings, args.name, args.to, args.key, args.wait, args.no_check)
+    if args.command == "forget":
+        return forget(settings, args.peer, args.provider)
     if args.command == "ssh":
         return ssh(settings, args.name, args.remote[1:] if args.remote[:1] == ["--"] else args.remote)
     return speedtest(settings, args.url, args.bytes, args.json)

@@ -104,12 +104,15 @@ def test_a_client_posting_her_own_server_never_makes_a_member_nor_receives_a_cre
         move = requests.post(f"{SOURCE}/v1/instances/nosuch/move", headers=ALICE, timeout=10,
                              json={"target": "tenant", "move": "x", "grant": "y"})
         assert move.status_code == 400 and move.json()["field"] == "target", move.text
-        # An administrator removes the entry; a client cannot.
+        # An administrator removes the entry (with the CLI); a client cannot.
         assert requests.delete(f"{SOURCE}/v1/peers/tenant", headers=ALICE, timeout=5).status_code == 401
-        removed = requests.delete(f"{SOURCE}/v1/peers/tenant", headers=OPS, timeout=5)
-        assert removed.status_code == 200 and removed.json() == {"removed": ["tenant"]}
+        home = tmp_path / "ops"
+        assert cli(home, "login", SOURCE, "--token", TOKENS["ops"]).returncode == 0
+        removed = cli(home, "forget", "tenant")
+        assert removed.returncode == 0 and "Removed tenant" in removed.stdout, removed.stderr
         assert "tenant" not in members(SOURCE)
-        assert requests.delete(f"{SOURCE}/v1/peers/tenant", headers=OPS, timeout=5).status_code == 404
+        again = cli(home, "forget", "tenant")
+        assert again.returncode == 4, again.stderr  # not found
     finally:
         server.shutdown()
         server.server_close()
