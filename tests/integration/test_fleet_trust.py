@@ -213,3 +213,32 @@ def test_the_cli_moves_between_providers_logged_in_over_pinned_https(fleet, keyp
     finally:
         remove_client_instances(engine)
         remove_client_instances(engine2)
+
+
+def test_joining_another_operators_fleet_is_trusting_its_ca_on_both_sides(tmp_path):
+    """Two providers of two operators' CAs: strangers while either trusts only its own CA,
+    members once both trust both (provider_api_fleet_cas)."""
+    from support.api_config import make_config
+    from support.api_process import api_process
+
+    cas = [devca.make_ca(tmp_path / f"ca{i}", f"operator {i}'s CA") for i in (1, 2)]
+    both = tmp_path / "both.pem"
+    both.write_text(cas[0][0].read_text() + cas[1][0].read_text())
+
+    def settings(i: int, trusted: str, bootstrap: list) -> dict:
+        folder = tmp_path / f"p{i}-{len(list(tmp_path.glob(f'p{i}-*')))}"
+        folder.mkdir()
+        address = f"127.0.0.{20 + i}"
+        return {**make_config(folder), "provider_name": f"op{i}", "peer_networks": ["127.0.0.0/8"],
+                "peer_deny_networks": [], "gossip_interval": 0.5, "bootstrap_peers": bootstrap,
+                **devca.fleet_settings(cas[i - 1], folder / "fleet", f"op{i}", address, 8496),
+                "fleet_cas": trusted}, folder, address
+
+    one, dir1, host1 = settings(1, str(cas[0][0]), [])
+    two, dir2, host2 = settings(2, str(both), ["https://127.0.0.21:8496"])
+    with api_process(dir1, one, host=host1) as url1, api_process(dir2, two, host=host2) as url2:
+        time.sleep(3)  # rounds go by: op1 refuses op2's certificate, so neither is the other's member
+        assert members(url1) == {} and members(url2) == {}
+    one, dir1, host1 = settings(1, str(both), [])  # op1's operator trusts op2's CA too
+    with api_process(dir1, one, host=host1) as url1, api_process(dir2, two, host=host2) as url2:
+        until(lambda: members(url1) == {"op2": "member"} and members(url2) == {"op1": "member"})
