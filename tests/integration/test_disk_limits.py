@@ -23,13 +23,16 @@ MIB = 1024**2
 HIDE = "nohup sh -c 'exec 3>/root/hidden; head -c 150M /dev/urandom >&3; rm /root/hidden; sleep 600' >/dev/null 2>&1 &"
 
 
+def limited(manager: InstanceManager, names, public: str, disk_limit: str, *who: str) -> list[dict]:
+    """Instances of 128m with ``disk_limit``, one per name in ``who``."""
+    return [manager.create(manager.spec({"name": names(n), "public_key": public, "memory": "128m",
+                                         "disk_limit": disk_limit})) for n in who]
+
+
 def test_space_held_by_a_deleted_open_file_counts_against_the_limit(engine, policy, names, keypair, tmp_path):
     manager = InstanceManager(engine, policy)
     key, public = keypair
-    hider = manager.create(manager.spec({"name": names("hider"), "public_key": public, "memory": "128m",
-                                         "disk_limit": "100m"}))
-    honest = manager.create(manager.spec({"name": names("honest"), "public_key": public, "memory": "128m",
-                                          "disk_limit": "100m"}))
+    hider, honest = limited(manager, names, public, "100m", "hider", "honest")
     assert ssh_run(key, hider["ssh"]["port"], HIDE).returncode == 0
     assert ssh_run(key, honest["ssh"]["port"], "head -c 20M /dev/urandom > /root/seen && sync").returncode == 0
     deadline = time.monotonic() + 60  # bounded: until the 150 MiB are written
@@ -56,10 +59,7 @@ def test_etc_hosts_and_its_siblings_count_against_the_limit_and_small_edits_stay
     writable layer the engine measures; a client may still edit them (root in her instance)."""
     manager = InstanceManager(engine, policy)
     key, public = keypair
-    editor = manager.create(manager.spec({"name": names("editor"), "public_key": public, "memory": "128m",
-                                          "disk_limit": "64m"}))
-    filler = manager.create(manager.spec({"name": names("filler"), "public_key": public, "memory": "128m",
-                                          "disk_limit": "64m"}))
+    editor, filler = limited(manager, names, public, "64m", "editor", "filler")
     assert ssh_run(key, editor["ssh"]["port"], "echo '192.0.2.7 mybox' >> /etc/hosts").returncode == 0
     assert ssh_run(key, filler["ssh"]["port"], "head -c 100M /dev/zero >> /etc/hosts; sync").returncode == 0
     report = run_pass(engine, str(tmp_path / "usage.json"), stop_timeout=2)["instances"]

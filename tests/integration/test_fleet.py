@@ -22,20 +22,12 @@ from dockpool_api.fleet_tls import FleetTLS
 from support.api_config import make_config
 from support.api_process import api_process
 from support.cli import cli
+from support.waiting import until
 
 pytestmark = pytest.mark.engine
 QUICK = {"gossip_interval": 0.5, "gossip_fanout": 3, "peer_expiry": 4.0}
 
 
-def until(condition, limit: float = 60.0):
-    """Poll ``condition`` until it returns something true, for ``limit`` seconds at most."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:  # bounded
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {limit} s")
 
 
 def test_five_providers_in_a_chain_converge_expire_the_killed_and_take_back_the_restarted(tmp_path):

@@ -19,6 +19,7 @@ from cryptography import x509
 from dockpool_api import localfleet
 from support.ansible_run import run_playbook_file
 from support.api_config import make_config
+from support.waiting import until
 
 pytestmark = pytest.mark.engine
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,13 +63,6 @@ def certificate(tmp_path: Path, host: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate((tmp_path / host / "fleet" / "fleet.crt").read_bytes())
 
 
-def until(condition, limit: float = 60.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:  # bounded
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {limit} s")
 
 
 def test_a_fleet_provisioned_together_holds_certificates_from_one_ca_and_forms_over_mutual_tls(tmp_path):

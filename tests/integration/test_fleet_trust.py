@@ -22,6 +22,7 @@ from support.cli import cli
 from support.ssh import ssh_run
 from support.tls_front import fingerprint_of, tls_front
 from support.two_providers import FLEET_PORT, SOURCE, TARGET, two_providers
+from support.waiting import until
 
 pytestmark = pytest.mark.engine
 ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
@@ -67,13 +68,6 @@ def members(url: str) -> dict[str, str]:
     return {m["name"]: m["tier"] for m in requests.get(f"{url}/v1/fleet", timeout=5).json()["members"]}
 
 
-def until(condition, limit: float = 20.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:  # bounded
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {limit} s")
 
 
 def test_a_client_posting_her_own_server_never_makes_a_member_nor_receives_a_credential(fleet, tmp_path):
