@@ -1,18 +1,26 @@
 """Moving an instance between two providers on separate engines (this machine's and a
 second one): seconds per GiB moved, against ``docker save | docker load`` of the same
 snapshot between the same two engines, and the downtime the client sees (from the
-source stopping the instance to the target's answering SSH). Goal: <= 1.3x the pipe."""
+source stopping the instance to the target's answering SSH). Goal: <= 1.3x the pipe.
+
+The providers talk over the fleet's mutual TLS; what that costs is measured in the same
+run: seconds per GiB streamed through the fleet's listener (fleet_tls.py) against the same
+server and client without TLS, on loopback."""
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import requests
 
@@ -51,11 +59,11 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                 container.exec_run(["dd", "if=/dev/urandom", "of=/root/payload", "bs=1M", f"count={mib}"])
                 offer = requests.post(f"{TARGET}/v1/moves", headers=auth, timeout=60,
                                       json={"image": "debian-sshd", "public_key": public_key, "memory": "128m",
-                                            "disk_limit": "2g"}).json()
+                                            "disk_limit": "2g", "source": "source"}).json()
                 assert "grant" in offer, offer
                 started = time.perf_counter()
                 moved = requests.post(f"{SOURCE}/v1/instances/{made['name']}/move", headers=auth, timeout=3600,
-                                      json={"target": TARGET, "move": offer["id"], "grant": offer["grant"]})
+                                      json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]})
                 seconds = time.perf_counter() - started
                 moved.raise_for_status()
                 instance = moved.json()["instance"]
@@ -86,15 +94,61 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
         by_size.append({"payload_mib": mib, "image_gib": size / GIB, "move_s": move, "pipe_s": pipe,
                         "move_s_per_gib": move / (size / GIB), "pipe_s_per_gib": pipe / (size / GIB),
                         "ratio": move / pipe, "downtime_s": move})
-    return {"sizes": by_size, "runs": rows, "met": all(r["ratio"] <= 1.3 for r in by_size)}
+    tls = tls_cost(work, max(payloads_mib))
+    return {"sizes": by_size, "runs": rows, "tls": tls, "met": all(r["ratio"] <= 1.3 for r in by_size)}
+
+
+def tls_cost(work: Path, mib: int) -> dict[str, Any]:
+    """Seconds per GiB through the fleet's listener and its client, with and without TLS."""
+    from dockpool_api import devca, fleet_tls
+
+    chunk = bytes(1024 * 1024)
+
+    def app(environ: dict, start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (chunk for _ in range(mib))
+
+    ca = devca.make_ca(work / "tls-ca")
+    tls = fleet_tls.FleetTLS(*map(str, devca.issue(ca, work / "tls", "bench", ["127.0.0.1"])), str(ca[0]))
+    secure = fleet_tls.serve(app, "127.0.0.1", 0, tls)
+    plain = type("Plain", (ThreadingMixIn, WSGIServer), {"daemon_threads": True})(("127.0.0.1", 0), WSGIRequestHandler)
+    plain.set_app(app)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    seconds = {}
+    try:
+        for name in ("plain", "tls"):
+            best = float("inf")
+            for _ in range(2):
+                started = time.perf_counter()
+                if name == "tls":
+                    answer = fleet_tls.request(tls.client_context(), "127.0.0.1", secure.server_address[1], "bench",
+                                               "GET", "/")
+                else:
+                    connection = http.client.HTTPConnection("127.0.0.1", plain.server_address[1], timeout=60)
+                    connection.request("GET", "/")
+                    answer = connection.getresponse()
+                while answer.read(1024 * 1024):
+                    pass
+                answer.close()
+                best = min(best, time.perf_counter() - started)
+            seconds[name] = best
+    finally:
+        secure.shutdown()
+        plain.shutdown()
+    gib = mib / 1024
+    return {"mib": mib, "plain_s_per_gib": seconds["plain"] / gib, "tls_s_per_gib": seconds["tls"] / gib,
+            "tls_extra_s_per_gib": (seconds["tls"] - seconds["plain"]) / gib}
 
 
 def report(result: dict[str, Any]) -> str:
     rows = [[r["payload_mib"], r["image_gib"], r["move_s"], r["pipe_s"], r["move_s_per_gib"], r["pipe_s_per_gib"],
              f"{r['ratio']:.2f}x", r["downtime_s"]] for r in result["sizes"]]
+    tls = result["tls"]
     return (table(rows, ["payload MiB", "image GiB", "move s", "save|load s", "move s/GiB", "save|load s/GiB",
                          "ratio", "downtime s"])
-            + f"\ngoal <= 1.3x docker save | docker load: {'met' if result['met'] else 'NOT met'}")
+            + f"\ngoal <= 1.3x docker save | docker load: {'met' if result['met'] else 'NOT met'}"
+            + f"\nthe fleet's TLS, {tls['mib']} MiB on loopback through its listener: {tls['tls_s_per_gib']:.2f} s/GiB "
+              f"against {tls['plain_s_per_gib']:.2f} without TLS (+{tls['tls_extra_s_per_gib']:.2f} s/GiB)")
 
 
 def main() -> None:
