@@ -111,7 +111,8 @@ def tls_cost(work: Path, mib: int) -> dict[str, Any]:
     ca = devca.make_ca(work / "tls-ca")
     tls = fleet_tls.FleetTLS(*map(str, devca.issue(ca, work / "tls", "bench", ["127.0.0.1"])), str(ca[0]))
     secure = fleet_tls.serve(app, "127.0.0.1", 0, tls)
-    plain = type("Plain", (ThreadingMixIn, WSGIServer), {"daemon_threads": True})(("127.0.0.1", 0), WSGIRequestHandler)
+    plain = type("Plain", (ThreadingMixIn, WSGIServer), {"daemon_threads": True})(
+        ("127.0.0.1", 0), type("Quiet", (WSGIRequestHandler,), {"log_message": lambda *_: None}))
     plain.set_app(app)
     threading.Thread(target=plain.serve_forever, daemon=True).start()
     seconds = {}
