@@ -74,7 +74,11 @@ def test_clients_are_apart_and_instances_are_outside_the_providers_networks(tmp_
         # Control, from the provider host itself (outside the rules): every target answers.
         for target, target_port in ((address[theirs["name"]], 8000), (address[theirs["name"]], 22), (LAN_HOST, 8000),
                                     ("127.0.0.1", 9999), ("127.0.0.1", 22)):
+            deadline = time.monotonic() + 15  # bounded: the listener just started in the background
             control = on_provider("python3", "-c", PROBE.split("'")[1], target, str(target_port)).stdout
+            while not control.startswith("open") and time.monotonic() < deadline:
+                time.sleep(0.5)
+                control = on_provider("python3", "-c", PROBE.split("'")[1], target, str(target_port)).stdout
             assert control.startswith("open"), (target, target_port, control)
         deadline = time.monotonic() + 20  # bounded: the watcher adds the same client's pair on the start event
         while time.monotonic() < deadline and address[second["name"]] not in on_provider(
