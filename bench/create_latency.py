@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import save, summary, table
+from bench.common import ROOT, save, summary, table
 
 GOAL = 1.25
 IMAGE = "dockpool/debian-sshd:latest"
@@ -92,9 +93,12 @@ def run(n: int = 20) -> dict[str, Any]:
     import requests
 
     from dockpool.engine import connect
-    from integration.test_api import TOKENS, make_config
-    from tests.support.api_process import api_process, free_port
-    from tests.support.ssh import make_keypair
+
+    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
+        sys.path.insert(0, str(ROOT / "tests"))
+    from support.api_config import TOKENS, make_config
+    from support.api_process import api_process, free_port
+    from support.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

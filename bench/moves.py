@@ -144,12 +144,12 @@ def tls_cost(work: Path, mib: int) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> str:
     rows = [[r["payload_mib"], r["image_gib"], r["move_s"], r["pipe_s"], r["move_s_per_gib"], r["pipe_s_per_gib"],
              f"{r['ratio']:.2f}x", r["downtime_s"]] for r in result["sizes"]]
-    tls = result["tls"]
+    tls = result.get("tls")  # results saved before the fleet's TLS have none
     return (table(rows, ["payload MiB", "image GiB", "move s", "save|load s", "move s/GiB", "save|load s/GiB",
                          "ratio", "downtime s"])
             + f"\ngoal <= 1.3x docker save | docker load: {'met' if result['met'] else 'NOT met'}"
-            + f"\nthe fleet's TLS, {tls['mib']} MiB on loopback through its listener: {tls['tls_s_per_gib']:.2f} s/GiB "
-              f"against {tls['plain_s_per_gib']:.2f} without TLS (+{tls['tls_extra_s_per_gib']:.2f} s/GiB)")
+            + (f"\nthe fleet's TLS, {tls['mib']} MiB on loopback through its listener: {tls['tls_s_per_gib']:.2f} s/GiB "
+               f"against {tls['plain_s_per_gib']:.2f} without TLS (+{tls['tls_extra_s_per_gib']:.2f} s/GiB)" if tls else ""))
 
 
 def main() -> None:
