@@ -100,11 +100,10 @@ class Gossip:
         self.rounds += 1
         self.peers.heartbeat()
         targets: list[Any] = self.peers.p2prc_targets(self.config.gossip_fanout)
-        if self.context is not None:
+        if self.context is not None:  # members only with a fleet certificate
             targets += self.peers.targets(self.config.gossip_fanout)
-        # Each bootstrap peer until it has answered once, and all of them again whenever no peer is live.
-        alone, now = not any(m["tier"] == "member" for m in self.peers.members()), time.monotonic()
-        if self.context is not None:
+            # Each bootstrap peer until it has answered once, and all of them again whenever no member is live.
+            alone, now = not any(m["tier"] == "member" for m in self.peers.members()), time.monotonic()
             targets += [b for b in self._bootstrap if b.due <= now and (alone or not b.answered)]
         if not targets:
             return

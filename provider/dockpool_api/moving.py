@@ -44,7 +44,7 @@ GRANT_SECONDS = 600.0
 SNAPSHOT_MARGIN = 64 * 1024**2  # archive headers and the image's own metadata
 
 
-_SNAPSHOT = re.compile(r"^dockpool-move/[a-z0-9][a-z0-9_.-]{0,62}:[0-9a-f]{16}$")
+_SNAPSHOT = re.compile(rf"^{re.escape(moves.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
 
 
 class MoveFailed(DockpoolError):

@@ -104,7 +104,7 @@ def _expect(condition: bool, problem: str) -> None:
 
 def _check_held(name: str, data: bytes, ref: str) -> None:
     """The archive's index files name exactly one image: ``ref``."""
-    repository, _, tag = ref.rpartition(":")
+    repository, tag = ref.rsplit(":", 1)
     try:
         value: Any = json.loads(data)
     except ValueError:

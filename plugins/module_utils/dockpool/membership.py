@@ -307,7 +307,7 @@ class Membership:
                     member.heard = max(member.heard or 0.0, now - min(_age(entry), self.expiry))
             room = self.max_peers - len(self._members)
         candidates = [e for e in list(new.values())[: max(0, min(room, self.checks_per_merge))] if signature_valid(e)]
-        self._add(self._members, [e for e in self._verified(candidates, self.verify)], lambda e: e["Name"])
+        self._add(self._members, self._verified(candidates, self.verify), lambda e: e["Name"])
         return self.table()
 
     def merge_p2prc(self, data: Any) -> dict[str, list[dict[str, Any]]]:

@@ -16,6 +16,7 @@ from .atomicfile import read_json, write_json
 from .deleted_files import NotPermitted, held_by_deleted_files
 from .engine import engine_errors
 from .errors import DockpoolError
+from .host_specs import DEFAULT_DATA_ROOT
 
 DEFAULT_USAGE_FILE = "/var/lib/dockpool/usage.json"
 HOST_FILES = ("hosts", "hostname", "resolv.conf")  # in <DockerRootDir>/containers/<id>/
@@ -37,7 +38,7 @@ def _host_files(client: Any, summaries: list[dict[str, Any]]) -> dict[str, int]:
     if not summaries:
         return {}
     with engine_errors("reading the engine's data root"):
-        root = client.info().get("DockerRootDir") or "/var/lib/docker"
+        root = client.info().get("DockerRootDir") or DEFAULT_DATA_ROOT
     sizes: dict[str, int] = {}
     for summary in summaries:
         total = 0
