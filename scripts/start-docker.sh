@@ -6,6 +6,15 @@ set -euo pipefail
 if docker info >/dev/null 2>&1; then
     exit 0
 fi
+# A machine restored without its processes keeps /run: a pid file naming a pid now
+# reused by another program makes dockerd wait for "its" containerd until it gives up.
+clear_stale() { # PIDFILE PROGRAM
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 0
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || rm -f "$1"
+}
+clear_stale /var/run/docker.pid dockerd
+clear_stale /run/docker/containerd/containerd.pid containerd
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl start docker
 else

@@ -26,6 +26,23 @@ def _answers() -> bool:
         return False
 
 
+def _clear_stale_pidfiles() -> None:
+    """A machine restored without its processes keeps /run: a pid file naming a pid now
+    reused by another program makes dockerd wait for "its" containerd until it gives up."""
+    for pidfile, program in ((f"/run/{NAME}/docker.pid", "dockerd"),
+                             (f"/run/{NAME}/containerd/containerd.pid", "containerd")):
+        try:
+            pid = Path(pidfile).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            continue
+        try:
+            running = Path(f"/proc/{pid}/comm").read_text(encoding="ascii").strip()
+        except OSError:
+            running = ""
+        if running != program:
+            Path(pidfile).unlink(missing_ok=True)
+
+
 def ensure(images: tuple[str, ...] = ("dockpool/debian-sshd:latest",)) -> docker.DockerClient:
     """The second engine, running, with ``images`` copied from the first."""
     if not _answers():
@@ -35,6 +52,7 @@ def ensure(images: tuple[str, ...] = ("dockpool/debian-sshd:latest",)) -> docker
         subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
         for folder in (f"/var/lib/{NAME}", f"/run/{NAME}"):
             os.makedirs(folder, exist_ok=True)
+        _clear_stale_pidfiles()
         with open(f"/run/{NAME}/dockerd.log", "ab") as log:
             subprocess.Popen(["dockerd", "--data-root", f"/var/lib/{NAME}", "--exec-root", f"/run/{NAME}",
                               "--pidfile", f"/run/{NAME}/docker.pid", "-H", HOST, "--bridge", BRIDGE,
