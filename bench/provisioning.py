@@ -44,7 +44,7 @@ def inventory(path: Path, names: list[str]) -> Path:
         name: {
             "ansible_connection": "community.docker.docker",
             "dockpool_core_provider": {"port_range": f"{46000 + 100 * i}-{46099 + 100 * i}", "bind_address": "0.0.0.0"},
-            "provider_api_advertise_address": "127.0.0.1",
+            "dockpool_core_public_address": "127.0.0.1",
         }
         for i, name in enumerate(names)
     }

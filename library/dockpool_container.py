@@ -128,8 +128,9 @@ options:
       bind_address:
         description: Address the published ports listen on (V(0.0.0.0) on providers, V(127.0.0.1) in tests).
         type: str
-      advertise_host:
-        description: Host name or address given to clients in the returned C(ssh) command.
+      public_address:
+        description: The provider's public IP address, given to clients in the returned C(ssh) command
+          (the dockpool_core role writes C(dockpool_core_public_address) here).
         type: str
       max_extra_ports:
         description: Upper bound of O(extra_ports).
@@ -284,7 +285,7 @@ SPEC_FIELDS = (
 PROVIDER_OPTIONS = {
     "port_range": {"type": "str"},
     "bind_address": {"type": "str"},
-    "advertise_host": {"type": "str"},
+    "public_address": {"type": "str"},
     "max_extra_ports": {"type": "int"},
     "default_memory": {"type": "str"},
     "max_memory": {"type": "str"},

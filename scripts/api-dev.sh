@@ -12,10 +12,10 @@ chmod 700 "$dir"
 token=$(cat "$dir/token")
 hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
 cat >"$dir/provider.json" <<JSON
-{"port_range": "44000-44099", "bind_address": "127.0.0.1", "shared_cores_min": 0}
+{"port_range": "44000-44099", "bind_address": "127.0.0.1", "public_address": "127.0.0.1", "shared_cores_min": 0}
 JSON
 cat >"$dir/api.json" <<JSON
-{"listen": "127.0.0.1", "port": 8089, "provider_name": "dev", "advertise_address": "127.0.0.1",
+{"listen": "127.0.0.1", "port": 8089, "provider_name": "dev",
  "clients": [{"name": "dev", "token_sha256": "$hash", "admin": true}],
  "policy_file": "$PWD/$dir/provider.json", "usage_file": "$PWD/$dir/usage.json", "peers_file": "$PWD/$dir/peers.json"}
 JSON

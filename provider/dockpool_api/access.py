@@ -62,8 +62,10 @@ class AccessPlugin:
     name = "dockpool_access"
     api = 2
 
-    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None) -> None:
+    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None,
+                 public_address: str = "127.0.0.1") -> None:
         self.config, self.auth, self.grants = config, auth, grants
+        self._https = f"https://{f'[{public_address}]' if ':' in public_address else public_address}:{config.tls_port}"
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
         self._p2prc = [(NetworkRule(allow=(t.network,), deny=()), t.client) for t in config.p2prc_networks]
 
@@ -83,8 +85,8 @@ class AccessPlugin:
         header = request.get_header("Authorization")
         if header and not self.config.plain_http_tokens and request.urlparts.scheme != "https":
             # The token has crossed already; refusing tells the client to move before it sends it again.
-            raise PlainHttpRefused(f"this provider takes tokens over HTTPS only: use "
-                                   f"https://{self.config.advertise_address}:{self.config.tls_port}", "Authorization")
+            raise PlainHttpRefused("this provider takes tokens over HTTPS only: use "
+                                   + self._https, "Authorization")
         if access == "open" or (access == "reader" and self.config.open_read_routes):
             return None
         if access == "grant":

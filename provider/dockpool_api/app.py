@@ -111,7 +111,8 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         return wrapper
 
     app.install(api_plugin)
-    access = AccessPlugin(config, Authenticator(config.clients), services.mover.grants)
+    access = AccessPlugin(config, Authenticator(config.clients), services.mover.grants,
+                          services.policy.ssh_host)
     app.install(access)
 
     def body_json() -> Any:

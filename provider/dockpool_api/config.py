@@ -40,7 +40,6 @@ class ApiConfig:
     port: int = 8088
     threads: int = 8
     provider_name: str = "provider"
-    advertise_address: str = "127.0.0.1"  # the address peers and clients use (an IP)
     jump_user: str = "iaas-client"
     jump_port: int = 22000
     clients: tuple[Client, ...] = ()
@@ -179,7 +178,6 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     try:
         for net in allow + deny + values.get("peer_sources", ()):
             ipaddress.ip_network(net)
-        ipaddress.ip_address(values.get("advertise_address", "127.0.0.1"))
         ipaddress.ip_address(values.get("listen", "127.0.0.1"))
     except ValueError as exc:
         raise InvalidInput(f"API settings: {exc}", "peer_networks") from None

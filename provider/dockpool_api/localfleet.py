@@ -51,10 +51,11 @@ def provider_settings(directory: Path, index: int, token: str, ca: tuple[Path, P
     policy = state / "provider.json"
     # 20 instance ports per provider, apart from the tests' (43000-43999) and the sandbox's.
     ports = port_range or f"{45000 + 20 * index}-{45000 + 20 * index + 19}"
-    policy.write_text(json.dumps({"port_range": ports, "bind_address": "127.0.0.1", "shared_cores_min": 0}))
     host = address(index)
+    policy.write_text(json.dumps({"port_range": ports, "bind_address": "127.0.0.1", "public_address": host,
+                                  "shared_cores_min": 0}))
     return {
-        "listen": host, "port": PORT, "advertise_address": host, "provider_name": f"fleet{index}",
+        "listen": host, "port": PORT, "provider_name": f"fleet{index}",
         "policy_file": str(policy), "usage_file": str(state / "usage.json"), "peers_file": str(state / "peers.json"),
         "clients": [{"name": "dev", "token_sha256": hash_token(token), "admin": False}],
         "limits": limits or {"default_memory": "128m", "max_memory": "512m", "max_disk_limit": "2g",

@@ -176,7 +176,7 @@ class Services:
     # ---- peers -------------------------------------------------------------------------------
 
     def me(self) -> dict[str, Any]:
-        address = self.config.advertise_address
+        address = self.policy.ssh_host
         return {
             "Name": self.config.provider_name,
             "MachineUsername": self.config.jump_user,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_provider import API, CACHE, CLIENT_KEY, on_provider
+from test_provider import API, CACHE, CLIENT_KEY, default_ipv4, on_provider
 from test_tls import TLS_API, provider_fingerprint
 
 if not API:
@@ -35,9 +35,10 @@ def test_up_then_ssh_through_proxyjump_on_22000_then_rm(tmp_path):
     view = json.loads(made.stdout)
     assert view["ssh_checked"] is True  # `up` itself logged in through the jump host
     name, config = view["name"], Path(view["ssh_config"])
-    assert f"Host {name}.jump\n    HostName 127.0.0.2\n    Port 22000\n    User iaas-client\n" in config.read_text()
+    # The jump host is the address the API handed out: the role's default public address.
+    assert f"Host {name}.jump\n    HostName {default_ipv4()}\n    Port 22000\n    User iaas-client\n" in config.read_text()
 
-    # A real ssh client, with nothing but the written config: ProxyJump through iaas-client@127.0.0.2:22000.
+    # A real ssh client, with nothing but the written config: ProxyJump through the jump account on 22000.
     plain = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", name, "hostname"], capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert plain.returncode == 0 and plain.stdout.strip() == name, plain.stderr

@@ -40,6 +40,15 @@ def on_provider(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
+def default_ipv4() -> str:
+    """The provider's default IPv4 address, read from its own routes: what the role's default
+    public address (Ansible's default_ipv4 fact) should be."""
+    route = on_provider("ip", "-4", "-o", "route", "show", "default").stdout.split()
+    device = route[route.index("dev") + 1]
+    address = on_provider("ip", "-4", "-o", "addr", "show", "dev", device).stdout.split()
+    return address[address.index("inet") + 1].split("/")[0]
+
+
 def instance(tmp_path, name: str, key: Path = CLIENT_KEY, **params) -> dict:
     """Create an instance on the provider with dockpool_container and return it."""
     task = {"dockpool_container": {"name": name, "public_key": (key.with_suffix(".pub")).read_text().strip(),
@@ -99,7 +108,10 @@ def test_an_instance_made_through_the_api_is_reached_directly_and_through_the_ju
     assert ssh_run(CLIENT_KEY, view["ssh"]["port"], "hostname").stdout.strip() == view["name"]
     config = jump_config(tmp_path, CLIENT_KEY, "api", view["ssh"]["port"])
     assert via_jump(config, "api", "hostname").stdout.strip() == view["name"]
-    assert view["ssh"]["jump_command"] == f"ssh -J iaas-client@127.0.0.2:22000 -p {view['ssh']['port']} root@127.0.0.1"
+    # Provisioned with the default public address: the provider's default IPv4 address, which this
+    # machine (a client on the provider's network) reaches.
+    assert view["ssh"]["jump"]["host"] == default_ipv4()
+    assert view["ssh"]["jump_command"] == f"ssh -J iaas-client@{default_ipv4()}:22000 -p {view['ssh']['port']} root@127.0.0.1"
     assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
     assert on_provider("docker", "ps", "-aq", "--filter", f"name={view['name']}").stdout.strip() == ""
 

@@ -42,7 +42,7 @@ def play(tmp_path: Path, extra: dict | None = None):
               for role in ("docker_engine", "dockpool_core", "provider_api")],
             {"name": "This host's address and files, and the controller's cache, in the test's folder",
              "ansible.builtin.set_fact": {
-                 "provider_api_advertise_address": "{{ test_address }}", "provider_api_listen": "{{ test_address }}",
+                 "dockpool_core_public_address": "{{ test_address }}", "provider_api_listen": "{{ test_address }}",
                  "provider_api_provider_name": "{{ inventory_hostname }}",
                  "docker_engine_controller_cache": str(tmp_path / "controller-cache"),
                  "provider_api__fleet_dir": str(tmp_path) + "/{{ inventory_hostname }}/fleet",

@@ -37,7 +37,10 @@ def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Ite
     """Run ``python -m dockpool_api`` with ``settings``; yields its base URL, stops it afterwards."""
     port = settings.get("port") or free_port(host)
     config = directory / f"api-{host}-{port}.json"
-    config.write_text(json.dumps({"listen": host, "port": port, "advertise_address": host, **settings}))
+    config.write_text(json.dumps({"listen": host, "port": port, **settings}))
+    if settings.get("policy_file"):  # reached where it listens, unless the test says otherwise
+        policy = Path(settings["policy_file"])
+        policy.write_text(json.dumps({"public_address": host, **json.loads(policy.read_text())}))
     log = open(directory / f"api-{host}-{port}.log", "w")  # closed below
     proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
                             stdout=log, stderr=subprocess.STDOUT)

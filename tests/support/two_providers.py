@@ -62,14 +62,14 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
         folder = tmp_path / name
         folder.mkdir()
         address = url[7:].split(":")[0]
-        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address,
-                               advertise_address=address, port=8091,
+        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address, port=8091,
                                **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
+        policy = json.loads((folder / "provider.json").read_text())
         if name == "target":
-            (folder / "provider.json").write_text(json.dumps({"port_range": target_ports, "bind_address": "127.0.0.1",
-                                                              "shared_cores_min": 0}))
-            if target_limits:
-                settings["limits"] = {**settings["limits"], **target_limits}
+            policy["port_range"] = target_ports
+        (folder / "provider.json").write_text(json.dumps({**policy, "public_address": address}))
+        if name == "target" and target_limits:
+            settings["limits"] = {**settings["limits"], **target_limits}
         made.append(Provider(folder, url, settings))
     try:
         for provider in made:

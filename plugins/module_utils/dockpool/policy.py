@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -68,7 +67,10 @@ class PortRange:
 class Policy:
     port_range: PortRange = field(default_factory=lambda: PortRange(40000, 40999))
     bind_address: str = "0.0.0.0"
-    advertise_host: Optional[str] = None
+    # The provider's public address: the one setting clients and peers reach it by (the SSH
+    # instructions, the peer table; the role also puts it in the fleet certificate). None: the
+    # bind address, or loopback when instances bind to every address (set it: the role does).
+    public_address: Optional[str] = None
     max_extra_ports: int = 16
     default_memory: int = GIB
     max_memory: Optional[int] = None  # the provider's hard cap per instance; None: the host's RAM
@@ -98,6 +100,12 @@ class Policy:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise InvalidInput(f"bind_address: {self.bind_address!r} is not an IP address", "bind_address") from None
+        if self.public_address is not None:
+            try:
+                ipaddress.ip_address(self.public_address)
+            except ValueError:
+                raise InvalidInput(f"public_address: {self.public_address!r} is not an IP address (clients, peers "
+                                   "and the fleet certificate use it as one)", "public_address") from None
         if not 0 <= self.max_extra_ports <= 1000:
             raise InvalidInput("max_extra_ports: must be between 0 and 1000", "max_extra_ports")
         if self.pids_limit < 16:
@@ -113,12 +121,8 @@ class Policy:
 
     @property
     def ssh_host(self) -> str:
-        """The address clients are told to connect to."""
-        if self.advertise_host:
-            return self.advertise_host
-        if ipaddress.ip_address(self.bind_address).is_unspecified:
-            return socket.getfqdn()
-        return self.bind_address
+        """The address clients and peers are told to connect to."""
+        return self.public_address or self.probe_host
 
     @property
     def probe_host(self) -> str:
