@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dockpool.addresses import host_port
 from dockpool.errors import InvalidInput
 from dockpool.units import human_size, parse_size
 
@@ -108,8 +109,7 @@ def trust(settings: Settings, url: str, given: Optional[str], ask: Optional[Call
 
 
 def peer_url(peer: dict[str, Any]) -> str:
-    host = peer.get("IPV4") or f"[{peer.get('IPV6')}]"
-    return f"http://{host}:{peer.get('ServerPort')}"
+    return f"http://{host_port(peer.get('IPV4') or peer.get('IPV6') or '', peer.get('ServerPort'))}"
 
 
 def probe(provider: Provider) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
 
+from dockpool.addresses import host_port
 from dockpool.peers import NetworkRule
 
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token
@@ -65,7 +66,7 @@ class AccessPlugin:
     def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None,
                  public_address: str = "127.0.0.1") -> None:
         self.config, self.auth, self.grants = config, auth, grants
-        self._https = f"https://{f'[{public_address}]' if ':' in public_address else public_address}:{config.tls_port}"
+        self._https = f"https://{host_port(public_address, config.tls_port)}"
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())
         self._p2prc = [(NetworkRule(allow=(t.network,), deny=()), t.client) for t in config.p2prc_networks]
 

@@ -23,6 +23,7 @@ from socketserver import ThreadingMixIn
 from typing import Any, Callable, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from dockpool.addresses import family
 from dockpool.errors import InvalidInput
 
 log = logging.getLogger("dockpool.fleet")
@@ -152,7 +153,7 @@ class FleetServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family(address[0])
         self.context = context
         self._slots = threading.BoundedSemaphore(CONNECTIONS)
         super().__init__(address, _Handler)

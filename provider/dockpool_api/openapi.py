@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockpool.policy import RUNTIMES
+from dockpool.validation import ID_PATTERN, NAME_PATTERN
 
 _ERROR = {
     "type": "object",
@@ -161,7 +162,8 @@ def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> d
     return op
 
 
-_REF = {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"}
+# An instance's name or its id, as instances.py resolves a reference.
+_REF = {"type": "string", "pattern": f"{NAME_PATTERN}|{ID_PATTERN}"}
 _REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": _REF, "description": "instance id or name"}
 _OBJECT = {"type": "object"}
 _MOVE_PARAM = {"name": "move", "in": "path", "required": True, "schema": {"type": "string"}, "description": "a move's id"}

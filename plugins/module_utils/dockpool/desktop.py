@@ -4,6 +4,8 @@ from __future__ import annotations
 import secrets
 from typing import Any, Optional, Sequence
 
+from .addresses import url_host
+
 # VNC authentication reads only the first 8 characters of a password (RFB's DES
 # challenge), so a longer one would only look stronger. No look-alike characters.
 VNC_PASSWORD_LENGTH = 8
@@ -22,7 +24,7 @@ def desktop_view(ports: Sequence[Any], host: str) -> Optional[dict[str, Any]]:
     novnc, vnc = by_name.get(NOVNC_PORT_NAME.lower()), by_name.get(VNC_PORT_NAME.lower())
     if novnc is None:
         return None
-    shown = f"[{host}]" if ":" in host else host
+    shown = url_host(host)
     return {
         "novnc_url": f"http://{shown}:{novnc.host_port}/vnc.html?autoconnect=true&resize=scale",
         "vnc_address": None if vnc is None else f"{shown}:{vnc.host_port}",

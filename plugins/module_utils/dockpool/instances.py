@@ -30,7 +30,7 @@ from .spec import InstanceSpec, build_spec
 from .sshprobe import wait_for_ssh
 from .units import human_size
 from .usage import held, is_over, measure
-from .validation import key_material
+from .validation import ID_PATTERN, NAME_PATTERN, key_material
 
 CPU_PERIOD = 100_000  # microseconds; the quota is share * period
 # A port probed free under the placement lock can still be taken (as some program's outgoing
@@ -38,8 +38,8 @@ CPU_PERIOD = 100_000  # microseconds; the quota is share * period
 PORT_ATTEMPTS = 3
 PORT_RETRY_PAUSE = 0.2  # seconds, times the attempt number
 _PORT_TAKEN = ("address already in use", "port is already allocated")
-_ID = re.compile(r"^[0-9a-f]{12,64}$")
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_ID = re.compile(ID_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
 
 
 def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:

@@ -18,13 +18,13 @@ Two pieces of state, both derived from the instances' labels:
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import pwd
 import time
 from typing import Iterable, Optional
 
 from . import labels as L
+from .addresses import host_port
 from .atomicfile import read_json, write_json, write_text
 from .libraries import host_counters
 from .policy import Policy
@@ -33,15 +33,6 @@ log = logging.getLogger("dockpool.jump")
 # A connection authenticated from a key list read just before the rewrite forks its
 # session a moment later: sessions that young still count as older than the release.
 RELEASE_SLACK = 5.0
-
-
-def _destination(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass
-    return f"{host}:{port}"
 
 
 def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
@@ -54,7 +45,7 @@ def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
     for record, material in keyed:
         if owners[material] != record.labels.get(L.OWNER, ""):
             continue  # another client's copy of this key opens nothing
-        ports = [_destination(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
+        ports = [host_port(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
         if not ports:
             continue
         destinations.setdefault(material, []).extend(ports)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
+from .addresses import family, url_host
 from .errors import InvalidInput
 
 log = logging.getLogger("dockpool.peers")
@@ -157,14 +158,13 @@ def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str
     raises OSError or ValueError when there is no complete answer. Redirects are not followed.
     ``wrap`` turns the connected socket into another (the fleet's mutual TLS) within the deadline."""
     ends = time.monotonic() + deadline
-    host = f"[{address}]" if ":" in address else address
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    host = url_host(address)
     lines = [f"{'GET' if body is None else 'POST'} {path} HTTP/1.0", f"Host: {host}:{port}", "Accept: application/json"]
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     answer = bytearray()
-    with socket.socket(family, socket.SOCK_STREAM) as plain:
+    with socket.socket(family(address), socket.SOCK_STREAM) as plain:
         plain.settimeout(deadline)
         plain.connect((address, port))
         sock = wrap(plain) if wrap is not None else plain

@@ -9,6 +9,7 @@ import errno
 import socket
 from typing import Callable, Iterable, Optional
 
+from .addresses import family
 from .cputopology import Topology
 from .errors import CapacityExhausted, InvalidInput
 from .policy import PortRange
@@ -46,10 +47,8 @@ def allocate_ports(
 
 def port_is_bindable(address: str) -> Callable[[int], bool]:
     """A probe that a port is free on the host for something other than Docker (sshd, a web server)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-
     def probe(port: int) -> bool:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
+        with socket.socket(family(address), socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
             try:
                 sock.bind((address, port))

@@ -16,7 +16,10 @@ from typing import Any
 from .errors import InvalidInput
 
 # Docker's own container-name rule, capped so that names stay readable in `docker ps`.
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+# An engine's container id, whole (64 hex digits) or shortened as `docker ps` shows it.
+ID_PATTERN = r"^[0-9a-f]{12,64}$"
 # A local image reference: [namespace/]repo[:tag], lowercase, no registry host or digest.
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 # Key types OpenSSH accepts in authorized_keys without extra options.

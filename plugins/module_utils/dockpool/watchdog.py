@@ -5,15 +5,14 @@ dockpool's back loses its jump access within a pass."""
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
-import os
 import sys
 from typing import Optional
 
 from .engine import connect
 from .errors import DockpoolError
 from .instances import InstanceManager
+from .locking import file_lock
 from .policy import DEFAULT_POLICY_FILE, load_policy
 from .usage import DEFAULT_USAGE_FILE, log, run_pass
 
@@ -28,21 +27,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--policy-file", default=DEFAULT_POLICY_FILE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dockpool-watchdog[%(process)d] %(levelname)s %(message)s")
-    fd = os.open(args.lock_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("a previous pass is still running; skipping this one")
-        return 0
-    try:
-        client = connect(args.docker_host, timeout=60)
-        run_pass(client, args.usage_file)
-        InstanceManager(client, load_policy(args.policy_file)).refresh_jump_keys()
-    except DockpoolError as exc:
-        log.error("%s", exc.message)
-        return 1
-    finally:
-        os.close(fd)
+    with file_lock(args.lock_file, wait=False) as held:
+        if not held:
+            log.info("a previous pass is still running; skipping this one")
+            return 0
+        try:
+            client = connect(args.docker_host, timeout=60)
+            run_pass(client, args.usage_file)
+            InstanceManager(client, load_policy(args.policy_file)).refresh_jump_keys()
+        except DockpoolError as exc:
+            log.error("%s", exc.message)
+            return 1
     return 0
 
 
