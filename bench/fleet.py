@@ -57,7 +57,7 @@ def fleet_status(urls: list[str]) -> list[dict[str, Any]]:
 
 
 def one_size(count: int, interval: float, expiry: float, work: Path) -> dict[str, Any]:
-    from dockpool_api import localfleet
+    from dockpool_dev import localfleet
 
     gossip = {"gossip_interval": interval, "gossip_fanout": FANOUT, "peer_expiry": expiry}
     directory = work / f"n{count}"

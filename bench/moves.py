@@ -100,7 +100,8 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
 
 def tls_cost(work: Path, mib: int) -> dict[str, Any]:
     """Seconds per GiB through the fleet's listener and its client, with and without TLS."""
-    from dockpool_api import devca, fleet_tls
+    from dockpool_api import fleet_tls
+    from dockpool_dev import devca
 
     chunk = bytes(1024 * 1024)
 

@@ -41,7 +41,7 @@ trap 'kill "$base_pid" 2>/dev/null; rm -f "$base_log"' EXIT
 # serves the sandbox too.
 requirements=requirements.txt
 [ "$mode" = dev ] && requirements=requirements-dev.txt
-digest() { cat "$1" requirements.txt pyproject.toml provider/pyproject.toml | sha256sum | cut -d' ' -f1; }
+digest() { cat "$1" requirements.txt pyproject.toml provider/pyproject.toml devtools/pyproject.toml | sha256sum | cut -d' ' -f1; }
 stamp=.venv/.requirements.sha256
 have=$(cat "$stamp" 2>/dev/null || true)
 if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && [ "$have" != "$(digest requirements-dev.txt)" ]; }; then
@@ -54,6 +54,8 @@ if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && 
     # `dockpool` command) and the provider's service. This is how tests, benchmarks and scripts
     # import the packages; nothing patches sys.path or PYTHONPATH for them.
     .venv/bin/pip install -q --no-deps -e . -e ./provider
+    # Developers' tools (a test CA, a local fleet): development machines only.
+    if [ "$mode" = dev ]; then .venv/bin/pip install -q --no-deps -e ./devtools; fi
     digest "$requirements" >"$stamp"
 fi
 

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from dockpool_api import devca
+from dockpool_dev import devca
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.ssh import ssh_run

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from bench.fleet import one_size
-from dockpool_api import devca, localfleet
 from dockpool_api.fleet_tls import FleetTLS
+from dockpool_dev import devca, localfleet
 from support.api_config import make_config
 from support.api_process import api_process
 from support.cli import cli
@@ -41,7 +41,7 @@ def test_five_providers_in_a_chain_converge_expire_the_killed_and_take_back_the_
 @pytest.fixture
 def fleet(tmp_path):
     directory = tmp_path / "fleet"
-    done = subprocess.run([sys.executable, "-m", "dockpool_api.localfleet", "start", "4", "--dir", str(directory),
+    done = subprocess.run([sys.executable, "-m", "dockpool_dev.localfleet", "start", "4", "--dir", str(directory),
                            "--interval", "0.5", "--expiry", "4"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     try:
@@ -70,7 +70,7 @@ def test_the_fleet_command_starts_a_chain_lists_it_and_stops_it(fleet):
     assert all(m["signed"] and m["tier"] == "member" and m["heard_seconds_ago"] < 4 for m in fleet_view["members"])
     page = requests.get(f"{first}/", timeout=10).text  # the status page shows the fleet
     assert all(f"fleet{i}" in page for i in range(4)) and "s ago" in page
-    stopped = subprocess.run([sys.executable, "-m", "dockpool_api.localfleet", "stop", "--dir", str(directory)],
+    stopped = subprocess.run([sys.executable, "-m", "dockpool_dev.localfleet", "stop", "--dir", str(directory)],
                              capture_output=True, text=True, timeout=60, check=False)
     assert stopped.returncode == 0 and "stopped 4 providers" in stopped.stdout
     assert not any(localfleet.running(p["pid"]) for p in listed["providers"])

@@ -16,7 +16,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from dockpool_api import localfleet
+from dockpool_dev import localfleet
 from support.ansible_run import run_playbook_file
 from support.api_config import make_config
 from support.waiting import until

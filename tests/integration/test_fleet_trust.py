@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from dockpool.membership import Signer
-from dockpool_api import devca, fleet_tls
+from dockpool_api import fleet_tls
+from dockpool_dev import devca
 from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
 from support.ssh import ssh_run

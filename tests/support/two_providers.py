@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import requests
 
 from dockpool.moves import MOVE_LABEL
-from dockpool_api import devca
+from dockpool_dev import devca
 
 from . import second_engine
 from .api_config import make_config

@@ -1,7 +1,7 @@
 """A fleet on one machine, for development, tests and benchmarks.
 
-    python -m dockpool_api.localfleet start 5     # 5 API processes on 127.0.0.2 ... 127.0.0.6
-    python -m dockpool_api.localfleet stop        # SIGTERM to all of them (SIGKILL after 10 s)
+    python -m dockpool_dev.localfleet start 5     # 5 API processes on 127.0.0.2 ... 127.0.0.6
+    python -m dockpool_dev.localfleet stop        # SIGTERM to all of them (SIGKILL after 10 s)
 
 Each provider is a real ``python -m dockpool_api`` process on its own loopback address
 (port 8088), against this machine's Docker engine, with its own state folder and its
@@ -28,8 +28,8 @@ from typing import Any, Optional
 
 import requests
 
-from . import devca
-from .auth import hash_token
+from dockpool_api.auth import hash_token
+from dockpool_dev import devca
 
 DEFAULT_DIR = Path(".cache/fleet")
 PORT = 8088
@@ -193,7 +193,7 @@ def running(pid: int, config: Optional[str] = None) -> bool:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dockpool_api.localfleet", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m dockpool_dev.localfleet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start N providers on 127.0.0.2 and up")
@@ -213,7 +213,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for provider in fleet["providers"]:
         print(f"{provider['name']}  {provider['url']}  pid {provider['pid']}")
     print(f"client token (every provider): {fleet['token']}\nlisted in {args.dir / 'fleet.json'}; "
-          f"stop with: python -m dockpool_api.localfleet stop --dir {args.dir}")
+          f"stop with: python -m dockpool_dev.localfleet stop --dir {args.dir}")
     return 0
 
 
