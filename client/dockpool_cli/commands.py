@@ -379,6 +379,53 @@ def forget(settings: Settings, peer: str, url: Optional[str]) -> int:
     return 0
 
 
+def _move_request(view: dict[str, Any], key_path: Path) -> dict[str, Any]:
+    """The create request the target is asked about: the instance's own limits and image."""
+    limits = view["limits"]
+    body: dict[str, Any] = {"image": view["image"],
+                            "public_key": key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip(),
+                            "memory": str(limits.get("memory_reservation") or limits.get("memory")),
+                            "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
+    for field in ("cpus", "disk_limit"):
+        if limits.get(field):
+            body[field] = limits[field] if field == "cpus" else str(limits[field])
+    if view.get("gpu"):
+        body["gpu"] = True
+    return body
+
+
+def _run_move(source: Provider, target: Provider, ref: str, offer: dict[str, Any], label: str) -> dict[str, Any]:
+    """Ask the source to move ``ref`` with the target's ``offer``, showing the target's progress;
+    a failed move gives the target's grant back."""
+    answer: dict[str, Any] = {}
+    failure: list[CliError] = []
+
+    def run() -> None:
+        try:
+            answer.update(source.call("POST", f"/v1/instances/{ref}/move", timeout=3700,
+                                      json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]}))
+        except CliError as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    with err.status(f"{label}…") as status:
+        while worker.is_alive():  # bounded by the source's answer (its own timeout)
+            worker.join(0.5)
+            try:
+                seen = target.call("GET", f"/v1/moves/{offer['id']}", timeout=5)
+                status.update(f"{label}: {human_size(seen['received'])} received")
+            except CliError:
+                pass
+    if failure:
+        try:  # give the target's grant back, so it does not count against this client's moves there
+            target.call("DELETE", f"/v1/moves/{offer['id']}", timeout=10)
+        except CliError:
+            pass  # it expires by itself
+        raise failure[0]
+    return answer
+
+
 def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float, no_check: bool) -> int:
     """Move an instance to another provider you are logged in to: asked of the target first (does it
     fit? a grant), then of the source, which streams it there and removes its own only after the
@@ -392,47 +439,12 @@ def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float
     view = source.instance(ref)
     known = settings.instances.get(view["name"]) or {}
     key_path = Path(key or known.get("key") or client_key(settings, None)).expanduser()
-    limits = view["limits"]
-    body: dict[str, Any] = {"image": view["image"],
-                            "public_key": key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip(),
-                            "memory": str(limits.get("memory_reservation") or limits.get("memory")),
-                            "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
-    for field in ("cpus", "disk_limit"):
-        if limits.get(field):
-            body[field] = limits[field] if field == "cpus" else str(limits[field])
-    if view.get("gpu"):
-        body["gpu"] = True
+    body = _move_request(view, key_path)
     # Providers know each other by name (their fleet certificates), whatever URL this client uses.
     body["source"] = source.call("GET", "/v1/fleet")["provider"]
     target = settings.connect(target_url)
     offer = target.call("POST", "/v1/moves", json=body)  # refused here (401, 400, 409, 429): nothing has moved
-    answer: dict[str, Any] = {}
-    failure: list[CliError] = []
-
-    def run() -> None:
-        try:
-            answer.update(source.call("POST", f"/v1/instances/{ref}/move", timeout=3700,
-                                      json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]}))
-        except CliError as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    with err.status(f"Moving {view['name']} to {target_url}…") as status:
-        while worker.is_alive():  # bounded by the source's answer (its own timeout)
-            worker.join(0.5)
-            try:
-                seen = target.call("GET", f"/v1/moves/{offer['id']}", timeout=5)
-                status.update(f"Moving {view['name']} to {target_url}: {human_size(seen['received'])} received")
-            except CliError:
-                pass
-    if failure:
-        try:  # give the target's grant back, so it does not count against this client's moves there
-            target.call("DELETE", f"/v1/moves/{offer['id']}", timeout=10)
-        except CliError:
-            pass  # it expires by itself
-        raise failure[0]
-    moved = answer["instance"]
+    moved = _run_move(source, target, ref, offer, f"Moving {view['name']} to {target_url}")["instance"]
     settings.instances.pop(view["name"], None)
     settings.instances[moved["name"]] = {"provider": target_url, "id": moved["id"], "key": str(key_path)}
     settings.save()

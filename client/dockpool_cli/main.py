@@ -5,27 +5,15 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from .commands import act, err, forget, login, ls, move, providers, rm, speedtest, ssh, up
 from .errors import FAILED, CliError
 from .settings import Settings
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="dockpool", description="Get a Docker instance from a dockpool provider and reach it by SSH.")
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("login", help="keep a provider's URL and your token (in a 0600 file)")
-    p.add_argument("url")
-    p.add_argument("--token", help="your API token (else $DOCKPOOL_TOKEN, else asked without echo)")
-    p.add_argument("--fingerprint", help="the SHA-256 of a self-signed provider's certificate, as its operator gave it")
-    p.add_argument("--insecure-http", action="store_true", help="send the token over plain HTTP to another machine")
-
-    p = sub.add_parser("providers", help="the provider's peer table, with latency measured from here")
-    p.add_argument("--provider", help="ask this provider (default: the one you logged in to last)")
-    p.add_argument("--json", action="store_true")
-
+def _add_up(sub: Any) -> None:  # argparse's subparsers (a private type)
+    """`up`: what a create request takes, as flags."""
     p = sub.add_parser("up", help="create an instance, wait until SSH answers and write its SSH entry")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--provider", help="a provider you are logged in to (default: the last one)")
@@ -42,6 +30,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH through the jump host")
     p.add_argument("--no-check", action="store_true", help="do not log in through the jump host to check")
     p.add_argument("--json", action="store_true")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="dockpool", description="Get a Docker instance from a dockpool provider and reach it by SSH.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("login", help="keep a provider's URL and your token (in a 0600 file)")
+    p.add_argument("url")
+    p.add_argument("--token", help="your API token (else $DOCKPOOL_TOKEN, else asked without echo)")
+    p.add_argument("--fingerprint", help="the SHA-256 of a self-signed provider's certificate, as its operator gave it")
+    p.add_argument("--insecure-http", action="store_true", help="send the token over plain HTTP to another machine")
+
+    p = sub.add_parser("providers", help="the provider's peer table, with latency measured from here")
+    p.add_argument("--provider", help="ask this provider (default: the one you logged in to last)")
+    p.add_argument("--json", action="store_true")
+
+    _add_up(sub)
 
     p = sub.add_parser("ls", help="your instances on every provider you are logged in to")
     p.add_argument("--provider")

@@ -169,14 +169,13 @@ _OBJECT = {"type": "object"}
 _MOVE_PARAM = {"name": "move", "in": "path", "required": True, "schema": {"type": "string"}, "description": "a move's id"}
 
 
-def openapi_document(version: str) -> dict:
-    secured = (400, 401, 404, 429, 503)
-    upload = {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}
-    table_part = {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "required": ["json"], "properties": {"json": _ref("PeerTable")}},
-        "encoding": {"json": {"contentType": "application/json"}}}}}
-    paths = {
+# What a route that takes a token and names an instance may answer besides success.
+_SECURED = (400, 401, 404, 429, 503)
+
+
+def _service_paths() -> dict:
+    """The provider's own routes: status, health, this document, metrics, what it offers."""
+    return {
         "/": {"get": _op("The status page: specs, capacity, peers, and your instances with a token (#token=... in a browser)",
                          {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
                           **_errors(401, 429, 503)})},
@@ -189,6 +188,12 @@ def openapi_document(version: str) -> dict:
         "/v1/images": {"get": _op("Images offered", {"200": _json({"type": "object", "required": ["images"],
                                                                      "properties": {"images": {"type": "array"}}}),
                                                        **_errors(401, 429, 503)})},
+    }
+
+
+def _instances_paths() -> dict:
+    """A client's instances."""
+    return {
         "/v1/instances": {
             "get": _op("Your instances (all, for an admin)", {"200": _json({"type": "object", "required": ["instances"],
                 "properties": {"instances": {"type": "array", "items": _ref("Instance")}}}), **_errors(401, 429, 503)},
@@ -198,16 +203,16 @@ def openapi_document(version: str) -> dict:
                         secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}}),
         },
         "/v1/instances/{ref}": {
-            "get": _op("One of your instances", {"200": _json(_ref("Instance")), **_errors(*secured)}, secured=True,
+            "get": _op("One of your instances", {"200": _json(_ref("Instance")), **_errors(*_SECURED)}, secured=True,
                        parameters=[_REF_PARAM]),
-            "delete": _op("Remove an instance", {"200": _json(_OBJECT), **_errors(*secured)}, secured=True,
+            "delete": _op("Remove an instance", {"200": _json(_OBJECT), **_errors(*_SECURED)}, secured=True,
                           parameters=[_REF_PARAM]),
         },
         "/v1/instances/{ref}/stop": {"post": _op("Stop and keep an instance", {"200": _json(_ref("Instance")),
-                                                                               **_errors(*secured)},
+                                                                               **_errors(*_SECURED)},
                                                  secured=True, parameters=[_REF_PARAM])},
         "/v1/instances/{ref}/start": {"post": _op("Start a stopped instance", {"200": _json(_ref("Instance")),
-                                                                               **_errors(*secured)},
+                                                                               **_errors(*_SECURED)},
                                                   secured=True, parameters=[_REF_PARAM])},
         "/v1/instances/{ref}/move": {"post": _op(
             "Move your instance to another provider of this one's fleet, with the move and grant that provider gave "
@@ -218,6 +223,12 @@ def openapi_document(version: str) -> dict:
                 "schema": {"type": "object", "required": ["target", "move", "grant"], "additionalProperties": False,
                            "properties": {"target": {"type": "string"}, "move": {"type": "string"},
                                           "grant": {"type": "string"}}}}}})},
+    }
+
+
+def _moves_paths() -> dict:
+    """Moves: a client's grant, then the pull and export between providers."""
+    return {
         "/v1/moves": {"post": _op("Would an instance fit here? A grant to move it in (single use, 10 minutes)",
                                   {"201": _json(_OBJECT, "granted"), **_errors(400, 401, 404, 409, 413, 429, 503)},
                                   secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}})},
@@ -238,6 +249,12 @@ def openapi_document(version: str) -> dict:
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {
                                               "schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 409, 429, 503)},
                                           secured=True, parameters=[_MOVE_PARAM])},
+    }
+
+
+def _fleet_paths() -> dict:
+    """The peer table and the fleet's exchanges."""
+    return {
         "/v1/peers": {
             "get": _op("The peer table", {"200": _json(_ref("PeerTable")), **_errors(401, 429)}),
             "post": _op("Post P2PRC peers (kept in P2PRC's tier if they answer, never members of the fleet): a "
@@ -258,6 +275,12 @@ def openapi_document(version: str) -> dict:
                                                "schema": _ref("PeerTable")}}})},
         "/v1/fleet/identity": {"get": _op("On the fleet's listener only (mutual TLS): this provider's name and "
                                           "membership key; refused here", {"200": _json(_OBJECT), **_errors(401, 429)})},
+    }
+
+
+def _speedtest_paths() -> dict:
+    """The speed test."""
+    return {
         "/v1/speedtest/download": {"get": _op("Download N zero bytes", {
             "200": {"description": "bytes", "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                                  "format": "binary"}}}},
@@ -268,6 +291,17 @@ def openapi_document(version: str) -> dict:
                           "properties": {"bytes": {"type": "integer"}, "seconds": {"type": "number"}}}),
             **_errors(401, 413, 429)},
             requestBody={"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})},
+    }
+
+
+def _p2prc_paths() -> dict:
+    """P2PRC's routes, kept for its clients."""
+    upload = {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+    table_part = {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["json"], "properties": {"json": _ref("PeerTable")}},
+        "encoding": {"json": {"contentType": "application/json"}}}}}
+    return {
         "/server_info": {"get": _op("P2PRC: the provider's specs", {"200": _json(_OBJECT), **_errors(401, 429)})},
         "/50": {"get": _op("P2PRC: a 50 MiB body", {"200": {"description": "bytes", "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 429)})},
@@ -290,10 +324,15 @@ def openapi_document(version: str) -> dict:
             {"name": "PublicKey", "in": "query", "required": True, "schema": {"type": "string", "format": "byte", "minLength": 4}},
         ])},
         "/RemoveContainer": {"get": _op("P2PRC: remove an instance", {"200": {"description": "success", "content": {
-            "text/plain": {"schema": {"type": "string"}}}}, **_errors(*secured)}, secured=True, description=_P2PRC_TRUST,
+            "text/plain": {"schema": {"type": "string"}}}}, **_errors(*_SECURED)}, secured=True, description=_P2PRC_TRUST,
             parameters=[{"name": "id", "in": "query", "required": True, "schema": _REF}])},
         "/ShowImages": {"get": _op("P2PRC: images offered", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
     }
+
+
+def openapi_document(version: str) -> dict:
+    paths = {**_service_paths(), **_instances_paths(), **_moves_paths(), **_fleet_paths(), **_speedtest_paths(),
+             **_p2prc_paths()}
     return {
         "openapi": "3.0.3",
         "info": {"title": "dockpool provider API", "version": version,

@@ -69,6 +69,12 @@ def form_file(field: str):
 
 
 def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None:
+    """P2PRC's routes: what a provider is and its transfers, its peer table, its containers."""
+    _add_info_routes(app, config, services)
+    _add_container_routes(app, config, services)
+
+
+def _add_info_routes(app: Bottle, config: ApiConfig, services: Services) -> None:
     @app.get("/server_info", access="reader")
     def server_info():
         info = to_p2prc_server_info(services.specs())
@@ -105,24 +111,35 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
             raise InvalidInput(f"the peer table exceeds {config.max_json_bytes} bytes", "json", {"max": config.max_json_bytes})
         return json_body(services.peers.merge_p2prc(parse_json(raw, "json")))
 
+    @app.get("/ShowImages", access="reader")
+    def show_images():
+        return json_body({"DockerContainer": [{"DockerContainerName": i["name"], "ContainerDescription": i["description"]}
+                                          for i in services.images()]})
+
+
+def _create_request(config: ApiConfig) -> dict[str, Any]:
+    """P2PRC's /startcontainer query as the API's create request."""
+    query = request.query
+    ports = query.get("ports", "0")
+    if not ports.isdigit():
+        raise InvalidInput(f"ports: a whole number of extra ports, got {ports[:20]!r}", "ports")
+    base = query.get("BaseImage", "")
+    if base and base not in config.base_images:
+        raise InvalidInput(f"BaseImage: {base[:60]!r} is not allowed here; allowed: {', '.join(config.base_images) or 'none'}",
+                           "BaseImage")
+    return {
+        "image": query.get("ContainerName") or None,
+        "extra_ports": int(ports),
+        "gpu": _bool("GPU", query.get("GPU", "false")),
+        "public_key": _public_key(raw_query("PublicKey")) if query.get("PublicKey") else None,
+    }
+
+
+def _add_container_routes(app: Bottle, config: ApiConfig, services: Services) -> None:
     @app.get("/startcontainer", access="p2prc")
     def start_container():
-        who = current_client()
-        query = request.query
-        ports = query.get("ports", "0")
-        if not ports.isdigit():
-            raise InvalidInput(f"ports: a whole number of extra ports, got {ports[:20]!r}", "ports")
-        base = query.get("BaseImage", "")
-        if base and base not in config.base_images:
-            raise InvalidInput(f"BaseImage: {base[:60]!r} is not allowed here; allowed: {', '.join(config.base_images) or 'none'}",
-                               "BaseImage")
-        body = {
-            "image": query.get("ContainerName") or None,
-            "extra_ports": int(ports),
-            "gpu": _bool("GPU", query.get("GPU", "false")),
-            "public_key": _public_key(raw_query("PublicKey")) if query.get("PublicKey") else None,
-        }
-        view = services.create(who, body)
+        body = _create_request(config)
+        view = services.create(current_client(), body)
         return json_body({
             "SSHUsername": view["ssh"]["user"] if view["ssh"] else "root",
             "SSHPublicKey": body["public_key"],
@@ -140,8 +157,3 @@ def add_p2prc_routes(app: Bottle, config: ApiConfig, services: Services) -> None
             raise InvalidInput("id: the container's ID is required", "id")
         services.remove(who, ref)
         return text_body("success")
-
-    @app.get("/ShowImages", access="reader")
-    def show_images():
-        return json_body({"DockerContainer": [{"DockerContainerName": i["name"], "ContainerDescription": i["description"]}
-                                          for i in services.images()]})

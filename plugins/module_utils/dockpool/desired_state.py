@@ -60,6 +60,26 @@ def ensure_absent(manager: InstanceManager, name: str, check_mode: bool) -> Outc
     return Outcome(True, None, before, {}, ["removed"])
 
 
+def _differences(current: dict[str, str], wanted: dict[str, str],
+                 given: Optional[Collection[str]]) -> dict[str, tuple[str, str]]:
+    """The spec's fields (those ``given``; all when None) whose labels differ, as shown (current, wanted)."""
+    return {
+        attr: (_shown(attr, current.get(label, "")), _shown(attr, wanted[label]))
+        for attr, label in L.SPEC_LABELS.items()
+        if (given is None or attr in given) and current.get(label, "") != wanted[label]
+    }
+
+
+def _unchangeable(name: str, differences: dict[str, tuple[str, str]]) -> Conflict:
+    detail = "; ".join(f"{attr}: {old or 'unset'} -> {new or 'unset'}" for attr, (old, new) in sorted(differences.items()))
+    return Conflict(
+        f"instance {name!r} differs in what cannot be changed in place ({detail}); "
+        "set recreate: true to remove and recreate it (everything inside the instance is lost)",
+        sorted(differences)[0],
+        {attr: {"current": old, "wanted": new} for attr, (old, new) in differences.items()},
+    )
+
+
 def ensure(
     manager: InstanceManager,
     spec: InstanceSpec,
@@ -95,22 +115,12 @@ def ensure(
     before = _summary(current_state, record.labels)
     if state == "present":
         after["state"] = current_state
-    differences = {
-        attr: (_shown(attr, record.labels.get(label, "")), _shown(attr, wanted_labels[label]))
-        for attr, label in L.SPEC_LABELS.items()
-        if (given is None or attr in given) and record.labels.get(label, "") != wanted_labels[label]
-    }
+    differences = _differences(record.labels, wanted_labels, given)
     if given is not None:  # what the task left out stays as the instance has it, in the diff too
         after.update({attr: value for attr, value in before.items() if attr != "state" and attr not in given})
     if differences:
         if not recreate:
-            detail = "; ".join(f"{attr}: {old or 'unset'} -> {new or 'unset'}" for attr, (old, new) in sorted(differences.items()))
-            raise Conflict(
-                f"instance {spec.name!r} differs in what cannot be changed in place ({detail}); "
-                "set recreate: true to remove and recreate it (everything inside the instance is lost)",
-                sorted(differences)[0],
-                {attr: {"current": old, "wanted": new} for attr, (old, new) in differences.items()},
-            )
+            raise _unchangeable(spec.name, differences)
         if check_mode:
             return Outcome(True, None, before, after, ["recreated"])
         manager.remove(record.id)

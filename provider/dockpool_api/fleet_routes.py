@@ -1,0 +1,80 @@
+"""Between providers: moves (a client's grant, then the provider-to-provider pull and
+export on the fleet's listener), the peer table, and the fleet's exchanges."""
+from __future__ import annotations
+
+import math
+
+from bottle import Bottle, request, response
+
+from dockpool.errors import Busy, NotFound
+
+from .access import GRANT_KEY, current_client
+from .responses import json_body
+from .routing import RouteContext
+
+
+def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
+    mover = ctx.services.mover
+
+    @app.post("/v1/moves", access="client")
+    def offer_move():
+        return json_body(mover.offer(current_client(), ctx.body_json()), 201)
+
+    @app.get("/v1/moves/<move_id>", access="client")
+    def move_progress(move_id: str):
+        return json_body(mover.progress(current_client(), move_id))
+
+    @app.delete("/v1/moves/<move_id>", access="client")
+    def cancel_move(move_id: str):
+        mover.grants.cancel(current_client(), move_id)
+        return json_body({"cancelled": move_id})
+
+    @app.post("/v1/moves/<move_id>/pull", access="grant")
+    def pull_move(move_id: str):
+        return json_body(mover.pull(request.environ[GRANT_KEY], move_id, ctx.body_json()), 201)
+
+    @app.get("/v1/exports/<export_id>", access="grant")
+    def export_snapshot(export_id: str):
+        chunks = mover.export(request.environ[GRANT_KEY], export_id)
+        response.content_type = "application/x-tar"
+        return chunks
+
+
+def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
+    config, services = ctx.config, ctx.services
+
+    @app.get("/v1/peers", access="reader")
+    def peers():
+        return json_body(services.peers.table())
+
+    @app.post("/v1/peers", access="peer")
+    def merge_peers():
+        # What clients and P2PRC peers post is P2PRC's tier: shown, never a member (membership.py).
+        return json_body(services.peers.merge_p2prc(ctx.body_json()))
+
+    @app.delete("/v1/peers/<ref>", access="admin")
+    def remove_peer(ref: str):
+        removed = services.peers.remove(ref)
+        if not removed:
+            raise NotFound(f"no peer is called {ref!r} or has that address", "ref")
+        return json_body({"removed": removed})
+
+    @app.post("/v1/fleet/exchange", access="fleet")
+    def exchange_tables():
+        # Other providers' exchanges are answered a bounded number of times per interval, so what
+        # this provider sends grows with its table, not with how many peers happen to pick it.
+        if not services.answers.take():
+            raise Busy(f"peer exchanges: this provider answers {config.gossip_answers} per "
+                       f"{config.gossip_interval:g} s; exchange with another peer", "ip_address",
+                       {"retry_after": math.ceil(config.gossip_interval)})
+        answer = json_body(services.peers.merge(ctx.body_json()))
+        services.traffic.add(len(answer.body))
+        return answer
+
+    @app.get("/v1/fleet/identity", access="fleet")
+    def identity():
+        return json_body({"provider": config.provider_name, "membership_key": services.peers.public_key})
+
+    @app.get("/v1/fleet", access="reader")
+    def fleet():
+        return json_body(ctx.fleet_view())

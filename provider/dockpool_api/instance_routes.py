@@ -1,0 +1,47 @@
+"""A client's instances: create, list, read, stop, start, remove, and move one elsewhere."""
+from __future__ import annotations
+
+import time
+
+from bottle import Bottle
+
+from .access import current_client
+from .responses import json_body
+from .routing import RouteContext
+
+
+def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
+    services = ctx.services
+
+    @app.post("/v1/instances", access="client")
+    def create_instance():
+        who = current_client()
+        started = time.monotonic()
+        view = services.create(who, ctx.body_json())
+        ctx.metrics.create_seconds.observe(time.monotonic() - started)
+        return json_body(view, 201)
+
+    @app.get("/v1/instances", access="client")
+    def list_instances():
+        return json_body({"instances": services.visible(current_client())})
+
+    @app.get("/v1/instances/<ref>", access="client")
+    def get_instance(ref: str):
+        return json_body(services.get(current_client(), ref))
+
+    @app.post("/v1/instances/<ref>/stop", access="client")
+    def stop_instance(ref: str):
+        return json_body(services.stop(current_client(), ref))
+
+    @app.post("/v1/instances/<ref>/start", access="client")
+    def start_instance(ref: str):
+        return json_body(services.start(current_client(), ref))
+
+    @app.delete("/v1/instances/<ref>", access="client")
+    def remove_instance(ref: str):
+        services.remove(current_client(), ref)
+        return json_body({"removed": ref})
+
+    @app.post("/v1/instances/<ref>/move", access="client")
+    def move_instance(ref: str):
+        return json_body(services.mover.move_out(current_client(), ref, ctx.body_json()))
