@@ -25,20 +25,21 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 from dockpool import labels as L
 from dockpool import moves
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.images import ports_from_image, resolve_image
-from dockpool.membership import fleet_port
+from dockpool.instances import InstanceManager
+from dockpool.membership import Membership, fleet_port
 from dockpool.peers import peer_key
 from dockpool.spec import InstanceSpec
 
 from . import fleet_tls
 from .auth import hash_token
-from .config import Client
+from .config import ApiConfig, Client
 
 GRANT_SECONDS = 600.0
 SNAPSHOT_MARGIN = 64 * 1024**2  # archive headers and the image's own metadata
@@ -130,8 +131,28 @@ class Grants:
             del self._by_hash[key]
 
 
+class ProviderSide(Protocol):
+    """What a move needs of this provider (services.Services is it): its settings, engine and
+    fleet, and the rules a client's instance is held to here."""
+
+    config: ApiConfig
+    fleet_context: Optional[ssl.SSLContext]
+    peers: Membership
+
+    def manager(self) -> InstanceManager: ...
+
+    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[L.Record]], InstanceSpec]]:
+        ...
+
+    def find(self, client: Client, ref: str) -> L.Record: ...
+
+    def remove_record(self, record: L.Record) -> None: ...
+
+    def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]: ...
+
+
 class Mover:
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: ProviderSide) -> None:
         self.services = services
         self.grants = Grants()
 
@@ -204,7 +225,7 @@ class Mover:
                 raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
-        return self.services._decorate(view, None)
+        return self.services.client_view(view, None)
 
     # ---- the source ------------------------------------------------------------------------
 

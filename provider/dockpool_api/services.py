@@ -87,7 +87,7 @@ class Services:
 
     # ---- instances ---------------------------------------------------------------------------
 
-    def _decorate(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]:
+    def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]:
         """Add the jump command and the watchdog's disk figure to a core view."""
         if view.get("ssh"):
             ssh = view["ssh"]
@@ -107,7 +107,7 @@ class Services:
 
     def _views(self, owner: Optional[str]) -> list[dict[str, Any]]:
         usage = read_usage(self.config.usage_file)
-        return [self._decorate(v, usage) for v in self.manager().list(owner=owner)]
+        return [self.client_view(v, usage) for v in self.manager().list(owner=owner)]
 
     def visible(self, client: Client) -> list[dict[str, Any]]:
         return self._views(None if client.admin else client.name)
@@ -125,7 +125,7 @@ class Services:
 
     def get(self, client: Client, ref: str) -> dict[str, Any]:
         record = self.find(client, ref)
-        return self._decorate(self.manager().view(record), read_usage(self.config.usage_file))
+        return self.client_view(self.manager().view(record), read_usage(self.config.usage_file))
 
     def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[L.Record]], InstanceSpec]]:
         """A client's request checked against this provider's limits and policy: the spec to
@@ -154,13 +154,13 @@ class Services:
 
     def create(self, client: Client, body: Any) -> dict[str, Any]:
         spec, admit = self.admission(client, body)
-        return self._decorate(self.manager().create(spec, origin="api", admit=admit), None)
+        return self.client_view(self.manager().create(spec, origin="api", admit=admit), None)
 
     def stop(self, client: Client, ref: str) -> dict[str, Any]:
-        return self._decorate(self.manager().stop(self.find(client, ref).id), None)
+        return self.client_view(self.manager().stop(self.find(client, ref).id), None)
 
     def start(self, client: Client, ref: str) -> dict[str, Any]:
-        return self._decorate(self.manager().start(self.find(client, ref).id), None)
+        return self.client_view(self.manager().start(self.find(client, ref).id), None)
 
     def remove(self, client: Client, ref: str) -> None:
         self.remove_record(self.find(client, ref))
