@@ -40,6 +40,8 @@ def play(tmp_path: Path, extra: dict | None = None):
         "tasks": [
             *[{"name": f"Load {role}'s defaults", "ansible.builtin.include_vars": str(ROOT / "roles" / role / "defaults" / "main.yml")}
               for role in ("docker_engine", "dockpool_core", "provider_api")],
+            {"name": "Load the core role's own variables (its settings folder)",
+             "ansible.builtin.include_vars": str(ROOT / "roles" / "dockpool_core" / "vars" / "main.yml")},
             {"name": "This host's address and files, and the controller's cache, in the test's folder",
              "ansible.builtin.set_fact": {
                  "dockpool_core_public_address": "{{ test_address }}", "provider_api_listen": "{{ test_address }}",
@@ -81,10 +83,12 @@ def test_a_fleet_provisioned_together_holds_certificates_from_one_ca_and_forms_o
     # Started from those settings (quick rounds, loopback allowed, state in the test's folder): one fleet.
     procs = []
     try:
-        for host in HOSTS:
+        for host, address in HOSTS.items():
             settings = json.loads((tmp_path / host / "api.json").read_text())
             settings.update(make_config(tmp_path / host), gossip_interval=0.5, peer_networks=["127.0.0.0/8"],
                             peer_deny_networks=[], provider_name=host, port=8088)
+            policy = Path(settings["policy_file"])  # the public address, as dockpool_core writes it
+            policy.write_text(json.dumps({**json.loads(policy.read_text()), "public_address": address}))
             (tmp_path / host / "api.json").write_text(json.dumps(settings))
             log = open(tmp_path / host / "api.log", "wb")  # closed when the process ends
             procs.append(subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(tmp_path / host / "api.json")],
