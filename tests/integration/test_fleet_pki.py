@@ -18,7 +18,7 @@ from cryptography import x509
 
 from dockpool_dev import localfleet
 from support.ansible_run import run_playbook_file
-from support.api_config import make_config
+from support.api_config import make_config, update_policy
 from support.waiting import until
 
 pytestmark = pytest.mark.engine
@@ -87,8 +87,7 @@ def test_a_fleet_provisioned_together_holds_certificates_from_one_ca_and_forms_o
             settings = json.loads((tmp_path / host / "api.json").read_text())
             settings.update(make_config(tmp_path / host), gossip_interval=0.5, peer_networks=["127.0.0.0/8"],
                             peer_deny_networks=[], provider_name=host, port=8088)
-            policy = Path(settings["policy_file"])  # the public address, as dockpool_core writes it
-            policy.write_text(json.dumps({**json.loads(policy.read_text()), "public_address": address}))
+            update_policy(settings["policy_file"], public_address=address)
             (tmp_path / host / "api.json").write_text(json.dumps(settings))
             log = open(tmp_path / host / "api.log", "wb")  # closed when the process ends
             procs.append(subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(tmp_path / host / "api.json")],

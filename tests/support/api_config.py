@@ -3,6 +3,8 @@ admin ops) with known tokens, a policy on its own port range, files in the test'
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Optional
 
 from dockpool_api.auth import hash_token
 
@@ -25,6 +27,13 @@ def make_config(tmp_path, **overrides) -> dict:
     }
     settings.update(overrides)
     return settings
+
+
+def update_policy(path, defaults: Optional[dict] = None, **values) -> None:
+    """Rewrite a test provider's provider.json: ``defaults`` where it says nothing, ``values`` over it
+    (the public address, as dockpool_core writes it)."""
+    policy = Path(path)
+    policy.write_text(json.dumps({**(defaults or {}), **json.loads(policy.read_text()), **values}))
 
 
 def remove_client_instances(engine) -> None:

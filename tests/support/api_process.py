@@ -13,6 +13,8 @@ from typing import Iterator
 
 import requests
 
+from .api_config import update_policy
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
@@ -39,8 +41,7 @@ def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Ite
     config = directory / f"api-{host}-{port}.json"
     config.write_text(json.dumps({"listen": host, "port": port, **settings}))
     if settings.get("policy_file"):  # reached where it listens, unless the test says otherwise
-        policy = Path(settings["policy_file"])
-        policy.write_text(json.dumps({"public_address": host, **json.loads(policy.read_text())}))
+        update_policy(settings["policy_file"], defaults={"public_address": host})
     log = open(directory / f"api-{host}-{port}.log", "w")  # closed below
     proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
                             stdout=log, stderr=subprocess.STDOUT)

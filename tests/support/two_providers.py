@@ -18,7 +18,7 @@ from dockpool.moves import MOVE_LABEL
 from dockpool_dev import devca
 
 from . import second_engine
-from .api_config import make_config
+from .api_config import make_config, update_policy
 from .api_process import wait_until_up
 
 FLEET = {"peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [], "gossip_interval": 0.5, "peer_expiry": 5.0}
@@ -64,10 +64,8 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
         address = url[7:].split(":")[0]
         settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address, port=8091,
                                **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
-        policy = json.loads((folder / "provider.json").read_text())
-        if name == "target":
-            policy["port_range"] = target_ports
-        (folder / "provider.json").write_text(json.dumps({**policy, "public_address": address}))
+        update_policy(folder / "provider.json", public_address=address,
+                      **({"port_range": target_ports} if name == "target" else {}))
         if name == "target" and target_limits:
             settings["limits"] = {**settings["limits"], **target_limits}
         made.append(Provider(folder, url, settings))
