@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Optional, Sequence
 
-from .addresses import url_host
+from .addresses import host_port, url_host
 
 # VNC authentication reads only the first 8 characters of a password (RFB's DES
 # challenge), so a longer one would only look stronger. No look-alike characters.
@@ -27,5 +27,5 @@ def desktop_view(ports: Sequence[Any], host: str) -> Optional[dict[str, Any]]:
     shown = url_host(host)
     return {
         "novnc_url": f"http://{shown}:{novnc.host_port}/vnc.html?autoconnect=true&resize=scale",
-        "vnc_address": None if vnc is None else f"{shown}:{vnc.host_port}",
+        "vnc_address": None if vnc is None else host_port(host, vnc.host_port),
     }
