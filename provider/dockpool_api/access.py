@@ -63,8 +63,8 @@ class AccessPlugin:
     name = "dockpool_access"
     api = 2
 
-    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any = None,
-                 public_address: str = "127.0.0.1") -> None:
+    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any,
+                 public_address: str) -> None:
         self.config, self.auth, self.grants = config, auth, grants
         self._https = f"https://{host_port(public_address, config.tls_port)}"
         self._peer_sources = NetworkRule(allow=config.peer_sources, deny=())

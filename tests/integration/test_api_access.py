@@ -132,7 +132,7 @@ def test_admin_routes_take_only_an_admins_token(tmp_path):
     config = config_from_dict(make_config(tmp_path))
     app = Bottle()
     app.config["catchall"] = False  # the plugin's refusal reaches the test as the exception it raises
-    app.install(AccessPlugin(config, Authenticator(config.clients)))
+    app.install(AccessPlugin(config, Authenticator(config.clients), None, "127.0.0.1"))
     app.get("/admin-only", access="admin", callback=lambda: {"who": current_client().name})
     api = TestApp(app)
     assert api.get("/admin-only", headers={"Authorization": f"Bearer {TOKENS['ops']}"}).json == {"who": "ops"}

@@ -5,9 +5,14 @@ from __future__ import annotations
 import socket
 
 
+def is_ipv6(host: str) -> bool:
+    """Whether ``host`` is an IPv6 address (the one test: only IPv6 addresses hold a colon)."""
+    return ":" in host
+
+
 def url_host(host: str) -> str:
     """``host`` as it goes before ``:port`` in a URL or an ssh destination (IPv6 in brackets)."""
-    return f"[{host}]" if ":" in host else host
+    return f"[{host}]" if is_ipv6(host) else host
 
 
 def host_port(host: str, port: int | str) -> str:
@@ -17,4 +22,4 @@ def host_port(host: str, port: int | str) -> str:
 
 def family(address: str) -> socket.AddressFamily:
     """The socket family for a literal address (a host name is taken as IPv4, as before)."""
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.AF_INET6 if is_ipv6(address) else socket.AF_INET
