@@ -30,4 +30,4 @@ reliability:
 
 # Refresh docs/desktop-novnc.png and docs/status-page.png from the tests that take them.
 screenshots: setup
-	DOCKPOOL_SCREENSHOT_DIR=docs .venv/bin/pytest -q tests/integration/test_desktop_and_status.py
+	DOCKPOOL_SCREENSHOT_DIR=docs .venv/bin/pytest -q tests/integration/test_desktop.py tests/integration/test_status_page.py

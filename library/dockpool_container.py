@@ -26,12 +26,83 @@ requirements:
   - docker (Python SDK) >= 7.0
   - psutil
 options:
+  # BEGIN request options (generated from spec.py: python -m dockpool_dev.module_docs)
   name:
     description:
-      - Name of the instance, also its container name and hostname.
-      - 1-63 letters, digits, V(.), V(_) or V(-), starting with a letter or digit.
+    - The instance's name, also its container name and hostname (1-63 letters, digits, '.', '_' or '-', starting with
+      a letter or digit).
     type: str
     required: true
+  image:
+    description:
+    - An offered dockpool image (the folder name under files/images) or a local image reference; images are never
+      pulled.
+    - A new instance gets debian-sshd when not given.
+    type: str
+  owner:
+    description:
+    - Who the instance belongs to (the API's client name).
+    - A new instance gets operator when not given.
+    type: str
+  public_key:
+    description:
+    - One OpenSSH public key line, the only authorized key of the login user; options such as command= are refused.
+    type: str
+  ssh_user:
+    description:
+    - The login user whose authorized_keys receives the key.
+    - A new instance gets the provider's ssh_user when not given.
+    type: str
+  extra_ports:
+    description:
+    - Extra TCP ports to publish, each the same number inside and out.
+    - A new instance gets 0 when not given.
+    type: int
+  gpu:
+    description:
+    - Every NVIDIA GPU of the provider, through a device request.
+    - A new instance gets false when not given.
+    type: bool
+  cpus:
+    description:
+    - Whole physical cores dedicated to the instance (siblings kept together); without it the instance shares the
+      common cores.
+    - A new instance gets none (the shared cores) when not given.
+    type: int
+  cpu_share:
+    description:
+    - 'Without cpus: the CPUs of the shared pool the instance may use (0.5 is half a CPU).'
+    - A new instance gets the provider's default_cpu_share when not given.
+    type: float
+  memory:
+    description:
+    - The most memory the instance may use (its hard limit), such as 512m or 2g.
+    - A new instance gets the provider's max_memory (or the host's RAM) when not given.
+    type: str
+  memory_reservation:
+    description:
+    - The memory kept for the instance when the host runs short (its soft limit), at most memory.
+    - A new instance gets the provider's default_memory (at most memory) when not given.
+    type: str
+  disk_limit:
+    description:
+    - What the instance may write to its disk, such as 10g; over it the disk watchdog stops it.
+    - A new instance gets the provider's default_disk_limit when not given.
+    type: str
+  pids_limit:
+    description:
+    - The most processes in the instance.
+    - A new instance gets the provider's pids_limit when not given.
+    type: int
+  runtime:
+    description:
+    - 'The OCI runtime: runc (the provider''s kernel) or runsc (gVisor, a kernel in user space).'
+    - A new instance gets the provider's choice for the image when not given.
+    type: str
+    choices:
+    - runc
+    - runsc
+  # END request options
   state:
     description:
       - V(started) creates the instance if needed and makes sure it runs (and its sshd answers when O(wait=true)).
@@ -41,64 +112,6 @@ options:
     type: str
     choices: [present, started, stopped, absent]
     default: started
-  image:
-    description:
-      - A dockpool image name (the folder name under C(files/images), built as C(dockpool/NAME:latest))
-        or a local image reference. Images are never pulled. A new instance gets V(debian-sshd) when not given.
-    type: str
-  public_key:
-    description:
-      - One OpenSSH public key line, installed as the only authorized key of O(ssh_user), and recorded as a
-        label so the provider's jump account lets this key forward to this instance's ports only.
-      - Options such as C(command=) are refused; RSA keys need 2048 bits or more.
-    type: str
-  ssh_user:
-    description: The login user in the instance whose C(authorized_keys) receives O(public_key). A new instance gets V(root).
-    type: str
-  extra_ports:
-    description:
-      - How many extra TCP ports to publish (P2PRC's C(ports)); each keeps the same number inside and out.
-      - A new instance gets V(0) when not given.
-    type: int
-  gpu:
-    description:
-      - Give the instance every NVIDIA GPU through a device request. Fails on a host without GPU.
-      - A new instance gets none when not given.
-    type: bool
-  cpus:
-    description:
-      - Whole physical cores dedicated to the instance, pinned by a cpuset that keeps hyper-thread siblings
-        together and never overlaps another instance's dedicated cores. Mutually exclusive with O(cpu_share).
-    type: int
-  cpu_share:
-    description:
-      - Without O(cpus), the instance runs on the shared CPUs (all not dedicated) under this quota,
-        in CPUs (V(0.5) is half a CPU). Defaults to the provider's C(default_cpu_share).
-    type: float
-  memory:
-    description: Hard memory limit such as V(512m) or V(2g). Defaults to the provider's C(default_memory).
-    type: str
-  memory_reservation:
-    description: Soft memory limit (what the client asked for); defaults to O(memory).
-    type: str
-  disk_limit:
-    description:
-      - Size of the instance's writable layer above which the disk watchdog stops it (V(10g)).
-        Recorded as a label; omitted means no limit.
-    type: str
-  pids_limit:
-    description: Maximum number of processes in the instance. Defaults to the provider's C(pids_limit) (512).
-    type: int
-  runtime:
-    description:
-      - The OCI runtime the instance runs under, V(runc) (the provider's kernel) or V(runsc) (gVisor, a kernel
-        in user space), registered with the engine by the C(docker_engine) role.
-      - A new instance gets the provider's choice for its image (C(runtime), C(image_runtimes)) when not given.
-    type: str
-    choices: [runc, runsc]
-  owner:
-    description: Who the instance belongs to (the API's client name); recorded as a label. A new instance gets V(operator).
-    type: str
   recreate:
     description:
       - When the existing instance differs in something that cannot change in place, remove it and create
@@ -132,21 +145,12 @@ options:
         description: The provider's public IP address, given to clients in the returned C(ssh) command
           (the dockpool_core role writes C(dockpool_core_public_address) here).
         type: str
-      max_extra_ports:
-        description: Upper bound of O(extra_ports).
-        type: int
-      default_memory:
-        description: Hard memory limit when O(memory) is omitted.
-        type: str
-      max_memory:
-        description: The provider's cap on an instance's hard memory limit.
-        type: str
-      default_cpu_share:
-        description: CPU quota of shared instances when O(cpu_share) is omitted.
-        type: float
-      pids_limit:
-        description: Default pids limit.
-        type: int
+      limits:
+        description:
+          - The provider's limits (default_memory, max_memory, default_disk_limit, max_disk_limit,
+            default_cpu_share, max_cpus, max_extra_ports, instances_per_client, pids_limit), as in
+            the C(limits) of O(policy_file); see C(dockpool_core_limits).
+        type: dict
       shared_cores_min:
         description: Physical cores never dedicated, kept for the host and shared instances.
         type: int
@@ -276,21 +280,15 @@ from ansible.module_utils.dockpool.desired_state import STATES, ensure, ensure_a
 from ansible.module_utils.dockpool.engine import connect
 from ansible.module_utils.dockpool.instances import InstanceManager
 from ansible.module_utils.dockpool.policy import RUNTIMES, load_policy
+from ansible.module_utils.dockpool.request_options import module_options
 from ansible.module_utils.dockpool_module import engine_options, run_core
 
-SPEC_FIELDS = (
-    "name", "image", "public_key", "ssh_user", "extra_ports", "gpu", "cpus", "cpu_share",
-    "memory", "memory_reservation", "disk_limit", "pids_limit", "owner", "runtime",
-)
+SPEC_FIELDS = tuple(module_options())
 PROVIDER_OPTIONS = {
     "port_range": {"type": "str"},
     "bind_address": {"type": "str"},
     "public_address": {"type": "str"},
-    "max_extra_ports": {"type": "int"},
-    "default_memory": {"type": "str"},
-    "max_memory": {"type": "str"},
-    "default_cpu_share": {"type": "float"},
-    "pids_limit": {"type": "int"},
+    "limits": {"type": "dict"},
     "shared_cores_min": {"type": "int"},
     "image_prefix": {"type": "str"},
     "lock_path": {"type": "path"},
@@ -301,21 +299,8 @@ PROVIDER_OPTIONS = {
 
 def main() -> None:
     argument_spec = dict(
-        name=dict(type="str", required=True),
+        **module_options(),
         state=dict(type="str", default="started", choices=list(STATES)),
-        image=dict(type="str"),
-        public_key=dict(type="str", no_log=False),
-        ssh_user=dict(type="str"),
-        extra_ports=dict(type="int"),
-        gpu=dict(type="bool"),
-        cpus=dict(type="int"),
-        cpu_share=dict(type="float"),
-        memory=dict(type="str"),
-        memory_reservation=dict(type="str"),
-        disk_limit=dict(type="str"),
-        pids_limit=dict(type="int"),
-        owner=dict(type="str"),
-        runtime=dict(type="str", choices=list(RUNTIMES)),
         recreate=dict(type="bool", default=False),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=30),

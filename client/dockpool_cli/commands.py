@@ -18,6 +18,7 @@ from rich.text import Text
 
 from dockpool.addresses import host_port
 from dockpool.errors import InvalidInput
+from dockpool.spec import CLIENT_FIELDS
 from dockpool.units import human_size, parse_size
 
 from . import sshconfig, tls
@@ -28,6 +29,7 @@ from .settings import Settings, normalise_url
 out = Console(emoji=False)  # a fingerprint such as 05:CD:DD holds ":CD:", an emoji code
 err = Console(stderr=True, emoji=False)
 DESKTOP_IMAGE = "desktop"
+FILLED_BY_CLI = ("public_key",)  # create-request fields `up` fills itself (the key from --key), not flags
 
 
 def plain(value: Any) -> Text:
@@ -248,11 +250,21 @@ def ssh_check(settings: Settings, name: str, deadline: float) -> Optional[str]:
     return last
 
 
+def create_request(args: Any, key: Path) -> dict[str, Any]:
+    """`up`'s flags as the create request: each field a flag gave (spec.py declares them), the key."""
+    body: dict[str, Any] = {"public_key": key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()}
+    body.update({name: value for name in CLIENT_FIELDS if (value := getattr(args, name, None)) not in (None, False)})
+    if args.desktop:
+        body["image"] = DESKTOP_IMAGE
+    return body
+
+
 def up(settings: Settings, args: Any) -> int:
     if args.desktop and args.image:
         raise CliError("--desktop and --image name two images; give one", REFUSED)
+    wanted = ("memory_reservation", args.memory_reservation) if args.memory_reservation else ("memory", args.memory)
     try:
-        memory = parse_size(args.memory, "memory")
+        memory = parse_size(wanted[1], wanted[0])  # what must be free where it goes
     except InvalidInput as exc:
         raise CliError(exc.message, REFUSED) from None
     candidates = ranked_providers(settings, memory, args.cpus, args.gpu) if args.best else [settings.provider(args.provider)]
@@ -260,16 +272,7 @@ def up(settings: Settings, args: Any) -> int:
         if settings.token(url) is None:
             raise CliError(f"not logged in to {url}: run `dockpool login {url}` first", AUTH)
     key = client_key(settings, args.key)
-    body: dict[str, Any] = {"public_key": key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()}
-    image = DESKTOP_IMAGE if args.desktop else args.image
-    for field, value in (("image", image), ("cpus", args.cpus), ("memory", args.memory), ("name", args.name),
-                         ("disk_limit", getattr(args, "disk_limit", None))):
-        if value is not None:
-            body[field] = value
-    if args.gpu:
-        body["gpu"] = True
-    if args.ports:
-        body["extra_ports"] = args.ports
+    body = create_request(args, key)
     started = time.monotonic()
     quiet = args.json
     with err.status("Creating an instance (the provider answers once its SSH does)…") as status:
@@ -384,7 +387,8 @@ def _move_request(view: dict[str, Any], key_path: Path) -> dict[str, Any]:
     limits = view["limits"]
     body: dict[str, Any] = {"image": view["image"],
                             "public_key": key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip(),
-                            "memory": str(limits.get("memory_reservation") or limits.get("memory")),
+                            # what the client reserved; the hard limit is the target's own cap (spec.py)
+                            "memory_reservation": str(limits["memory_reservation"]),
                             "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
     for field in ("cpus", "disk_limit"):
         if limits.get(field):

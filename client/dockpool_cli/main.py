@@ -7,7 +7,9 @@ import os
 import sys
 from typing import Any, Optional
 
-from .commands import act, err, forget, login, ls, move, providers, rm, speedtest, ssh, up
+from dockpool.request_options import cli_flags
+
+from .commands import FILLED_BY_CLI, act, err, forget, login, ls, move, providers, rm, speedtest, ssh, up
 from .errors import FAILED, CliError
 from .settings import Settings
 
@@ -18,14 +20,9 @@ def _add_up(sub: Any) -> None:  # argparse's subparsers (a private type)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--provider", help="a provider you are logged in to (default: the last one)")
     where.add_argument("--best", action="store_true", help="the reachable provider with room and the lowest latency")
-    p.add_argument("--image", help="an image the provider offers (default: its first)")
     p.add_argument("--desktop", action="store_true", help="the desktop image, reached in the browser through noVNC")
-    p.add_argument("--cpus", type=int, help="dedicated cores (default: a share of the common ones)")
-    p.add_argument("--memory", help="memory to reserve, e.g. 512m or 2g")
-    p.add_argument("--disk-limit", help="what the instance may write, e.g. 10g (default: the provider's)")
-    p.add_argument("--gpu", action="store_true", help="the provider's NVIDIA GPUs")
-    p.add_argument("--ports", type=int, default=0, help="extra ports to publish for your own services")
-    p.add_argument("--name", help="a name for the instance (prefixed with your client name)")
+    for flag, keywords in cli_flags(filled=FILLED_BY_CLI):  # the create request's fields, as the core declares them
+        p.add_argument(flag, **keywords)
     p.add_argument("--key", help="the private SSH key to log in with (its .pub beside it)")
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH through the jump host")
     p.add_argument("--no-check", action="store_true", help="do not log in through the jump host to check")

@@ -43,6 +43,11 @@ def address(index: int) -> str:
     return f"127.0.0.{index + 2}"
 
 
+# Each provider's limits (its provider.json's) unless the caller gives others.
+LIMITS = {"default_memory": "128m", "max_memory": "512m", "max_disk_limit": "2g", "default_disk_limit": "1g",
+          "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 4}
+
+
 def provider_settings(directory: Path, index: int, token: str, ca: tuple[Path, Path], gossip: dict[str, Any],
                       limits: Optional[dict[str, Any]] = None, port_range: Optional[str] = None) -> dict[str, Any]:
     """The settings of provider ``index``: what the provider_api role renders, on loopback."""
@@ -53,13 +58,11 @@ def provider_settings(directory: Path, index: int, token: str, ca: tuple[Path, P
     ports = port_range or f"{45000 + 20 * index}-{45000 + 20 * index + 19}"
     host = address(index)
     policy.write_text(json.dumps({"port_range": ports, "bind_address": "127.0.0.1", "public_address": host,
-                                  "shared_cores_min": 0}))
+                                  "shared_cores_min": 0, "limits": limits or LIMITS}))
     return {
         "listen": host, "port": PORT, "provider_name": f"fleet{index}",
         "policy_file": str(policy), "usage_file": str(state / "usage.json"), "peers_file": str(state / "peers.json"),
         "clients": [{"name": "dev", "token_sha256": hash_token(token), "admin": False}],
-        "limits": limits or {"default_memory": "128m", "max_memory": "512m", "max_disk_limit": "2g",
-                             "default_disk_limit": "1g", "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 4},
         "base_images": ["debian:bookworm-slim"],
         "peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [],
         **devca.fleet_settings(ca, state / "fleet", f"fleet{index}", host, FLEET_PORT),

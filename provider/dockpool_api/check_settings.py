@@ -12,9 +12,16 @@ from typing import Callable, Optional
 from dockpool.errors import DockpoolError
 from dockpool.policy import load_policy
 
-from .config import load_config
+from .config import check_narrowing, load_config
 
-PARSERS: dict[str, Callable[[str], object]] = {"policy": load_policy, "api": load_config}
+
+def check_api(path: str) -> None:
+    """api.json, and its clients' limits against the provider's (provider.json, written first)."""
+    config = load_config(path)
+    check_narrowing(config, load_policy(config.policy_file).limits)
+
+
+PARSERS: dict[str, Callable[[str], object]] = {"policy": load_policy, "api": check_api}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

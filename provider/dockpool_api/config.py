@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from dockpool.client_requests import ClientLimits
 from dockpool.errors import InvalidInput
+from dockpool.limits import Limits
 from dockpool.peers import DEFAULT_DENY, NetworkRule
 from dockpool.policy import DEFAULT_POLICY_FILE
 from dockpool.settings_files import read_settings
@@ -23,7 +23,7 @@ class Client:
     name: str
     token_sha256: str
     admin: bool = False
-    limits: Optional[ClientLimits] = None  # None: the provider's limits
+    limits: tuple[tuple[str, Any], ...] = ()  # how this client's limits narrow the provider's (limits.Limits)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,6 @@ class ApiConfig:
     open_read_routes: bool = True
     images: tuple[str, ...] = ("debian-sshd",)
     base_images: tuple[str, ...] = ()
-    limits: ClientLimits = field(default_factory=ClientLimits)
     policy_file: str = DEFAULT_POLICY_FILE
     usage_file: str = DEFAULT_USAGE_FILE
     peers_file: str = "/var/lib/dockpool/peers.json"
@@ -103,7 +102,7 @@ def _trusted_networks(raw: Any, clients: tuple[Client, ...]) -> tuple[TrustedNet
         if name in {c.name for c in clients}:
             raise InvalidInput(f"{where}.client: {name!r} is a token client's name; a trusted network's instances "
                                "belong to a client of its own", f"{where}.client")
-        limits = ClientLimits.from_settings(item["limits"]) if item.get("limits") else None
+        limits = tuple(sorted(Limits.parse(item.get("limits") or {}, f"{where}.limits").items()))
         out.append(TrustedNetwork(network, Client(name, "", False, limits)))
     return tuple(out)
 
@@ -165,8 +164,6 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         values["clients"] = _clients(values["clients"])
     if "p2prc_networks" in values:
         values["p2prc_networks"] = _trusted_networks(values["p2prc_networks"], values.get("clients", ()))
-    if "limits" in values:
-        values["limits"] = ClientLimits.from_settings(values["limits"])
     for key in ("images", "base_images"):
         if key in values:
             values[key] = tuple(validate_image_ref(v, key) for v in values[key])
@@ -195,6 +192,12 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
                            "plain_http_tokens")
     validate_name(values.get("provider_name", "provider"), "provider_name")
     return ApiConfig(**values)
+
+
+def check_narrowing(config: ApiConfig, limits: Limits) -> None:
+    """Every client's limits narrow the provider's ``limits`` (provider.json), never widen them."""
+    for i, network in enumerate(config.p2prc_networks):
+        limits.narrowed(dict(network.client.limits), f"p2prc_networks[{i}].limits")
 
 
 def load_config(path: str) -> ApiConfig:

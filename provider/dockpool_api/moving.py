@@ -27,12 +27,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Protocol
 
-from dockpool import labels as L
 from dockpool import moves
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.images import ports_from_image, resolve_image
 from dockpool.instances import InstanceManager
+from dockpool.labels import DISK_LIMIT, Record
 from dockpool.membership import Membership, fleet_port
 from dockpool.peers import peer_key
 from dockpool.spec import InstanceSpec
@@ -141,12 +141,12 @@ class ProviderSide(Protocol):
 
     def manager(self) -> InstanceManager: ...
 
-    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[L.Record]], InstanceSpec]]:
+    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[Record]], InstanceSpec]]:
         ...
 
-    def find(self, client: Client, ref: str) -> L.Record: ...
+    def find(self, client: Client, ref: str) -> Record: ...
 
-    def remove_record(self, record: L.Record) -> None: ...
+    def remove_record(self, record: Record) -> None: ...
 
     def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]: ...
 
@@ -239,7 +239,7 @@ class Mover:
         with engine_errors(f"measuring {ref!r}"):
             listed = manager.client.api.containers(all=True, size=True, filters={"id": record.id})
         written = int((listed[0].get("SizeRw") if listed else 0) or 0)
-        limit = int(record.labels.get(L.DISK_LIMIT) or 0)
+        limit = int(record.labels.get(DISK_LIMIT) or 0)
         if limit and written > limit:
             raise Conflict(f"disk_limit: {record.name} holds {written} bytes, over its disk limit of {limit}; "
                            "remove files before moving it", "disk_limit", {"size_rw": written, "disk_limit": limit})

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockpool.policy import RUNTIMES
+from dockpool.request_options import json_schema
 from dockpool.validation import ID_PATTERN, NAME_PATTERN
 
 _ERROR = {
@@ -68,21 +69,7 @@ _INSTANCE = {
         "disk_usage": {"type": "object", "nullable": True},
     },
 }
-_CREATE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["public_key"],
-    "properties": {
-        "image": {"type": "string", "description": "an offered image (GET /v1/images)"},
-        "public_key": {"type": "string", "description": "one OpenSSH public key line"},
-        "extra_ports": {"type": "integer", "minimum": 0},
-        "gpu": {"type": "boolean"},
-        "cpus": {"type": "integer", "minimum": 1, "description": "dedicated physical cores"},
-        "memory": {"type": "string", "description": "the memory you reserve, such as 512m or 2g"},
-        "disk_limit": {"type": "string", "description": "such as 10g"},
-        "name": {"type": "string", "description": "prefixed with your client name"},
-    },
-}
+_CREATE = json_schema()  # the create request as spec.py declares it
 # Peer entries exactly as the service accepts them (P2PRC writes ports as text and
 # NAT as "True"/"False"; numbers and booleans are accepted too).
 _PORT_NUMBER = "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"

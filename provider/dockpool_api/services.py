@@ -8,23 +8,23 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Optional
 
-import psutil
-
-from dockpool import labels as L
 from dockpool import moves
-from dockpool.client_requests import check_instance_cap, client_params, instance_name
+from dockpool.addresses import is_ipv6
+from dockpool.client_requests import check_instance_cap, client_request, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
 from dockpool.errors import DockpoolError, InvalidInput, NotFound
 from dockpool.host_specs import collect_specs, docker_data_root
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
+from dockpool.labels import OWNER, Record
+from dockpool.limits import Limits
 from dockpool.membership import Membership
 from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
-from .config import ApiConfig, Client
+from .config import ApiConfig, Client, check_narrowing
 from .fleet_tls import FleetTLS
 from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .moving import Mover
@@ -37,6 +37,7 @@ class Services:
     def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[dict], bool]] = None) -> None:
         self.config = config
         self.policy = load_policy(config.policy_file)
+        check_narrowing(config, self.policy.limits)  # a client's limits above the provider's: refuse to start
         self.topology = read_topology()
         self._local = threading.local()
         self._specs: tuple[float, Optional[dict]] = (0.0, None)
@@ -116,10 +117,10 @@ class Services:
         """Every instance, for the status page (which shows others' as counts only)."""
         return self._views(None)
 
-    def find(self, client: Client, ref: str) -> L.Record:
+    def find(self, client: Client, ref: str) -> Record:
         """The client's own instance (any, for an admin); others' look absent, not forbidden."""
         record = self.manager().find(ref)
-        if record is None or not (client.admin or record.labels.get(L.OWNER) == client.name):
+        if record is None or not (client.admin or record.labels.get(OWNER) == client.name):
             raise NotFound(f"instance {ref!r} does not exist", "id")
         return record
 
@@ -127,30 +128,31 @@ class Services:
         record = self.find(client, ref)
         return self.client_view(self.manager().view(record), read_usage(self.config.usage_file))
 
-    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[L.Record]], InstanceSpec]]:
+    def limits(self, client: Client) -> Limits:
+        """The provider's limits, as this client's narrow them."""
+        return self.policy.limits.narrowed(dict(client.limits), f"{client.name}'s limits")
+
+    def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[Record]], InstanceSpec]]:
         """A client's request checked against this provider's limits and policy: the spec to
         create, and the check (cap, free name) to run again under the placement lock."""
+        params = client_request(body)
         manager = self.manager()
-        records = manager.records()
-        owned = sum(1 for r in records if r.labels.get(L.OWNER) == client.name)
-        ceiling = min(psutil.virtual_memory().total, self.policy.max_memory or psutil.virtual_memory().total)
-        limits = client.limits or self.config.limits
-        params = client_params(body, client.name, limits, owned, ceiling)
-        image = params["image"] or self.config.images[0]
+        limits = self.limits(client)
+        check_instance_cap(sum(1 for r in manager.records() if r.labels.get(OWNER) == client.name), limits)
+        image = params.get("image") or self.config.images[0]
         if image not in self.config.images:
             raise InvalidInput(f"image: {image!r} is not offered here; offered: {', '.join(self.config.images)}", "image",
                                {"offered": list(self.config.images)})
-        params["image"] = image
-        wanted = body.get("name") if isinstance(body, dict) else None
+        wanted = params.get("name")
 
-        def admit(spec: InstanceSpec, existing: list[L.Record]) -> InstanceSpec:
+        def admit(spec: InstanceSpec, existing: list[Record]) -> InstanceSpec:
             """Under the placement lock: the cap and a free name, against the instances that exist now."""
-            check_instance_cap(sum(1 for r in existing if r.labels.get(L.OWNER) == client.name), limits)
+            check_instance_cap(sum(1 for r in existing if r.labels.get(OWNER) == client.name), limits)
             name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in existing])
             return replace(spec, name=name)
 
         placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
-        return manager.spec({**params, "name": placeholder}), admit
+        return manager.spec({**params, "image": image, "name": placeholder, "owner": client.name}, limits), admit
 
     def create(self, client: Client, body: Any) -> dict[str, Any]:
         spec, admit = self.admission(client, body)
@@ -165,7 +167,7 @@ class Services:
     def remove(self, client: Client, ref: str) -> None:
         self.remove_record(self.find(client, ref))
 
-    def remove_record(self, record: L.Record) -> None:
+    def remove_record(self, record: Record) -> None:
         """Remove an instance, and the snapshot image it ran from if it was moved in."""
         manager = self.manager()
         with engine_errors(f"reading {record.name!r}"):
@@ -180,8 +182,8 @@ class Services:
         return {
             "Name": self.config.provider_name,
             "MachineUsername": self.config.jump_user,
-            "IPV4": address if ":" not in address else "",
-            "IPV6": address if ":" in address else "",
+            "IPV4": "" if is_ipv6(address) else address,
+            "IPV6": address if is_ipv6(address) else "",
             "ServerPort": str(self.config.port),
             "BareMetalSSHPort": str(self.config.jump_port),
         }

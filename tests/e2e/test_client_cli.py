@@ -30,7 +30,7 @@ def test_up_then_ssh_through_proxyjump_on_22000_then_rm(tmp_path):
     # Over HTTPS, pinning the self-signed certificate as the operator would hand it out.
     logged_in = cli(tmp_path, "login", TLS_API, "--token", token, "--fingerprint", provider_fingerprint())
     assert logged_in.returncode == 0, logged_in.stderr
-    made = cli(tmp_path, "up", "--key", str(CLIENT_KEY), "--memory", "128m", "--name", "cli", "--json")
+    made = cli(tmp_path, "up", "--key", str(CLIENT_KEY), "--memory-reservation", "128m", "--name", "cli", "--json")
     assert made.returncode == 0, made.stderr
     view = json.loads(made.stdout)
     assert view["ssh_checked"] is True  # `up` itself logged in through the jump host

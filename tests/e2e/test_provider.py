@@ -148,7 +148,7 @@ def test_clients_instances_run_under_gvisor_with_their_limits(tmp_path):
     assert daemon == {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"] if namespaced else []}
     headers = {"Authorization": f"Bearer {(CACHE / 'e2e.token').read_text().strip()}"}
     created = requests.post(f"{API}/v1/instances", headers=headers, timeout=120,
-                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "256m"})
+                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory_reservation": "256m"})
     assert created.status_code == 201, created.text
     view = created.json()
     assert view["runtime"] == "runsc"
@@ -159,7 +159,7 @@ def test_clients_instances_run_under_gvisor_with_their_limits(tmp_path):
     assert requests.delete(f"{API}/v1/instances/{view['id']}", headers=headers, timeout=60).status_code == 200
 
     desktop = requests.post(f"{API}/v1/instances", headers=headers, timeout=120, json={
-        "image": "desktop", "public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "384m"})
+        "image": "desktop", "public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory_reservation": "384m"})
     assert desktop.status_code == 201, desktop.text
     view = desktop.json()
     port = int(view["desktop"]["vnc_address"].rsplit(":", 1)[1])
@@ -202,7 +202,7 @@ def api_headers(client: str) -> dict:
 
 
 def api_create(client: str, public_key: str) -> requests.Response:
-    return requests.post(f"{API}/v1/instances", json={"public_key": public_key, "memory": "128m"},
+    return requests.post(f"{API}/v1/instances", json={"public_key": public_key, "memory_reservation": "128m"},
                          headers=api_headers(client), timeout=120)
 
 
@@ -368,7 +368,7 @@ def api_instance_runtime() -> str:
         assert time.monotonic() < deadline, "the API did not come back within 60 s"
         time.sleep(0.5)
     created = requests.post(f"{API}/v1/instances", headers=headers, timeout=120,
-                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory": "128m"})
+                            json={"public_key": CLIENT_KEY.with_suffix(".pub").read_text().strip(), "memory_reservation": "128m"})
     assert created.status_code == 201, created.text
     assert requests.delete(f"{API}/v1/instances/{created.json()['id']}", headers=headers, timeout=60).status_code == 200
     return created.json()["runtime"]

@@ -7,6 +7,7 @@ import json
 import pytest
 from webtest import TestApp
 
+from dockpool.errors import InvalidInput
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
 from support.api_config import TOKENS, make_config
@@ -54,7 +55,8 @@ def test_read_routes_can_be_closed(tmp_path):
 
 def test_lifecycle_and_ownership(api, engine, keypair, cleanup):
     key, public = keypair
-    created = api.post_json("/v1/instances", {"public_key": public, "memory": "128m", "extra_ports": 1}, headers=auth("alice"))
+    created = api.post_json("/v1/instances", {"public_key": public, "memory_reservation": "128m", "extra_ports": 1},
+                            headers=auth("alice"))
     assert created.status_int == 201
     view = created.json
     assert view["name"] == "alice-testprov-1" and view["owner"] == "alice" and view["state"] == "running"
@@ -218,16 +220,22 @@ def test_unknown_routes_and_methods_are_json(api):
     assert wrong.status_int == 405 and wrong.content_type == "application/json"
 
 
-def test_the_provider_policy_caps_what_the_api_allows(tmp_path, keypair, cleanup):
-    settings = make_config(tmp_path)
-    policy = json.loads(open(settings["policy_file"]).read())
-    open(settings["policy_file"], "w").write(json.dumps({**policy, "max_memory": "192m"}))
-    api = TestApp(make_app(config_from_dict(settings)))  # the API alone would allow 256m
-    view = api.post_json("/v1/instances", {"public_key": keypair[1], "memory": "128m"}, headers=auth("alice")).json
+def test_the_providers_limits_are_the_one_source_and_a_clients_only_narrow_them(tmp_path, keypair, cleanup):
+    """provider.json's limits hold the API's clients; a trusted network's client limits may narrow
+    them, and the service refuses to start with limits that would widen them."""
+    wider = make_config(tmp_path, p2prc_networks=[{"network": "127.0.0.0/8", "client": "lab",
+                                                   "limits": {"max_memory": "1g"}}])
+    with pytest.raises(InvalidInput) as refused_start:
+        make_app(config_from_dict(wider))
+    assert refused_start.value.field == "p2prc_networks[0].limits.max_memory", refused_start.value.message
+    assert "only narrow" in refused_start.value.message
+    api = TestApp(make_app(config_from_dict(make_config(tmp_path, limits={"max_memory": "192m"}))))
+    view = api.post_json("/v1/instances", {"public_key": keypair[1], "memory_reservation": "128m"}, headers=auth("alice")).json
     assert view["limits"]["memory"] == 192 * 2**20 and view["limits"]["memory_reservation"] == 128 * 2**20
     refused = api.post_json("/v1/instances", {"public_key": keypair[1], "memory": "200m"}, headers=auth("alice"),
                             expect_errors=True)
     assert refused.status_int == 400 and refused.json["field"] == "memory" and refused.json["detail"] == {"max": 192 * 2**20}
+    assert refused.json["error"] == "memory: 200m is more than this provider allows (192m)"
 
 
 def test_engine_unavailable_is_503_json(tmp_path, keypair):

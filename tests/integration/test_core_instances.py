@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from dockpool import instances
-from dockpool import labels as L
 from dockpool.cputopology import Topology, format_cpulist, parse_cpulist, read_topology
 from dockpool.engine import connect
 from dockpool.errors import CapacityExhausted, Conflict, EngineUnavailable, InvalidInput, NotFound
 from dockpool.instances import InstanceManager
+from dockpool.labels import DISK_LIMIT, MANAGED_BY, OWNER
 from dockpool.policy import Policy, PortRange
 from support.cgroups import cgroup_value
 from support.images import build_test_image
@@ -291,4 +291,4 @@ def test_view_is_the_same_from_labels_and_after_restart_of_the_caller(engine, po
     assert all(v["owner"] == "carol" for v in fresh.list(owner="carol"))
     assert view["id"] not in [v["id"] for v in fresh.list(owner="nobody-else")]
     labels = engine.api.inspect_container(view["id"])["Config"]["Labels"]
-    assert labels[L.MANAGED_BY] == "dockpool" and labels[L.OWNER] == "carol" and labels[L.DISK_LIMIT] == str(1024 * MIB)
+    assert labels[MANAGED_BY] == "dockpool" and labels[OWNER] == "carol" and labels[DISK_LIMIT] == str(1024 * MIB)

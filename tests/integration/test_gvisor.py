@@ -12,10 +12,10 @@ import pytest
 import requests
 import yaml
 
-from dockpool import labels as L
 from dockpool.errors import InvalidInput
 from dockpool.gvisor import host_pids_limit
 from dockpool.instances import InstanceManager
+from dockpool.labels import RUNTIME
 from support.ansible_run import run_playbook_file
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
@@ -56,7 +56,7 @@ def test_the_provider_runtime_runs_instances_under_gvisor_with_their_limits(gvis
                                         "pids_limit": 77, "cpu_share": 0.5}))
     assert view["runtime"] == "runsc"
     attrs = engine.api.inspect_container(view["id"])
-    assert attrs["HostConfig"]["Runtime"] == "runsc" and attrs["Config"]["Labels"][L.RUNTIME] == "runsc"
+    assert attrs["HostConfig"]["Runtime"] == "runsc" and attrs["Config"]["Labels"][RUNTIME] == "runsc"
     assert "Starting gVisor" in kernel(keypair[0], view["ssh"]["port"])
     # The host's cgroups hold the sandbox to the limits, and gVisor shows the memory limit inside.
     assert int(cgroup_value(view["id"], "memory")) == 200 * MIB

@@ -135,8 +135,8 @@ def test_two_instances_never_share_a_cpu_or_a_port(tmp_path, engine, names, keyp
     "params, field_words",
     [
         ({"image": "no-such-image"}, "image: 'no-such-image' is not available"),
-        ({"extra_ports": -1}, "extra_ports: -1 is outside 0-16"),
-        ({"extra_ports": 1000000}, "extra_ports: 1000000 is outside 0-16"),
+        ({"extra_ports": -1}, "extra_ports: -1 is outside 0-8"),
+        ({"extra_ports": 1000000}, "extra_ports: 1000000 is outside 0-8"),
         ({"public_key": "ssh-ed25519 AAAAnotakey"}, "public_key:"),
         ({"public_key": 'command="sh" ssh-ed25519 AAAA'}, "public_key: key type"),
         ({"name": "bad;name"}, "name: 'bad;name' is not allowed"),

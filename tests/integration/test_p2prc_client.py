@@ -23,8 +23,10 @@ from support.ssh import make_keypair, ssh_run
 
 pytestmark = pytest.mark.engine
 ALPHABET = set(string.ascii_letters + string.digits + "+/")
+# The lab's limits narrow the provider's (a provider of the test's, with room for 5 per client).
 LAB_LIMITS = {"default_memory": "96m", "max_memory": "128m", "max_cpus": 1, "max_extra_ports": 1, "instances_per_client": 5,
               "default_disk_limit": "1g", "max_disk_limit": "1g"}
+PROVIDER_LIMITS = {"instances_per_client": 5}
 
 
 def go_get(url_host: str, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
@@ -62,7 +64,8 @@ def keys_covering_the_alphabet(directory) -> list[tuple[Path, str]]:
 
 
 def test_p2prc_s_client_as_it_really_sends_creates_logs_in_and_removes(tmp_path, engine):
-    settings = make_config(tmp_path, p2prc_networks=[{"network": "127.0.0.0/8", "client": "p2prc", "limits": LAB_LIMITS}])
+    settings = make_config(tmp_path, limits=PROVIDER_LIMITS,
+                           p2prc_networks=[{"network": "127.0.0.0/8", "client": "p2prc", "limits": LAB_LIMITS}])
     keys = keys_covering_the_alphabet(tmp_path)
     with api_process(tmp_path, settings) as url:
         host = url.removeprefix("http://")
@@ -88,7 +91,8 @@ def test_p2prc_s_client_as_it_really_sends_creates_logs_in_and_removes(tmp_path,
 def test_without_the_opt_in_or_from_elsewhere_p2prc_s_client_is_refused_and_nothing_else_opens(tmp_path, engine):
     content = make_keypair(tmp_path)[1] + "\n"  # the key file as P2PRC reads it
     # Trusted: only 127.0.0.2. The same request from 127.0.0.1 needs a token, as everything else does.
-    settings = make_config(tmp_path, p2prc_networks=[{"network": "127.0.0.2/32", "client": "lab", "limits": LAB_LIMITS}])
+    settings = make_config(tmp_path, limits=PROVIDER_LIMITS,
+                           p2prc_networks=[{"network": "127.0.0.2/32", "client": "lab", "limits": LAB_LIMITS}])
     before = {c.id for c in engine.containers.list(all=True)}
     with api_process(tmp_path, settings) as url:
         host = url.removeprefix("http://")
@@ -108,7 +112,7 @@ def test_without_the_opt_in_or_from_elsewhere_p2prc_s_client_is_refused_and_noth
 @pytest.mark.parametrize(("entry", "field"), [
     ({"network": "10.0.0.0/33", "client": "lab"}, "p2prc_networks[0].network"),
     ({"network": "10.0.0.0/8", "client": "alice"}, "p2prc_networks[0].client"),  # a token client's name
-    ({"network": "10.0.0.0/8", "client": "lab", "limits": {"max_memory": "lots"}}, "max_memory"),
+    ({"network": "10.0.0.0/8", "client": "lab", "limits": {"max_memory": "lots"}}, "p2prc_networks[0].limits.max_memory"),
     ({"network": "10.0.0.0/8", "client": "lab", "everyone": True}, "p2prc_networks[0]"),
 ])
 def test_trusted_network_settings_are_checked_naming_the_field(tmp_path, entry, field):

@@ -19,11 +19,11 @@ import psutil
 import pytest
 import requests
 
-from dockpool import labels as L
 from dockpool.atomicfile import read_json
 from dockpool.container_files import Account, read_file, write_authorized_key
 from dockpool.errors import EngineUnavailable
 from dockpool.images import build_image, list_images, resolve_image
+from dockpool.labels import MANAGED_FILTER, OWNER
 from support.ansible_run import run_playbook
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port, wait_until_up
@@ -43,7 +43,7 @@ def start_service(config: Path, log: Path) -> subprocess.Popen:
 
 
 def alice_instances(engine) -> list[dict]:
-    return [c for c in engine.api.containers(all=True, filters={"label": [L.MANAGED_FILTER, f"{L.OWNER}=alice"]})]
+    return [c for c in engine.api.containers(all=True, filters={"label": [MANAGED_FILTER, f"{OWNER}=alice"]})]
 
 
 def test_service_killed_mid_creation_leaves_only_complete_instances(tmp_path, engine, keypair, figures):

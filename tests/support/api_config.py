@@ -11,17 +11,22 @@ from dockpool_api.auth import hash_token
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789", "ops": "ops-token-0123456789"}
 
 
-def make_config(tmp_path, **overrides) -> dict:
+# The test provider's limits (provider.json's, the one source); a test's ``limits`` go over them.
+LIMITS = {"default_memory": "128m", "max_memory": "256m", "max_disk_limit": "2g", "default_disk_limit": "1g",
+          "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 2}
+
+
+def make_config(tmp_path, limits: Optional[dict] = None, **overrides) -> dict:
+    """api.json's settings; provider.json (with the limits) is written beside it."""
     policy = tmp_path / "provider.json"
-    policy.write_text(json.dumps({"port_range": "43000-43999", "bind_address": "127.0.0.1", "shared_cores_min": 0}))
+    policy.write_text(json.dumps({"port_range": "43000-43999", "bind_address": "127.0.0.1", "shared_cores_min": 0,
+                                  "limits": {**LIMITS, **(limits or {})}}))
     settings = {
         "provider_name": "testprov",
         "policy_file": str(policy),
         "usage_file": str(tmp_path / "usage.json"),
         "peers_file": str(tmp_path / "peers.json"),
         "clients": [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops"} for n, t in TOKENS.items()],
-        "limits": {"default_memory": "128m", "max_memory": "256m", "max_disk_limit": "2g", "default_disk_limit": "1g",
-                   "max_cpus": 1, "max_extra_ports": 2, "instances_per_client": 2},
         "base_images": ["debian:bookworm-slim"],
         "max_upload_bytes": 1024 * 1024,
     }
@@ -29,11 +34,14 @@ def make_config(tmp_path, **overrides) -> dict:
     return settings
 
 
-def update_policy(path, defaults: Optional[dict] = None, **values) -> None:
+def update_policy(path, defaults: Optional[dict] = None, limits: Optional[dict] = None, **values) -> None:
     """Rewrite a test provider's provider.json: ``defaults`` where it says nothing, ``values`` over it
-    (the public address, as dockpool_core writes it)."""
+    (the public address, as dockpool_core writes it), ``limits`` over its limits."""
     policy = Path(path)
-    policy.write_text(json.dumps({**(defaults or {}), **json.loads(policy.read_text()), **values}))
+    current = json.loads(policy.read_text())
+    if limits:
+        values["limits"] = {**current.get("limits", {}), **limits}
+    policy.write_text(json.dumps({**(defaults or {}), **current, **values}))
 
 
 def remove_client_instances(engine) -> None:

@@ -64,10 +64,9 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
         address = url[7:].split(":")[0]
         settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address, port=8091,
                                **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
-        update_policy(folder / "provider.json", public_address=address,
-                      **({"port_range": target_ports} if name == "target" else {}))
-        if name == "target" and target_limits:
-            settings["limits"] = {**settings["limits"], **target_limits}
+        target = name == "target"
+        update_policy(folder / "provider.json", public_address=address, limits=target_limits if target else None,
+                      **({"port_range": target_ports} if target else {}))
         made.append(Provider(folder, url, settings))
     try:
         for provider in made:

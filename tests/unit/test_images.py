@@ -7,6 +7,7 @@ from dockpool.errors import InvalidInput
 from dockpool.images import (
     LABEL_PORTS,
     ImagePort,
+    base_reference,
     folder_hash,
     image_labels,
     parse_ports_json,
@@ -110,3 +111,14 @@ def test_labels_carry_ports_back_unchanged():
 )
 def test_images_without_labels_fall_back_to_expose(config, expected):
     assert ports_from_image({"Config": config}) == expected
+
+
+def test_base_reference_follows_arg_defaults_and_build_arguments():
+    text = "# c\nARG SSHD_IMAGE=dockpool/debian-sshd:latest\nFROM ${SSHD_IMAGE}\nARG LATER=x\nFROM other\n"
+    assert base_reference(text) == "dockpool/debian-sshd:latest"
+    assert base_reference(text, {"SSHD_IMAGE": "mine/sshd:1"}) == "mine/sshd:1"
+    assert base_reference("ARG BASE_IMAGE\nFROM --platform=linux/amd64 $BASE_IMAGE AS build\n", {"BASE_IMAGE": "b:1"}) == "b:1"
+    assert base_reference("FROM scratch\n") == "scratch"
+    assert base_reference("RUN true\n") is None
+
+

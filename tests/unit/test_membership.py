@@ -208,3 +208,22 @@ def test_the_table_and_the_checks_per_merge_are_bounded(tmp_path):
     with pytest.raises(InvalidInput) as too_many:
         small.merge_p2prc({"ip_address": [entry(f"203.0.113.{i}") for i in range(1, 7)]})
     assert too_many.value.field == "ip_address"
+
+
+@pytest.mark.parametrize(
+    "entry, field",
+    [
+        ({"IPV4": "10.0.0.1", "IPV6": {}, "ServerPort": "1"}, "IPV6"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "ProxyServer": 0}, "ProxyServer"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "NAT": 1}, "NAT"),
+        ({"IPV4": "", "IPV6": "", "ServerPort": "1"}, "IPV4"),
+        ({"IPV4": "::1", "ServerPort": "1"}, "IPV4"),
+        ({"IPV4": "10.0.0.1", "ServerPort": True}, "ServerPort"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "Latency": True}, "Latency"),
+        ({"IPV4": "10.0.0.1", "ServerPort": "1", "Name": "a\nb"}, "Name"),
+    ],
+)
+def test_peer_entries_are_checked_by_type_not_truthiness(entry, field):
+    with pytest.raises(InvalidInput) as info:
+        validate_entry(entry)
+    assert info.value.field == f"ip_address[0].{field}"

@@ -6,7 +6,6 @@ from dockpool.placement import (
     allocate_dedicated,
     allocate_ports,
     check_cpu_share,
-    memory_limits,
     port_is_bindable,
     shared_pool,
 )
@@ -104,32 +103,6 @@ def test_cpu_share_fits_the_pool(share, pool, error):
             check_cpu_share(share, pool)
     else:
         check_cpu_share(share, pool)
-
-
-@pytest.mark.parametrize(
-    "memory, reservation, expected",
-    [
-        (None, None, (1024 * MIB, 1024 * MIB)),
-        (512 * MIB, None, (512 * MIB, 512 * MIB)),
-        (2048 * MIB, 1024 * MIB, (2048 * MIB, 1024 * MIB)),
-    ],
-)
-def test_memory_soft_is_the_ask_hard_is_the_cap(memory, reservation, expected):
-    assert memory_limits(memory, reservation, 1024 * MIB, 4096 * MIB) == expected
-
-
-def test_default_memory_never_exceeds_the_cap():
-    assert memory_limits(None, None, 4096 * MIB, 1024 * MIB) == (1024 * MIB, 1024 * MIB)
-
-
-@pytest.mark.parametrize(
-    "memory, reservation, field",
-    [(8192 * MIB, None, "memory"), (1 * MIB, None, "memory"), (512 * MIB, 1024 * MIB, "memory_reservation")],
-)
-def test_memory_refusals_name_the_field(memory, reservation, field):
-    with pytest.raises(InvalidInput) as info:
-        memory_limits(memory, reservation, 1024 * MIB, 4096 * MIB)
-    assert info.value.field == field
 
 
 def test_ports_given_back_first_come_before_the_lowest_free_ones():

@@ -1,7 +1,7 @@
 import pytest
 
 from dockpool.errors import InvalidInput
-from dockpool.units import format_size, parse_size
+from dockpool.units import format_size, human_size, parse_size
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,9 @@ def test_format_size_is_exact_and_short(size, text):
     assert format_size(size) == text
     if size is not None:
         assert parse_size(text, "x") == size
+
+
+def test_human_size():
+    assert [human_size(n) for n in (None, 512, 1536, 25275305984, 5 * 1024**4)] == ["-", "512 B", "1.5 KiB", "23.5 GiB", "5.0 TiB"]
+
+

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Collection, Optional
 
-from . import labels as L
 from .errors import Conflict
 from .instances import InstanceManager
+from .labels import SPEC_LABELS, spec_labels
 from .spec import InstanceSpec
 from .validation import key_fingerprint, validate_name
 
@@ -42,7 +42,7 @@ def _shown(attr: str, value: str) -> str:
 def _summary(state: str, labels: dict[str, str]) -> dict[str, Any]:
     """The small normalised state that diff mode shows."""
     summary: dict[str, Any] = {"state": state}
-    summary.update({attr: _shown(attr, labels.get(label, "")) for attr, label in L.SPEC_LABELS.items()})
+    summary.update({attr: _shown(attr, labels.get(label, "")) for attr, label in SPEC_LABELS.items()})
     return summary
 
 
@@ -65,7 +65,7 @@ def _differences(current: dict[str, str], wanted: dict[str, str],
     """The spec's fields (those ``given``; all when None) whose labels differ, as shown (current, wanted)."""
     return {
         attr: (_shown(attr, current.get(label, "")), _shown(attr, wanted[label]))
-        for attr, label in L.SPEC_LABELS.items()
+        for attr, label in SPEC_LABELS.items()
         if (given is None or attr in given) and current.get(label, "") != wanted[label]
     }
 
@@ -97,7 +97,7 @@ def ensure(
     if state == "absent":
         return ensure_absent(manager, spec.name, check_mode)
     start = state == "started"
-    wanted_labels = L.spec_labels(spec)
+    wanted_labels = spec_labels(spec)
     after = _summary(_wanted_state(state), wanted_labels)
     record = manager.find(spec.name)
     if record is None:

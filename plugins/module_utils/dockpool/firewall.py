@@ -42,9 +42,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from . import labels as L
 from .engine import connect, engine_errors
 from .errors import DockpoolError, InvalidInput
+from .labels import MANAGED_FILTER, OWNER
 from .settings_files import read_settings
 
 log = logging.getLogger("dockpool.firewall")
@@ -206,11 +206,11 @@ def remove(settings: FirewallSettings) -> None:
 def instance_addresses(client: Any, bridge_network: str = "bridge") -> list[tuple[str, str]]:
     """(owner, address on the bridge) of every running dockpool instance."""
     with engine_errors("listing the running instances"):
-        summaries = client.api.containers(filters={"label": L.MANAGED_FILTER, "status": "running"})
+        summaries = client.api.containers(filters={"label": MANAGED_FILTER, "status": "running"})
     found = []
     for summary in summaries:
         network = ((summary.get("NetworkSettings") or {}).get("Networks") or {}).get(bridge_network) or {}
-        found.append(((summary.get("Labels") or {}).get(L.OWNER, ""), network.get("IPAddress", "")))
+        found.append(((summary.get("Labels") or {}).get(OWNER, ""), network.get("IPAddress", "")))
     return found
 
 

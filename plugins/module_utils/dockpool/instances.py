@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import labels as L
 from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
 from .desktop import desktop_password
@@ -22,7 +21,27 @@ from .gpus import read_gpus
 from .gvisor import host_pids_limit
 from .images import LABEL_VNC_ENV, ImagePort, env_label, key_env, ports_from_image, resolve_image
 from .jumpaccess import held_ports, release_ports, write_jump_keys
+from .labels import (
+    DISK_ENFORCEMENT,
+    MANAGED_BY,
+    MANAGED_FILTER,
+    MANAGER,
+    NAME,
+    ORIGIN,
+    OWNER,
+    RUNTIME,
+    PublishedPort,
+    Record,
+    bound_host_ports,
+    dedicated_cpus,
+    instance_labels,
+    instance_view,
+    key_owners,
+    keyed_records,
+    published_ports,
+)
 from .libraries import docker_sdk, host_counters
+from .limits import Limits
 from .locking import placement_lock
 from .placement import allocate_dedicated, allocate_ports, check_cpu_share, port_is_bindable, shared_pool
 from .policy import Policy
@@ -42,12 +61,12 @@ _ID = re.compile(ID_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 
 
-def check_key_owner(spec: InstanceSpec, records: list[L.Record]) -> None:
+def check_key_owner(spec: InstanceSpec, records: list[Record]) -> None:
     """One key, one client: the jump account matches keys by their material, so a key
     that another client's instance carries (whatever its comment) is refused."""
     if not spec.public_key:
         return
-    owner = L.key_owners(L.keyed_records(records)).get(key_material(spec.public_key))
+    owner = key_owners(keyed_records(records)).get(key_material(spec.public_key))
     if owner is not None and owner != spec.owner:
         raise Conflict("public_key: this key already belongs to another client's instance on this provider; "
                        "log in with a key of your own", "public_key")
@@ -70,7 +89,7 @@ def port_taken(exc: EngineUnavailable) -> bool:
 
 @dataclass(frozen=True)
 class Placement:
-    ports: list[L.PublishedPort]
+    ports: list[PublishedPort]
     cpuset: str
 
 
@@ -91,34 +110,36 @@ class InstanceManager:
         self._quota: Optional[bool] = None  # can the engine hold a writable layer to a size? (asked once)
         self._runtimes: Optional[set[str]] = None  # the OCI runtimes registered with the engine (asked once)
 
-    def spec(self, params: dict[str, Any]) -> InstanceSpec:
-        """Validate caller input against this provider's policy and hardware."""
-        return build_spec(params, self.policy, host_counters().virtual_memory().total, len(self.topology.logical_cpus))
+    def spec(self, params: dict[str, Any], limits: Optional[Limits] = None) -> InstanceSpec:
+        """Caller input checked against this provider's policy and hardware, and ``limits`` (the
+        provider's unless a client's narrow them)."""
+        return build_spec(params, self.policy, host_counters().virtual_memory().total, len(self.topology.logical_cpus),
+                          limits)
 
     # ---- reading -------------------------------------------------------------------------
 
-    def records(self) -> list[L.Record]:
+    def records(self) -> list[Record]:
         with engine_errors("listing instances"):
-            summaries = self.client.api.containers(all=True, filters={"label": L.MANAGED_FILTER})
-        return [L.Record.from_summary(s) for s in summaries]
+            summaries = self.client.api.containers(all=True, filters={"label": MANAGED_FILTER})
+        return [Record.from_summary(s) for s in summaries]
 
-    def _dedicated_in_use(self, records: list[L.Record]) -> set[int]:
-        return {cpu for record in records for cpu in L.dedicated_cpus(record.labels)}
+    def _dedicated_in_use(self, records: list[Record]) -> set[int]:
+        return {cpu for record in records for cpu in dedicated_cpus(record.labels)}
 
-    def shared_cpuset(self, records: Optional[list[L.Record]] = None) -> str:
+    def shared_cpuset(self, records: Optional[list[Record]] = None) -> str:
         records = self.records() if records is None else records
         return format_cpulist(shared_pool(self.topology, self._dedicated_in_use(records)))
 
-    def view(self, record: L.Record, shared_cpuset: Optional[str] = None) -> dict[str, Any]:
+    def view(self, record: Record, shared_cpuset: Optional[str] = None) -> dict[str, Any]:
         cpuset = shared_cpuset if shared_cpuset is not None else self.shared_cpuset()
-        return L.instance_view(record, self.policy.ssh_host, cpuset)
+        return instance_view(record, self.policy.ssh_host, cpuset)
 
     def list(self, owner: Optional[str] = None) -> list[dict[str, Any]]:
         records = self.records()
         cpuset = self.shared_cpuset(records)
-        return [self.view(r, cpuset) for r in records if owner is None or r.labels.get(L.OWNER) == owner]
+        return [self.view(r, cpuset) for r in records if owner is None or r.labels.get(OWNER) == owner]
 
-    def find(self, ref: str) -> Optional[L.Record]:
+    def find(self, ref: str) -> Optional[Record]:
         """A dockpool instance by name or id; None when absent. Foreign containers are never returned."""
         if not isinstance(ref, str) or not (_NAME.match(ref) or _ID.match(ref)):
             raise InvalidInput(f"name: {ref!r} is neither an instance name nor an id", "name")
@@ -127,7 +148,7 @@ class InstanceManager:
                 attrs = self.client.api.inspect_container(ref)
         except NotFound:
             return None
-        record = L.Record.from_attrs(attrs)
+        record = Record.from_attrs(attrs)
         if not record.managed:
             return None
         return record
@@ -147,18 +168,18 @@ class InstanceManager:
         ports: set[int] = set()
         with engine_errors("reading the ports of other containers"):
             for summary in self.client.api.containers(all=True):
-                if (summary.get("Labels") or {}).get(L.MANAGED_BY) == L.MANAGER:
+                if (summary.get("Labels") or {}).get(MANAGED_BY) == MANAGER:
                     continue
                 if summary.get("State") == "running":
                     ports.update(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
                 else:
-                    ports |= L.bound_host_ports(self.client.api.inspect_container(summary["Id"]))
+                    ports |= bound_host_ports(self.client.api.inspect_container(summary["Id"]))
         return ports
 
     # ---- placement -----------------------------------------------------------------------
 
     def plan(
-        self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[L.Record], avoid: frozenset = frozenset()
+        self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[Record], avoid: frozenset = frozenset()
     ) -> Placement:
         """Choose cores and host ports for ``spec`` given the instances that exist now, and
         none of ``avoid`` (ports an earlier attempt of this creation could not bind)."""
@@ -177,7 +198,7 @@ class InstanceManager:
             pool = shared_pool(self.topology, dedicated)
             check_cpu_share(spec.cpu_share or 0, pool)
             cpuset = format_cpulist(pool)
-        used = {p.host_port for r in records for p in L.published_ports(r.labels)} | self._foreign_ports()
+        used = {p.host_port for r in records for p in published_ports(r.labels)} | self._foreign_ports()
         # Held: freed, but an older jump connection of their last owner may still forward there. Safe
         # for that owner only (no other client's key was allowed them), who gets them back first.
         held = held_ports(self.policy)
@@ -190,10 +211,10 @@ class InstanceManager:
             port_is_bindable(self.policy.bind_address),
             first=own - avoid,
         )
-        ports = [L.PublishedPort(p.name, p.port, host, p.protocol, p.description) for p, host in zip(image_ports, hosts)]
+        ports = [PublishedPort(p.name, p.port, host, p.protocol, p.description) for p, host in zip(image_ports, hosts)]
         # P2PRC's extra ports keep one number inside and out, so a program in the instance knows where to listen.
         ports += [
-            L.PublishedPort(f"extra-{n + 1}", host, host, "tcp", "extra port, same number inside the instance")
+            PublishedPort(f"extra-{n + 1}", host, host, "tcp", "extra port, same number inside the instance")
             for n, host in enumerate(hosts[len(image_ports) :])
         ]
         return Placement(ports=ports, cpuset=cpuset)
@@ -220,8 +241,8 @@ class InstanceManager:
         self._check_runtime(spec)
         records = self.records()
         placement = self.plan(spec, ports_from_image(image.attrs), records)
-        labels = L.instance_labels(spec, placement.ports, placement.cpuset)
-        record = L.Record("(not created)", spec.name, labels, "running" if start else "created", "")
+        labels = instance_labels(spec, placement.ports, placement.cpuset)
+        record = Record("(not created)", spec.name, labels, "running" if start else "created", "")
         return self.view(record, placement.cpuset if spec.cpus is None else self.shared_cpuset(records))
 
     # ---- changing ------------------------------------------------------------------------
@@ -232,7 +253,7 @@ class InstanceManager:
             "image": image.tags[0] if image.tags else image.id,
             "name": spec.name,
             "hostname": spec.name,
-            "labels": L.instance_labels(spec, placement.ports, placement.cpuset, origin),
+            "labels": instance_labels(spec, placement.ports, placement.cpuset, origin),
             "ports": {p.docker_key: (self.policy.bind_address, p.host_port) for p in placement.ports},
             "mem_limit": spec.memory,
             "mem_reservation": spec.memory_reservation,
@@ -280,7 +301,7 @@ class InstanceManager:
         quota = spec.disk_limit is not None and self._quota_possible()
         if quota:
             kwargs = {**kwargs, "storage_opt": {"size": str(spec.disk_limit)}}
-        kwargs["labels"][L.DISK_ENFORCEMENT] = "quota" if quota else "watchdog"
+        kwargs["labels"][DISK_ENFORCEMENT] = "quota" if quota else "watchdog"
         try:
             with engine_errors(f"creating instance {spec.name!r}"):
                 return self.client.containers.create(**kwargs)
@@ -289,7 +310,7 @@ class InstanceManager:
                 raise
         self._quota = False  # xfs without project quotas: the watchdog enforces the limit
         kwargs.pop("storage_opt")
-        kwargs["labels"][L.DISK_ENFORCEMENT] = "watchdog"
+        kwargs["labels"][DISK_ENFORCEMENT] = "watchdog"
         with engine_errors(f"creating instance {spec.name!r}"):
             return self.client.containers.create(**kwargs)
 
@@ -309,7 +330,7 @@ class InstanceManager:
         wait: bool = True,
         wait_timeout: float = 30.0,
         origin: str = "ansible",
-        admit: Optional[Callable[[InstanceSpec, list[L.Record]], InstanceSpec]] = None,
+        admit: Optional[Callable[[InstanceSpec, list[Record]], InstanceSpec]] = None,
         image_ref: Optional[str] = None,
     ) -> dict[str, Any]:
         """Create (and start) an instance. ``admit``, given the instances that exist, runs
@@ -364,8 +385,8 @@ class InstanceManager:
         caller killed in the middle of a creation leaves. Returns their names."""
         removed = []
         for record in self.records():
-            if record.labels.get(L.ORIGIN) == origin and record.status == "created" and self.remove(record.id):
-                removed.append(record.labels.get(L.NAME, record.name))
+            if record.labels.get(ORIGIN) == origin and record.status == "created" and self.remove(record.id):
+                removed.append(record.labels.get(NAME, record.name))
         return removed
 
     def _install_key(self, container: Any, spec: InstanceSpec, image: Any) -> None:
@@ -388,12 +409,12 @@ class InstanceManager:
 
     def _ssh_port(self, record_labels: dict) -> Optional[int]:
         return next(
-            (p.host_port for p in L.published_ports(record_labels) if p.container_port == 22 and p.protocol == "tcp"), None
+            (p.host_port for p in published_ports(record_labels) if p.container_port == 22 and p.protocol == "tcp"), None
         )
 
     def _start(self, container: Any, name: str, wait: bool, wait_timeout: float) -> None:
         # Failures name the runtime: an image can work under runc and fail under gVisor.
-        runtime = f"under runtime {container.labels.get(L.RUNTIME) or 'runc'}"
+        runtime = f"under runtime {container.labels.get(RUNTIME) or 'runc'}"
         with engine_errors(f"starting instance {name!r} {runtime}"):
             container.start()
         port = self._ssh_port(container.labels)
@@ -460,7 +481,7 @@ class InstanceManager:
                 self._rebalance_shared()
             # The key list first, then the release: a connection that read the old list started before it.
             self._write_jump_keys()
-            release_ports([p.host_port for p in L.published_ports(record.labels)], record.labels.get(L.OWNER, ""),
+            release_ports([p.host_port for p in published_ports(record.labels)], record.labels.get(OWNER, ""),
                           self.policy)
         return True
 

@@ -23,9 +23,9 @@ import pwd
 import time
 from typing import Iterable, Optional
 
-from . import labels as L
 from .addresses import host_port
 from .atomicfile import read_json, write_json, write_text
+from .labels import NAME, OWNER, Record, key_owners, keyed_records, published_ports
 from .libraries import host_counters
 from .policy import Policy
 
@@ -35,21 +35,21 @@ log = logging.getLogger("dockpool.jump")
 RELEASE_SLACK = 5.0
 
 
-def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
+def jump_key_lines(records: Iterable[Record], target_host: str) -> list[str]:
     """authorized_keys lines: one per key material (sshd uses only the first line a key
     matches), allowing the ports of that key owner's instances that carry the key."""
-    keyed = L.keyed_records(records)
-    owners = L.key_owners(keyed)
+    keyed = keyed_records(records)
+    owners = key_owners(keyed)
     destinations: dict[str, list[str]] = {}
     names: dict[str, list[str]] = {}
     for record, material in keyed:
-        if owners[material] != record.labels.get(L.OWNER, ""):
+        if owners[material] != record.labels.get(OWNER, ""):
             continue  # another client's copy of this key opens nothing
-        ports = [host_port(target_host, p.host_port) for p in L.published_ports(record.labels) if p.protocol == "tcp"]
+        ports = [host_port(target_host, p.host_port) for p in published_ports(record.labels) if p.protocol == "tcp"]
         if not ports:
             continue
         destinations.setdefault(material, []).extend(ports)
-        names.setdefault(material, []).append(record.labels.get(L.NAME, record.name))
+        names.setdefault(material, []).append(record.labels.get(NAME, record.name))
     lines = []
     for material, ports in destinations.items():
         options = ",".join(["restrict", "port-forwarding"] + [f'permitopen="{d}"' for d in sorted(set(ports))])
@@ -57,7 +57,7 @@ def jump_key_lines(records: Iterable[L.Record], target_host: str) -> list[str]:
     return lines
 
 
-def write_jump_keys(records: Iterable[L.Record], path: str, target_host: str) -> None:
+def write_jump_keys(records: Iterable[Record], path: str, target_host: str) -> None:
     """Rewrite the jump account's key list at ``path``, whole."""
     write_text(path, "".join(f"{line}\n" for line in jump_key_lines(records, target_host)))
 

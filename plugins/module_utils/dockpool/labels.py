@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional
 from .cputopology import parse_cpulist
 from .desktop import desktop_view
 from .errors import InvalidInput
-from .spec import InstanceSpec
+from .spec import REQUEST_FIELDS, InstanceSpec
 from .validation import key_material, validate_public_key
 
 PREFIX = "dockpool."
@@ -23,40 +23,25 @@ MANAGED_BY = PREFIX + "managed-by"
 MANAGER = "dockpool"
 MANAGED_FILTER = f"{MANAGED_BY}={MANAGER}"
 NAME = PREFIX + "name"
-OWNER = PREFIX + "owner"
-IMAGE = PREFIX + "image"
-SSH_USER = PREFIX + "ssh-user"
-EXTRA_PORTS = PREFIX + "extra-ports"
-GPU = PREFIX + "gpu"
-CPUS = PREFIX + "cpus"
+# The labels that record what was asked, one per field of the create request (spec.py) but its
+# name, which is the container's own; a difference in one cannot be applied in place.
+SPEC_LABELS = {f.name: PREFIX + f.name.replace("_", "-") for f in REQUEST_FIELDS if f.name != "name"}
+OWNER = SPEC_LABELS["owner"]
+IMAGE = SPEC_LABELS["image"]
+SSH_USER = SPEC_LABELS["ssh_user"]
+GPU = SPEC_LABELS["gpu"]
+CPUS = SPEC_LABELS["cpus"]
+CPU_SHARE = SPEC_LABELS["cpu_share"]
+MEMORY = SPEC_LABELS["memory"]
+MEMORY_RESERVATION = SPEC_LABELS["memory_reservation"]
+DISK_LIMIT = SPEC_LABELS["disk_limit"]
+PIDS_LIMIT = SPEC_LABELS["pids_limit"]
+RUNTIME = SPEC_LABELS["runtime"]  # the OCI runtime: runc or runsc (gVisor)
+PUBLIC_KEY = SPEC_LABELS["public_key"]
 CPUSET = PREFIX + "cpuset"
-CPU_SHARE = PREFIX + "cpu-share"
-MEMORY = PREFIX + "memory"
-MEMORY_RESERVATION = PREFIX + "memory-reservation"
-DISK_LIMIT = PREFIX + "disk-limit"
-PIDS_LIMIT = PREFIX + "pids-limit"
-RUNTIME = PREFIX + "runtime"  # the OCI runtime: runc or runsc (gVisor)
 PORTS = PREFIX + "ports"
-PUBLIC_KEY = PREFIX + "public-key"
 DISK_ENFORCEMENT = PREFIX + "disk-enforcement"  # "quota" (the filesystem's) or "watchdog"
 ORIGIN = PREFIX + "origin"  # which caller made it: the API removes its own "api" instances left unstarted
-
-# The labels that record what was asked; a difference in one cannot be applied in place.
-SPEC_LABELS = {
-    "image": IMAGE,
-    "owner": OWNER,
-    "ssh_user": SSH_USER,
-    "extra_ports": EXTRA_PORTS,
-    "gpu": GPU,
-    "cpus": CPUS,
-    "cpu_share": CPU_SHARE,
-    "memory": MEMORY,
-    "memory_reservation": MEMORY_RESERVATION,
-    "disk_limit": DISK_LIMIT,
-    "pids_limit": PIDS_LIMIT,
-    "public_key": PUBLIC_KEY,
-    "runtime": RUNTIME,
-}
 
 
 @dataclass(frozen=True)

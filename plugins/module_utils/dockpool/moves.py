@@ -14,12 +14,12 @@ import json
 from typing import Any, Iterable, Iterator
 
 from . import image_archive
-from . import labels as L
 from .engine import engine_errors
 from .errors import DockpoolError, InvalidInput, NotFound
+from .labels import PREFIX
 
 REPOSITORY = "dockpool-move"  # snapshot images: dockpool-move/<instance>:<move id>
-MOVE_LABEL = L.PREFIX + "move"  # on a snapshot image: the move it belongs to
+MOVE_LABEL = PREFIX + "move"  # on a snapshot image: the move it belongs to
 CHUNK = 1024 * 1024
 
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 from .addresses import family
 from .cputopology import Topology
 from .errors import CapacityExhausted, InvalidInput
 from .policy import PortRange
-
-MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses a memory limit or reservation below 6 MiB
 
 
 def allocate_ports(
@@ -110,28 +108,3 @@ def check_cpu_share(share: float, pool: list[int]) -> None:
         raise InvalidInput(
             f"cpu_share: {share} CPUs asked but the shared pool has {len(pool)} CPUs", "cpu_share", {"max": len(pool)}
         )
-
-
-def memory_limits(
-    memory: Optional[int], reservation: Optional[int], default_memory: int, max_memory: int
-) -> tuple[int, int]:
-    """(hard, soft) limits. The IaaS rule: soft = what was asked, hard = the provider's cap.
-
-    ``memory`` is the hard limit when given; otherwise the default (never above the cap).
-    The soft reservation defaults to the hard limit.
-    """
-    hard = memory if memory is not None else min(default_memory, max_memory)
-    if hard > max_memory:
-        raise InvalidInput(
-            f"memory: {hard} bytes asked but this provider allows at most {max_memory} per instance", "memory", {"max": max_memory}
-        )
-    if hard < MIN_MEMORY:
-        raise InvalidInput("memory: Docker needs at least 6m", "memory")
-    soft = reservation if reservation is not None else hard
-    if soft < MIN_MEMORY:
-        raise InvalidInput("memory_reservation: Docker needs at least 6m", "memory_reservation", {"min": MIN_MEMORY})
-    if soft > hard:
-        raise InvalidInput(
-            f"memory_reservation: {soft} bytes is above the hard limit memory={hard}", "memory_reservation"
-        )
-    return hard, soft

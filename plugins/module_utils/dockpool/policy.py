@@ -1,4 +1,4 @@
-"""What a provider allows: the port range, default and maximum limits, hardening.
+"""What a provider allows: the port range, its limits (limits.py), hardening.
 
 One immutable value built once by each adapter (module parameters, the API's
 configuration file) and passed to the core; nothing else holds settings.
@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import InvalidInput
+from .limits import Limits
 from .settings_files import read_settings
-from .units import parse_size
 
-GIB = 1024**3
 # What sshd needs and no more: Docker's default set minus MKNOD, NET_RAW, SETFCAP,
 # SETPCAP and FSETID. SYS_CHROOT is for sshd's privilege separation, AUDIT_WRITE for PAM.
 SSHD_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "KILL", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
@@ -71,11 +70,7 @@ class Policy:
     # instructions, the peer table; the role also puts it in the fleet certificate). None: the
     # bind address, or loopback when instances bind to every address (set it: the role does).
     public_address: Optional[str] = None
-    max_extra_ports: int = 16
-    default_memory: int = GIB
-    max_memory: Optional[int] = None  # the provider's hard cap per instance; None: the host's RAM
-    default_cpu_share: float = 1.0
-    pids_limit: int = 512
+    limits: Limits = field(default_factory=Limits)  # per instance and per client; the API's clients only narrow them
     shared_cores_min: int = 1  # cores never dedicated, left to the host and shared instances
     image_prefix: str = "dockpool/"
     ssh_user: str = "root"
@@ -106,10 +101,6 @@ class Policy:
             except ValueError:
                 raise InvalidInput(f"public_address: {self.public_address!r} is not an IP address (clients, peers "
                                    "and the fleet certificate use it as one)", "public_address") from None
-        if not 0 <= self.max_extra_ports <= 1000:
-            raise InvalidInput("max_extra_ports: must be between 0 and 1000", "max_extra_ports")
-        if self.pids_limit < 16:
-            raise InvalidInput("pids_limit: at least 16 processes are needed for sshd and a login", "pids_limit")
         if self.shared_cores_min < 0:
             raise InvalidInput("shared_cores_min: must be 0 or more", "shared_cores_min")
 
@@ -138,9 +129,8 @@ def policy_from_settings(settings: dict) -> Policy:
     values = {k: v for k, v in settings.items() if v is not None}
     if "port_range" in values:
         values["port_range"] = PortRange.parse(values["port_range"])
-    for key in ("default_memory", "max_memory"):
-        if key in values:
-            values[key] = parse_size(values[key], key)
+    if "limits" in values:
+        values["limits"] = Limits.from_settings(values["limits"])
     if "image_runtimes" in values:
         overrides = values["image_runtimes"]
         if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
@@ -164,5 +154,8 @@ def load_policy(path: Optional[str] = DEFAULT_POLICY_FILE, overrides: Optional[d
     settings: dict = {}
     if path and os.path.exists(path):
         settings = read_settings(path, "the provider settings", "policy_file")
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(given.get("limits"), dict) and isinstance(settings.get("limits"), dict):
+        given["limits"] = {**settings["limits"], **given["limits"]}  # overridden limit by limit
+    settings.update(given)
     return policy_from_settings(settings)

@@ -11,12 +11,12 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from . import labels as L
 from .atomicfile import read_json, write_json
 from .deleted_files import NotPermitted, held_by_deleted_files
 from .engine import engine_errors
 from .errors import DockpoolError
 from .host_specs import DEFAULT_DATA_ROOT
+from .labels import DISK_LIMIT, MANAGED_FILTER, NAME, OWNER, Record
 
 DEFAULT_USAGE_FILE = "/var/lib/dockpool/usage.json"
 HOST_FILES = ("hosts", "hostname", "resolv.conf")  # in <DockerRootDir>/containers/<id>/
@@ -58,18 +58,18 @@ def measure(client: Any, filters: Optional[dict[str, Any]] = None) -> list[dict[
     plus the space its deleted but open files and its /etc/hosts and siblings hold; ``filters``
     narrow the instances."""
     with engine_errors("measuring instance disk usage"):
-        summaries = client.api.containers(all=True, size=True, filters={"label": L.MANAGED_FILTER, **(filters or {})})
+        summaries = client.api.containers(all=True, size=True, filters={"label": MANAGED_FILTER, **(filters or {})})
     hidden = _held_hidden(summaries)
     host_files = _host_files(client, summaries)
     entries = []
     for summary in summaries:
-        record = L.Record.from_summary(summary)
-        limit = record.labels.get(L.DISK_LIMIT)
+        record = Record.from_summary(summary)
+        limit = record.labels.get(DISK_LIMIT)
         entries.append(
             {
                 "id": record.id,
-                "name": record.labels.get(L.NAME, record.name),
-                "owner": record.labels.get(L.OWNER),
+                "name": record.labels.get(NAME, record.name),
+                "owner": record.labels.get(OWNER),
                 "state": record.status,
                 "size_rw": int(summary.get("SizeRw") or 0),
                 "size_deleted_open": hidden.get(record.id, 0),

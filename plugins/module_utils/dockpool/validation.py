@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 import struct
 from typing import Any
@@ -52,6 +53,18 @@ def whole_number(value: Any, field: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise InvalidInput(f"{field}: {number} is outside {low}-{high}", field, {"min": low, "max": high})
     return number
+
+
+def cpu_amount(value: Any, field: str, high: float) -> float:
+    """A number of CPUs from 0.01 to ``high`` (0.5 is half a CPU), from a number or its text."""
+    try:
+        amount = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount) or not 0.01 <= amount <= high:
+        raise InvalidInput(f"{field}: expected a number of CPUs from 0.01 to {high:g} (for example 0.5), got {value!r}",
+                           field, {"min": 0.01, "max": high})
+    return round(amount, 2)
 
 
 def validate_name(value: object, field: str = "name") -> str:
