@@ -65,7 +65,7 @@ def hardened_run(client: Any, port: int, kwargs: dict[str, Any]) -> float:
 
 def api_run(session: Any, url: str, headers: dict, public_key: str) -> float:
     started = time.perf_counter()
-    reply = session.post(f"{url}/v1/instances", json={"public_key": public_key, "memory": "128m"}, headers=headers, timeout=60)
+    reply = session.post(f"{url}/v1/instances", json={"public_key": public_key, "memory_reservation": "128m"}, headers=headers, timeout=60)
     elapsed = time.perf_counter() - started  # the API answers once sshd has sent its banner
     reply.raise_for_status()
     session.delete(f"{url}/v1/instances/{reply.json()['id']}", headers=headers, timeout=60).raise_for_status()

@@ -51,14 +51,14 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
         for mib in payloads_mib:
             for attempt in range(repeats):
                 created = requests.post(f"{SOURCE}/v1/instances", headers=auth, timeout=180,
-                                        json={"public_key": public_key, "memory": "128m", "disk_limit": "2g"})
+                                        json={"public_key": public_key, "memory_reservation": "128m", "disk_limit": "2g"})
                 assert created.status_code == 201, created.text
                 made = created.json()
                 container = engine.containers.get(made["id"])
                 # Random bytes: what a client's work looks like to the compressors that do not exist here.
                 container.exec_run(["dd", "if=/dev/urandom", "of=/root/payload", "bs=1M", f"count={mib}"])
                 offer = requests.post(f"{TARGET}/v1/moves", headers=auth, timeout=60,
-                                      json={"image": "debian-sshd", "public_key": public_key, "memory": "128m",
+                                      json={"image": "debian-sshd", "public_key": public_key, "memory_reservation": "128m",
                                             "disk_limit": "2g", "source": "source"}).json()
                 assert "grant" in offer, offer
                 started = time.perf_counter()
