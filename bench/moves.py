@@ -1,7 +1,8 @@
 """Moving an instance between two providers on separate engines (this machine's and a
-second one): seconds per GiB moved, against ``docker save | docker load`` of the same
-snapshot between the same two engines, and the downtime the client sees (from the
-source stopping the instance to the target's answering SSH). Goal: <= 1.3x the pipe.
+second one): seconds per GiB moved, against ``docker save | docker load`` of the instance's
+snapshot (``docker commit``, taken before the move and not timed) between the same two
+engines, and the downtime the client sees (from the source stopping the instance to the
+target's answering SSH). Goal: <= 1.3x the pipe.
 
 The providers talk over the fleet's mutual TLS; what that costs is measured in the same
 run: seconds per GiB streamed through the fleet's listener (fleet_tls.py) against the same
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -57,10 +59,15 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                 container = engine.containers.get(made["id"])
                 # Random bytes: what a client's work looks like to the compressors that do not exist here.
                 container.exec_run(["dd", "if=/dev/urandom", "of=/root/payload", "bs=1M", f"count={mib}"])
+                # The reference's snapshot, as `docker commit` makes it (the image with the client's layer on
+                # top): what an operator would save and load by hand. Taken before the move, which makes none.
+                ref = f"dockpool-bench/reference:{mib}-{attempt}"
+                engine.api.commit(container.id, repository=ref.split(":")[0], tag=ref.split(":")[1], pause=True)
                 offer = requests.post(f"{TARGET}/v1/moves", headers=auth, timeout=60,
                                       json={"image": "debian-sshd", "public_key": public_key, "memory_reservation": "128m",
                                             "disk_limit": "2g", "source": "source"}).json()
                 assert "grant" in offer, offer
+                os.sync()  # both timings start with the payload and the commit on disk, not in the page cache
                 started = time.perf_counter()
                 moved = requests.post(f"{SOURCE}/v1/instances/{made['name']}/move", headers=auth, timeout=3600,
                                       json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]})
@@ -68,12 +75,11 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                 moved.raise_for_status()
                 instance = moved.json()["instance"]
                 snapshot = engine2.images.list(filters={"label": MOVE_LABEL})[0]
-                size = int(snapshot.attrs["Size"])
-                # The reference: the same snapshot, saved here and loaded there, by the docker CLI's pipe.
+                size = int(engine.images.get(ref).attrs["Size"])  # the committed snapshot's, as before moves exported
+                # The reference: the committed snapshot, saved here and loaded there, by the docker CLI's pipe.
                 engine2.containers.get(instance["id"]).remove(force=True)
-                ref = snapshot.tags[0]
-                engine.images.load(engine2.images.get(ref).save(chunk_size=1024 * 1024, named=True))  # put it where it came from
-                engine2.images.remove(ref, force=True)
+                engine2.images.remove(snapshot.id, force=True)
+                os.sync()
                 pipe_started = time.perf_counter()
                 with subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE) as saving:
                     subprocess.run(["docker", "-H", second_engine.HOST, "load", "-q"], stdin=saving.stdout, check=True,
@@ -82,7 +88,7 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
                     raise RuntimeError(f"docker save {ref} exited {saving.returncode}")
                 pipe = time.perf_counter() - pipe_started
                 for client in (engine, engine2):
-                    client.images.remove(ref, force=True)
+                    client.images.remove(ref, force=True)  # the base layers stay: they are the provider's image
                 rows.append({"payload_mib": mib, "attempt": attempt, "image_bytes": size, "move_s": seconds,
                              "pipe_s": pipe, "move_s_per_gib": seconds / (size / GIB), "pipe_s_per_gib": pipe / (size / GIB)})
     by_size = []

@@ -4,13 +4,14 @@ The client (the CLI) asks the target first: ``POST /v1/moves`` (naming the sourc
 checks the instance fits there (limits, policy, a free port) and answers a grant, a secret
 good for one move, for that source only, and GRANT_SECONDS; a client holds at most
 ``moves_per_client`` at once. Then it asks the source: ``POST /v1/instances/<ref>/move``
-stops the instance, commits it, and tells the target (``POST /v1/moves/<id>/pull``, with the
-grant) which export to fetch: ``GET /v1/exports/<id>``, with a secret of the source's own,
-for that target only. The target streams the snapshot into its engine, bounded and checked
-to be that one image (image_archive.py), creates the instance and answers once its sshd
-does; only then does the source remove its instance. On any failure the source removes the
-snapshot and starts the instance again if it was running, and the target removes whatever
-it loaded.
+stops the instance and tells the target (``POST /v1/moves/<id>/pull``, with the grant) which
+export to fetch: ``GET /v1/exports/<id>``, with a secret of the source's own, for that target
+only: the stopped instance's filesystem (moves.py), which no one may start until the move
+ends. The target imports it into its engine under the snapshot's name, bounded and checked
+(image_archive.py), with its own copy of the instance's image's settings, creates the
+instance and answers once its sshd does; only then does the source remove its instance. On
+any failure the source starts the instance again if it was running, and the target removes
+whatever it imported.
 
 Both ends are members of the fleet, found by name in the live table, and the calls between
 them go over the fleet's mutual TLS (fleet_tls.py): a client can name neither an address
@@ -42,8 +43,7 @@ from .auth import hash_token
 from .config import ApiConfig, Client
 
 GRANT_SECONDS = 600.0
-SNAPSHOT_MARGIN = 64 * 1024**2  # archive headers and the image's own metadata
-
+SNAPSHOT_MARGIN = 64 * 1024**2  # the tar's headers over the files' own sizes
 
 _SNAPSHOT = re.compile(rf"^{re.escape(moves.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
 
@@ -68,7 +68,7 @@ class Grant:
     spec: Optional[InstanceSpec] = None
     admit: Optional[Callable[..., InstanceSpec]] = None
     limit: int = 0
-    image_id: str = ""
+    container_id: str = ""  # an export's: the stopped instance whose filesystem it streams
     stream: Optional[moves.Bounded] = None  # the snapshot arriving: its count is the move's progress
     state: str = "granted"  # then "moving", "done" or "failed"
     error: str = ""
@@ -124,6 +124,12 @@ class Grants:
             if grant.kind != kind or grant.id != grant_id or grant.used:
                 raise Conflict(f"this grant is not for {kind} {grant_id!r}, or was used already", "Authorization")
             grant.used = True
+
+    def moving(self, container_id: str) -> bool:
+        """Whether an export of this instance is under way."""
+        with self._lock:
+            return any(g.kind == "export" and g.state == "moving" and g.container_id == container_id
+                       for g in self._by_hash.values())
 
     def _forget_expired(self) -> None:
         now = time.monotonic()
@@ -209,12 +215,14 @@ class Mover:
         manager = self.services.manager()
         grant.state = "moving"
         try:
+            # The image settings come from this provider's own copy of the instance's image, never the source.
+            config = resolve_image(manager.client, grant.spec.image, manager.policy.image_prefix).attrs["Config"]
             answer = self._call(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
                 grant.stream = moves.Bounded(iter(lambda: answer.read(moves.CHUNK), b""), grant.limit)
-                moves.load(manager.client, grant.stream, body["snapshot"], body["export"])
+                moves.load(manager.client, grant.stream, body["snapshot"], body["export"], config)
             finally:
                 answer.close()
             view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=body["snapshot"])
@@ -245,15 +253,14 @@ class Mover:
                            "remove files before moving it", "disk_limit", {"size_rw": written, "disk_limit": limit})
         was_running = record.status == "running"
         grant, secret = self.grants.issue("export", client, peer=target["Name"])
-        image_id = ""
+        grant.container_id, grant.state = record.id, "moving"  # from now on nobody starts it (Services.start)
         try:
             if was_running:
                 manager.stop(record.id)
-            image_id = moves.snapshot(manager.client, record.id, record.name, grant.id)
-            grant.image_id, grant.state = image_id, "moving"
             try:
                 answer = self._call(target, "POST", f"/v1/moves/{body['move']}/pull", str(body["grant"]),
-                                    {"export": grant.id, "snapshot": image_id, "secret": secret}, timeout=3600)
+                                    {"export": grant.id, "snapshot": moves.snapshot_ref(record.name, grant.id),
+                                     "secret": secret}, timeout=3600)
                 status, text = answer.status, answer.read(1024**2)
                 answer.close()
             except OSError as exc:
@@ -263,19 +270,20 @@ class Mover:
             moved = json.loads(text)
         except BaseException:
             grant.state = "failed"
-            if image_id:
-                moves.remove_snapshot(manager.client, image_id)
             if was_running:
                 manager.start(record.id)
             raise
         grant.state = "done"
         self.services.remove_record(record)  # and its own snapshot image, if it had been moved in before
-        moves.remove_snapshot(manager.client, image_id)
         return {"moved": record.name, "instance": moved}
 
     def export(self, grant: Grant, export_id: str) -> Iterator[bytes]:
         self.grants.take(grant, "export", export_id)
-        return moves.saved(self.services.manager().client, grant.image_id)
+        return moves.exported(self.services.manager().client, grant.container_id)
+
+    def exporting(self, container_id: str) -> bool:
+        """Whether a move is streaming this instance's filesystem (it must stay stopped until it ends)."""
+        return self.grants.moving(container_id)
 
 
 def _error_of(text: bytes) -> str:

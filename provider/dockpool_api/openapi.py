@@ -232,9 +232,10 @@ def _moves_paths() -> dict:
                                               secured=True, parameters=[_MOVE_PARAM],
                                               requestBody={"required": True, "content": {"application/json": {"schema": _OBJECT}}})},
         "/v1/exports/{move}": {"get": _op("On the fleet's listener only (mutual TLS), from the target the secret names: "
-                                          "the snapshot as docker save streams it",
+                                          "the stopped instance's filesystem as docker export streams it",
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {
-                                              "schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 409, 429, 503)},
+                                              "schema": {"type": "string", "format": "binary"}}}},
+                                           **_errors(401, 409, 429, 503)},
                                           secured=True, parameters=[_MOVE_PARAM])},
     }
 

@@ -13,7 +13,7 @@ from dockpool.addresses import is_ipv6
 from dockpool.client_requests import check_instance_cap, client_request, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
-from dockpool.errors import DockpoolError, InvalidInput, NotFound
+from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.host_specs import collect_specs, docker_data_root
 from dockpool.images import list_images
 from dockpool.instances import InstanceManager
@@ -162,7 +162,11 @@ class Services:
         return self.client_view(self.manager().stop(self.find(client, ref).id), None)
 
     def start(self, client: Client, ref: str) -> dict[str, Any]:
-        return self.client_view(self.manager().start(self.find(client, ref).id), None)
+        record = self.find(client, ref)
+        if self.mover.exporting(record.id):
+            raise Conflict(f"{record.name} is being moved; it starts where it lands, or here again if the move fails",
+                           "id")
+        return self.client_view(self.manager().start(record.id), None)
 
     def remove(self, client: Client, ref: str) -> None:
         self.remove_record(self.find(client, ref))
