@@ -79,3 +79,21 @@ def test_a_stream_cut_between_two_files_leaves_no_image(engine, stopped):
     with pytest.raises(InvalidInput, match="end marker"):
         moves.load(engine, iter([data[:cut]]), ref, move_id, engine.api.inspect_image(SHARED)["Config"])
     assert images(engine) == before
+
+
+def test_a_member_sending_an_image_archive_naming_every_clients_image_gets_files_never_a_tag(engine, stopped):
+    """The first finding of issue 22: an archive made to retag the image every client runs. Through
+    the import it is a filesystem like any other: the image is the snapshot's, the tag the
+    target's; the image every client runs keeps its id and no other tag appears."""
+    container, ref, move_id = stopped
+    poisoned = b"".join(engine.api.get_image(SHARED))  # docker save, naming dockpool/debian-sshd:latest
+    shared, before = engine.images.get(SHARED).id, images(engine)
+    assert moves.load(engine, iter([poisoned]), ref, move_id, engine.api.inspect_image(SHARED)["Config"]) == ref
+    assert engine.images.get(SHARED).id == shared
+    after = images(engine)
+    new = {image: tags for image, tags in after.items() if image not in before}
+    assert list(new.values()) == [[ref]]
+    holder = engine.containers.create(ref, command=["none"], entrypoint=[])  # no shell in it: read it from outside
+    stored, _ = holder.get_archive("/manifest.json")
+    holder.remove()
+    assert b"dockpool/debian-sshd:latest" in b"".join(stored)  # the archive's manifest is a file in the snapshot
