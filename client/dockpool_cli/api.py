@@ -79,14 +79,15 @@ class Provider:
     def specs(self) -> dict[str, Any]:
         return self.call("GET", "/v1/specs")
 
-    def latency(self, tries: int = 3) -> float:
-        """The best of a few round trips to /healthz, in seconds: measured here, by the client."""
-        best = float("inf")
+    def latency(self, tries: int = 3) -> tuple[float, dict[str, Any]]:
+        """The best of a few round trips to /healthz, in seconds: measured here, by the client; and
+        the provider's last answer there (its health, and whether it is draining)."""
+        best, health = float("inf"), {}
         for _ in range(tries):
             started = time.perf_counter()
-            self.call("GET", "/healthz", timeout=5)
+            health = self.call("GET", "/healthz", timeout=5)
             best = min(best, time.perf_counter() - started)
-        return best
+        return best, health if isinstance(health, dict) else {}
 
     def download(self, size: int) -> tuple[int, float]:
         """Bytes received and seconds taken by the download speed test."""

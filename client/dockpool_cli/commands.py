@@ -118,10 +118,10 @@ def probe(provider: Provider) -> dict[str, Any]:
     """Latency measured from here, and the provider's hardware and free capacity."""
     url, token = provider.url, provider.session.headers.get("Authorization")
     try:
-        latency = provider.latency()
+        latency, health = provider.latency()
         specs = provider.specs()
         return {
-            "url": url, "reachable": True, "latency_ms": round(latency * 1000, 2),
+            "url": url, "reachable": True, "latency_ms": round(latency * 1000, 2), "draining": health.get("draining") is True,
             "hostname": specs["hostname"], "cpu": specs["cpu"]["model"], "cores": specs["cpu"]["logical_cpus"],
             "memory_total": specs["memory"]["total"], "memory_available": specs["memory"]["available"],
             "disk_free": specs["disk"]["free"], "gpus": [g["name"] for g in specs["gpus"]],
@@ -188,7 +188,8 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
         if not row["reachable"]:
             view.add_row(plain(row["name"]), plain(row["url"]), Text("unreachable", style="red"), "", "", "", "", "", "")
             continue
-        view.add_row(plain(row["name"]), plain(row["url"]), f"{row['latency_ms']:.1f} ms", plain(row["cpu"]),
+        name = Text(row["name"]) + (Text(" (draining)", style="yellow") if row["draining"] else Text(""))
+        view.add_row(name, plain(row["url"]), f"{row['latency_ms']:.1f} ms", plain(row["cpu"]),
                      plain(row["cores"]), f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
                      human_size(row["disk_free"]), plain(", ".join(row["gpus"]) or "-"),
                      "yes" if row["url"] in settings.providers else "")
@@ -197,8 +198,8 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
 
 
 def fits(row: dict[str, Any], memory: Optional[int], cpus: Optional[int], gpu: bool) -> bool:
-    return (row["reachable"] and row["memory_available"] >= (memory or 0) and row["cores"] >= (cpus or 0)
-            and (bool(row["gpus"]) or not gpu))
+    return (row["reachable"] and not row["draining"] and row["memory_available"] >= (memory or 0)
+            and row["cores"] >= (cpus or 0) and (bool(row["gpus"]) or not gpu))
 
 
 def ranked_providers(settings: Settings, memory: Optional[int], cpus: Optional[int], gpu: bool) -> list[str]:
@@ -209,7 +210,8 @@ def ranked_providers(settings: Settings, memory: Optional[int], cpus: Optional[i
     found = probe_all(settings, sorted(settings.providers))
     fit = sorted((r for r in found if fits(r, memory, cpus, gpu)), key=lambda r: r["latency_ms"])
     if not fit:
-        reasons = "; ".join(f"{r['url']}: {r.get('error') or 'not enough free memory or cores, or no GPU'}" for r in found)
+        why = {True: "draining: it takes no new instance", False: "not enough free memory or cores, or no GPU"}
+        reasons = "; ".join(f"{r['url']}: {r.get('error') or why[r['draining']]}" for r in found)
         raise CliError(f"no provider you are logged in to can take this instance ({reasons})", UNAVAILABLE)
     return [r["url"] for r in fit]
 

@@ -62,6 +62,7 @@ def provider_settings(directory: Path, index: int, token: str, ca: tuple[Path, P
     return {
         "listen": host, "port": PORT, "provider_name": f"fleet{index}",
         "policy_file": str(policy), "usage_file": str(state / "usage.json"), "peers_file": str(state / "peers.json"),
+        "drain_file": str(state / "drain.json"),
         "clients": [{"name": "dev", "token_sha256": hash_token(token), "admin": False}],
         "base_images": ["debian:bookworm-slim"],
         "peer_networks": ["127.0.0.0/8"], "peer_deny_networks": [],

@@ -156,6 +156,8 @@ class ProviderSide(Protocol):
 
     def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]: ...
 
+    def check_taking(self) -> None: ...
+
 
 class Mover:
     def __init__(self, services: ProviderSide) -> None:
@@ -184,6 +186,7 @@ class Mover:
         """Will the instance fit here? A grant for the move from ``source`` if so; nothing reserved yet."""
         if not isinstance(body, dict):
             raise InvalidInput("the body is the instance's request and the source provider's name", "body")
+        self.services.check_taking()
         request = dict(body)
         source = self._member(request.pop("source", None), "source")["Name"]
         spec, admit = self.services.admission(client, request)

@@ -158,6 +158,8 @@ _MOVE_PARAM = {"name": "move", "in": "path", "required": True, "schema": {"type"
 
 # What a route that takes a token and names an instance may answer besides success.
 _SECURED = (400, 401, 404, 429, 503)
+_DRAIN = {"type": "object", "required": ["draining", "since"],
+          "properties": {"draining": {"type": "boolean"}, "since": {"type": "string", "nullable": True}}}
 
 
 def _service_paths() -> dict:
@@ -175,6 +177,14 @@ def _service_paths() -> dict:
         "/v1/images": {"get": _op("Images offered", {"200": _json({"type": "object", "required": ["images"],
                                                                      "properties": {"images": {"type": "array"}}}),
                                                        **_errors(401, 429, 503)})},
+        "/v1/drain": {
+            "get": _op("Is this provider draining (taking no new instance)?", {"200": _json(_DRAIN), **_errors(401, 429)}),
+            "put": _op("Start or end draining (admin): while it lasts, creations and moves in answer 409",
+                       {"200": _json(_DRAIN), **_errors(400, 401, 429)}, secured=True,
+                       requestBody={"required": True, "content": {"application/json": {"schema": {
+                           "type": "object", "required": ["draining"], "additionalProperties": False,
+                           "properties": {"draining": {"type": "boolean"}}}}}}),
+        },
     }
 
 

@@ -40,8 +40,8 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.get("/healthz", access="reader")
     def healthz():
         engine = services.engine_ok()
-        return json_body({"status": "ok" if engine else "degraded", "engine": engine, "version": __version__},
-                         200 if engine else 503)
+        return json_body({"status": "ok" if engine else "degraded", "engine": engine, "version": __version__,
+                          "draining": services.drain.draining()}, 200 if engine else 503)
 
     @app.get("/openapi.json", access="open")
     def openapi():
@@ -60,6 +60,26 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
         return json_body({"images": services.images()})
 
     add_speedtest_routes(app, ctx)
+    add_drain_routes(app, ctx)
+
+
+def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
+    """The owner takes the machine back: while draining, no new instance comes (created or moved in)."""
+    services = ctx.services
+
+    @app.get("/v1/drain", access="reader")
+    def drain_state():
+        return json_body(services.drain.state())
+
+    @app.put("/v1/drain", access="admin")
+    def set_drain():
+        body = ctx.body_json()
+        if not isinstance(body, dict) or set(body) != {"draining"} or not isinstance(body["draining"], bool):
+            raise InvalidInput('the body is {"draining": true} to start draining, {"draining": false} to end it',
+                               "draining")
+        state = services.drain.set(body["draining"])
+        services.peers.renew()  # the fleet hears it with this provider's next exchange
+        return json_body(state)
 
 
 def add_speedtest_routes(app: Bottle, ctx: RouteContext) -> None:

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, Callable, Optional
 
 from dockpool import moves
-from dockpool.addresses import is_ipv6
+from dockpool.addresses import host_port, is_ipv6
 from dockpool.client_requests import check_instance_cap, client_request, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
@@ -25,6 +25,7 @@ from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
 from .config import ApiConfig, Client, check_narrowing
+from .drain import Drain
 from .fleet_tls import FleetTLS
 from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .moving import Mover
@@ -45,9 +46,12 @@ class Services:
         self.fleet = (FleetTLS.load(config.fleet_cert, config.fleet_key, config.fleet_cas, config.provider_name)
                       if config.fleet_port else None)
         self.fleet_context = self.fleet.client_context() if self.fleet else None
+        self.drain = Drain(config.drain_file)
+        self.drain.state()  # an unreadable drain state stops the start, naming the file
         self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,
                                 peer_verify or partial(verify_member, config, self.fleet_context),
-                                expiry=config.peer_expiry, fleet_port=config.fleet_port or 1)
+                                expiry=config.peer_expiry, fleet_port=config.fleet_port or 1,
+                                draining=self.drain.draining)
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
@@ -154,7 +158,19 @@ class Services:
         placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
         return manager.spec({**params, "image": image, "name": placeholder, "owner": client.name}, limits), admit
 
+    def check_taking(self) -> None:
+        """Refuse a new instance (created or moved in) while draining, naming where to go instead."""
+        if not self.drain.draining():
+            return
+        elsewhere = sorted(f"{m['name']} ({host_port(m['address'], m['port'])})" for m in self.peers.members()
+                           if m["tier"] == "member" and not m["draining"])
+        raise Conflict(f"{self.config.provider_name} is draining: its owner is taking the machine back and it takes no "
+                       "new instance; " + (f"providers of its fleet that do: {', '.join(elsewhere)}" if elsewhere
+                                           else "no other provider of its fleet is known to take one"),
+                       "provider", {"draining": True, "elsewhere": elsewhere})
+
     def create(self, client: Client, body: Any) -> dict[str, Any]:
+        self.check_taking()
         spec, admit = self.admission(client, body)
         return self.client_view(self.manager().create(spec, origin="api", admit=admit), None)
 

@@ -29,7 +29,7 @@ def api(tmp_path):
 
 def test_read_routes_are_open_and_json(api):
     health = api.get("/healthz")
-    assert health.json == {"status": "ok", "engine": True, "version": health.json["version"]}
+    assert health.json == {"status": "ok", "engine": True, "version": health.json["version"], "draining": False}
     assert {"/v1/instances", "/server_info", "/startcontainer", "/IpTable"} <= set(api.get("/openapi.json").json["paths"])
     specs = api.get("/v1/specs").json
     assert specs["cpu"]["logical_cpus"] >= 1 and specs["gpus"] == []

@@ -22,6 +22,8 @@ ACCESS = {
     ("GET", "/metrics"): "reader",
     ("GET", "/v1/specs"): "reader",
     ("GET", "/v1/images"): "reader",
+    ("GET", "/v1/drain"): "reader",
+    ("PUT", "/v1/drain"): "admin",
     ("POST", "/v1/instances"): "client",
     ("GET", "/v1/instances"): "client",
     ("GET", "/v1/instances/<ref>"): "client",

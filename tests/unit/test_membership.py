@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dockpool.errors import InvalidInput
-from dockpool.membership import Membership, Signer
+from dockpool.membership import Membership, Signer, signature_valid
 from dockpool.peers import validate_entry
 
 EXPIRY = 30.0
@@ -227,3 +227,39 @@ def test_peer_entries_are_checked_by_type_not_truthiness(entry, field):
     with pytest.raises(InvalidInput) as info:
         validate_entry(entry)
     assert info.value.field == f"ip_address[0].{field}"
+
+
+def test_a_draining_provider_says_so_in_its_signed_entry_and_nobody_else_can_say_it_for_it(table, tmp_path):
+    """The drain travels with the member's own signature: the fleet shows it, and a relayer can
+    neither add it to another's entry nor take it off (the entry would no longer verify)."""
+    peer = Peer(tmp_path, "192.0.2.7")
+
+    def shown() -> list[bool]:
+        return [m["draining"] for m in table.members() if m["name"] == "192.0.2.7"]
+
+    table.merge({"ip_address": [peer.signed()]})
+    forged = peer.signed()  # a newer version, signed as not draining ...
+    forged["dockpool"]["draining"] = True  # ... with the flag added by someone else
+    table.merge({"ip_address": [forged]})
+    assert shown() == [False]
+    peer.version += 1
+    draining = peer.signer.sign(peer.entry, peer.version, 8444, draining=True)
+    table.merge({"ip_address": [draining]})
+    assert shown() == [True]
+    stripped = peer.signer.sign(peer.entry, peer.version + 5, 8444, draining=True)
+    del stripped["dockpool"]["draining"]  # a relayer hiding the drain
+    table.merge({"ip_address": [stripped]})
+    assert shown() == [True]
+    with pytest.raises(InvalidInput) as refused:
+        validate_entry({"IPV4": "192.0.2.8", "ServerPort": "1", "dockpool": {**draining["dockpool"], "draining": False}})
+    assert refused.value.field == "ip_address[0].dockpool.draining"
+
+
+def test_this_provider_signs_its_drain_when_it_changes(tmp_path):
+    state = {"draining": False}
+    me = Membership(str(tmp_path / "peers.json"), entry("192.0.2.1", "me"), draining=lambda: state["draining"])
+    assert "draining" not in me.table()["ip_address"][0]["dockpool"]
+    state["draining"] = True
+    me.renew()
+    own = me.table()["ip_address"][0]
+    assert own["dockpool"]["draining"] is True and signature_valid(own)

@@ -52,10 +52,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def signed_bytes(entry: dict[str, Any], version: int, key: str, fleet_port: int) -> bytes:
-    """What a signature covers: the P2PRC fields (normalised), the version, the key and the fleet port."""
+def signed_bytes(entry: dict[str, Any], version: int, key: str, fleet_port: int, draining: bool = False) -> bytes:
+    """What a signature covers: the P2PRC fields (normalised), the version, the key, the fleet port,
+    and whether the provider is draining (only when it is: an entry without it reads as before)."""
     fields = {name: entry[name] for name in FIELDS}
-    return json.dumps([fields, version, key, fleet_port], sort_keys=True, separators=(",", ":")).encode()
+    signed: list[Any] = [fields, version, key, fleet_port] + ([{"draining": True}] if draining else [])
+    return json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
 
 
 def signature_valid(entry: dict[str, Any]) -> bool:
@@ -65,7 +67,8 @@ def signature_valid(entry: dict[str, Any]) -> bool:
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(record["key"], validate=True))
         public.verify(base64.b64decode(record["signature"], validate=True),
-                      signed_bytes(entry, record["version"], record["key"], record["fleet_port"]))
+                      signed_bytes(entry, record["version"], record["key"], record["fleet_port"],
+                                   record.get("draining", False)))
         return True
     except (InvalidSignature, ValueError):
         return False
@@ -89,10 +92,10 @@ class Signer:
                 handle.write(raw)
         self.public = _b64(self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
-    def sign(self, entry: dict[str, Any], version: int, fleet_port: int) -> dict[str, Any]:
-        signature = self._key.sign(signed_bytes(entry, version, self.public, fleet_port))
+    def sign(self, entry: dict[str, Any], version: int, fleet_port: int, draining: bool = False) -> dict[str, Any]:
+        signature = self._key.sign(signed_bytes(entry, version, self.public, fleet_port, draining))
         return {**entry, "dockpool": {"key": self.public, "version": version, "signature": _b64(signature), "age": 0.0,
-                                      "fleet_port": fleet_port}}
+                                      "fleet_port": fleet_port, **({"draining": True} if draining else {})}}
 
 
 @dataclass
@@ -128,6 +131,7 @@ class Membership:
     clock: Callable[[], float] = time.monotonic
     fleet_port: int = 8444
     verify_p2prc: Optional[Callable[[dict[str, Any]], bool]] = None
+    draining: Callable[[], bool] = lambda: False  # whether this provider is draining, asked each round
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -135,7 +139,7 @@ class Membership:
         self._signer = Signer(os.path.join(os.path.dirname(os.path.abspath(self.path)), "membership.key"))
         self._version = 0
         self.me = validate_table({"ip_address": [self.me]}, 1)[0]
-        self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port)
+        self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
         self._members: dict[str, Member] = {}  # by name: the certificate's, so an address may change
         self._p2prc: dict[Key, Member] = {}  # by address and port
         self._load()
@@ -218,17 +222,23 @@ class Membership:
         with self._lock:
             return [{"name": m.entry["Name"], "address": peer_key(m.entry)[0], "port": int(m.entry["ServerPort"]),
                      "heard_seconds_ago": round(now - m.heard, 1), "answers": m.answered,
-                     "tier": tier, "signed": tier == "member"}
+                     "tier": tier, "signed": tier == "member",
+                     "draining": bool((m.entry.get("dockpool") or {}).get("draining"))}
                     for tier, group in (("member", self._members), ("p2prc", self._p2prc))
                     for m in self._live(group, now)]
 
     # ---- the exchange round ---------------------------------------------------------------------
 
+    def renew(self) -> None:
+        """Re-sign our entry now, with a newer version: its state (draining) changed."""
+        with self._lock:
+            self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
+
     def heartbeat(self) -> None:
         """A new round: re-sign our entry with a newer version, and expire the silent."""
         now = self.clock()
         with self._lock:
-            self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port)
+            self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
             gone = []
             for tier in (self._members, self._p2prc):
                 for k in [k for k, m in tier.items() if (m.heard is None and now - self._start > self.expiry)

@@ -84,8 +84,10 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
 def _record(record: Any, index: int) -> dict[str, Any]:
     """The membership record's shape (the signature itself is checked by membership.py)."""
     where = f"ip_address[{index}].dockpool"
-    if not isinstance(record, dict) or set(record) != {"key", "version", "signature", "age", "fleet_port"}:
-        raise InvalidInput(f"{where}: must be an object with key, version, signature, age and fleet_port", where)
+    if not isinstance(record, dict) or not {"key", "version", "signature", "age", "fleet_port"} <= set(record) \
+            or not set(record) <= {"key", "version", "signature", "age", "fleet_port", "draining"}:
+        raise InvalidInput(f"{where}: must be an object with key, version, signature, age and fleet_port "
+                           "(and draining)", where)
     for name, size in (("key", 44), ("signature", 88)):
         if not isinstance(record[name], str) or len(record[name]) != size:
             raise InvalidInput(f"{where}.{name}: must be {size} characters of base64", f"{where}.{name}")
@@ -98,8 +100,11 @@ def _record(record: Any, index: int) -> dict[str, Any]:
     port = record["fleet_port"]
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise InvalidInput(f"{where}.fleet_port: must be a port number from 1 to 65535", f"{where}.fleet_port")
+    if "draining" in record and record["draining"] is not True:
+        raise InvalidInput(f"{where}.draining: only ever true (a provider that is not draining leaves it out)",
+                           f"{where}.draining")
     return {"key": record["key"], "version": record["version"], "signature": record["signature"], "age": float(age),
-            "fleet_port": port}
+            "fleet_port": port, **({"draining": True} if "draining" in record else {})}
 
 
 def _address(value: Any, version: int, index: int, key: str) -> str:
