@@ -18,6 +18,7 @@ from rich.text import Text
 
 from dockpool.addresses import host_port
 from dockpool.errors import InvalidInput
+from dockpool.moves import move_request
 from dockpool.spec import CLIENT_FIELDS
 from dockpool.units import human_size, parse_size
 
@@ -384,22 +385,6 @@ def forget(settings: Settings, peer: str, url: Optional[str]) -> int:
     return 0
 
 
-def _move_request(view: dict[str, Any], key_path: Path) -> dict[str, Any]:
-    """The create request the target is asked about: the instance's own limits and image."""
-    limits = view["limits"]
-    body: dict[str, Any] = {"image": view["image"],
-                            "public_key": key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip(),
-                            # what the client reserved; the hard limit is the target's own cap (spec.py)
-                            "memory_reservation": str(limits["memory_reservation"]),
-                            "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
-    for field in ("cpus", "disk_limit"):
-        if limits.get(field):
-            body[field] = limits[field] if field == "cpus" else str(limits[field])
-    if view.get("gpu"):
-        body["gpu"] = True
-    return body
-
-
 def _run_move(source: Provider, target: Provider, ref: str, offer: dict[str, Any], label: str) -> dict[str, Any]:
     """Ask the source to move ``ref`` with the target's ``offer``, showing the target's progress;
     a failed move gives the target's grant back."""
@@ -445,7 +430,7 @@ def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float
     view = source.instance(ref)
     known = settings.instances.get(view["name"]) or {}
     key_path = Path(key or known.get("key") or client_key(settings, None)).expanduser()
-    body = _move_request(view, key_path)
+    body = move_request(view, key_path.with_name(key_path.name + ".pub").read_text(encoding="utf-8").strip())
     # Providers know each other by name (their fleet certificates), whatever URL this client uses.
     body["source"] = source.call("GET", "/v1/fleet")["provider"]
     target = settings.connect(target_url)

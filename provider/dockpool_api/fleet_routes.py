@@ -8,7 +8,7 @@ from bottle import Bottle, request, response
 
 from dockpool.errors import Busy, NotFound
 
-from .access import GRANT_KEY, current_client
+from .access import GRANT_KEY, current_client, fleet_peer
 from .responses import json_body
 from .routing import RouteContext
 
@@ -28,6 +28,10 @@ def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
     def cancel_move(move_id: str):
         mover.grants.cancel(current_client(), move_id)
         return json_body({"cancelled": move_id})
+
+    @app.post("/v1/fleet/offers", access="fleet")
+    def offer_for_member():
+        return json_body(mover.offer_for_member(fleet_peer(), ctx.body_json()), 201)
 
     @app.post("/v1/moves/<move_id>/pull", access="grant")
     def pull_move(move_id: str):

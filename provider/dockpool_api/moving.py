@@ -69,6 +69,7 @@ class Grant:
     admit: Optional[Callable[..., InstanceSpec]] = None
     limit: int = 0
     container_id: str = ""  # an export's: the stopped instance whose filesystem it streams
+    start: bool = True  # a move's: start the instance where it lands (a drain keeps a stopped one stopped)
     stream: Optional[moves.Bounded] = None  # the snapshot arriving: its count is the move's progress
     state: str = "granted"  # then "moving", "done" or "failed"
     error: str = ""
@@ -172,17 +173,18 @@ class Mover:
                                "(GET /v1/fleet lists them by name)", field_name)
         return entry
 
-    def _call(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
+    def call_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
               timeout: float = 30.0) -> Any:
         """A request to a member over the fleet's mutual TLS; the answer, open for the caller to read."""
         context: ssl.SSLContext = self.services.fleet_context
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}  # the fleet's own routes take none
         return fleet_tls.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
-                                 body=data, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout)
+                                 body=data, headers=headers, timeout=timeout)
 
     # ---- the target ------------------------------------------------------------------------
 
-    def offer(self, client: Client, body: Any) -> dict[str, Any]:
+    def offer(self, client: Client, body: Any, start: bool = True) -> dict[str, Any]:
         """Will the instance fit here? A grant for the move from ``source`` if so; nothing reserved yet."""
         if not isinstance(body, dict):
             raise InvalidInput("the body is the instance's request and the source provider's name", "body")
@@ -195,9 +197,21 @@ class Mover:
         manager.plan(spec, ports_from_image(image.attrs), manager.records())  # 409 when no port or core is free
         limit = (spec.disk_limit or 0) + int(image.attrs.get("Size") or 0) + SNAPSHOT_MARGIN
         grant, token = self.grants.issue("move", client, most=self.services.config.moves_per_client, peer=source,
-                                         spec=spec, admit=admit, limit=limit)
+                                         spec=spec, admit=admit, limit=limit, start=start)
         return {"id": grant.id, "grant": token, "expires_in": GRANT_SECONDS, "max_bytes": limit,
                 "provider": self.services.config.provider_name}
+
+    def offer_for_member(self, member: str, body: Any) -> dict[str, Any]:
+        """A member draining asks on its client's behalf (``{client, request, start}``): the same
+        admission and grant as the client's own offer, for a client who has an account here too."""
+        if (not isinstance(body, dict) or set(body) != {"client", "request", "start"} or not isinstance(body["request"], dict)
+                or not isinstance(body["start"], bool)):
+            raise InvalidInput("the body is {client, request, start}: the instance's owner, its create request, and "
+                               "whether it runs", "body")
+        client = next((c for c in self.services.config.clients if c.name == body["client"]), None)
+        if client is None:
+            raise NotFound(f"client {body['client']!r} has no account on {self.services.config.provider_name}", "client")
+        return self.offer(client, {**body["request"], "source": member}, start=body["start"])
 
     def progress(self, client: Client, move_id: str) -> dict[str, Any]:
         grant = self.grants.get(client, move_id)
@@ -220,7 +234,7 @@ class Mover:
         try:
             # The image settings come from this provider's own copy of the instance's image, never the source.
             config = resolve_image(manager.client, grant.spec.image, manager.policy.image_prefix).attrs["Config"]
-            answer = self._call(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
+            answer = self.call_member(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
@@ -228,7 +242,8 @@ class Mover:
                 moves.load(manager.client, grant.stream, body["snapshot"], body["export"], config)
             finally:
                 answer.close()
-            view = manager.create(grant.spec, origin="api", admit=grant.admit, image_ref=body["snapshot"])
+            view = manager.create(grant.spec, start=grant.start, origin="api", admit=grant.admit,
+                                  image_ref=body["snapshot"])
         except BaseException as exc:
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
             moves.remove_snapshot(manager.client, body["snapshot"])  # if the load finished before the failure
@@ -244,8 +259,13 @@ class Mover:
         if not isinstance(body, dict) or set(body) != {"target", "move", "grant"}:
             raise InvalidInput("the body is {target, move, grant}: the target provider's name, and the move and "
                                "grant it gave", "body")
-        target = self._member(body["target"], "target")
-        record = self.services.find(client, ref)
+        return self.transfer(client, self.services.find(client, ref), self._member(body["target"], "target"),
+                             str(body["move"]), str(body["grant"]))
+
+    def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:
+        """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is
+        removed here once it answers there, and runs here again (if it ran) when anything fails."""
+        ref = record.name
         manager = self.services.manager()
         with engine_errors(f"measuring {ref!r}"):
             listed = manager.client.api.containers(all=True, size=True, filters={"id": record.id})
@@ -261,7 +281,7 @@ class Mover:
             if was_running:
                 manager.stop(record.id)
             try:
-                answer = self._call(target, "POST", f"/v1/moves/{body['move']}/pull", str(body["grant"]),
+                answer = self.call_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
                                     {"export": grant.id, "snapshot": moves.snapshot_ref(record.name, grant.id),
                                      "secret": secret}, timeout=3600)
                 status, text = answer.status, answer.read(1024**2)
@@ -269,7 +289,7 @@ class Mover:
             except OSError as exc:
                 raise MoveFailed(f"the target did not finish the move: {exc}", "target") from None
             if status not in (200, 201):
-                raise MoveFailed(f"the target answered {status}: {_error_of(text)}", "target", {"status": status})
+                raise MoveFailed(f"the target answered {status}: {error_of(text)}", "target", {"status": status})
             moved = json.loads(text)
         except BaseException:
             grant.state = "failed"
@@ -289,7 +309,7 @@ class Mover:
         return self.grants.moving(container_id)
 
 
-def _error_of(text: bytes) -> str:
+def error_of(text: bytes) -> str:
     try:
         return str(json.loads(text).get("error"))[:500]
     except (ValueError, AttributeError):

@@ -185,6 +185,12 @@ def _service_paths() -> dict:
                            "type": "object", "required": ["draining"], "additionalProperties": False,
                            "properties": {"draining": {"type": "boolean"}}}}}}),
         },
+        "/v1/drain/moves": {"post": _op(
+            "Move every instance to other members of the fleet that take it (admin, while draining); each moved "
+            "one with where it went and how long its client was cut off, each that fits nowhere with the reasons",
+            {"200": _json({"type": "object", "required": ["moved", "stayed"], "properties": {
+                "moved": {"type": "array"}, "stayed": {"type": "array"}}}), **_errors(401, 409, 429, 503)},
+            secured=True)},
     }
 
 
@@ -241,6 +247,13 @@ def _moves_paths() -> dict:
                                                "502": _json(_ref("Error"), "the source's snapshot could not be fetched")},
                                               secured=True, parameters=[_MOVE_PARAM],
                                               requestBody={"required": True, "content": {"application/json": {"schema": _OBJECT}}})},
+        "/v1/fleet/offers": {"post": _op(
+            "On the fleet's listener only (mutual TLS), from a member draining: a move grant for its client's "
+            "instance, as POST /v1/moves gives the client", {"201": _json(_OBJECT, "granted"),
+                                                              **_errors(400, 404, 409, 413, 429, 503)},
+            requestBody={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["client", "request", "start"], "additionalProperties": False,
+                "properties": {"client": {"type": "string"}, "request": _CREATE, "start": {"type": "boolean"}}}}}})},
         "/v1/exports/{move}": {"get": _op("On the fleet's listener only (mutual TLS), from the target the secret names: "
                                           "the stopped instance's filesystem as docker export streams it",
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from dockpool import __version__
 from dockpool.errors import DockpoolError, InvalidInput
 
+from .draining import drain
 from .openapi import openapi_document
 from .responses import json_body, read_stream, zeros
 from .routing import RouteContext
@@ -80,6 +81,10 @@ def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
         state = services.drain.set(body["draining"])
         services.peers.renew()  # the fleet hears it with this provider's next exchange
         return json_body(state)
+
+    @app.post("/v1/drain/moves", access="admin")
+    def drain_moves():
+        return json_body(drain(services.mover))
 
 
 def add_speedtest_routes(app: Bottle, ctx: RouteContext) -> None:

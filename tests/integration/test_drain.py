@@ -4,21 +4,27 @@ fleet and the CLI show it. Real API processes, the real engine and the real CLI.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
 import requests
+import yaml
 from webtest import TestApp
 
 from dockpool.errors import InvalidInput
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
+from support.ansible_run import run_playbook_file
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.cli import cli
+from support.paths import ROOT
+from support.ssh import ssh_run
 from support.two_providers import SOURCE, TARGET, two_providers
 
 pytestmark = pytest.mark.engine
+PLAY = ROOT / "playbooks" / "drain.yml"
 
 
 def auth(who: str) -> dict:
@@ -84,3 +90,56 @@ def test_the_fleet_and_the_cli_see_the_drain_and_nothing_moves_in(tmp_path, keyp
         best = cli(home, "up", "--best", "--key", str(keypair[0]), "--no-check", "--json")
         assert best.returncode == 0, best.stderr
         assert json.loads(best.stdout)["name"].startswith("alice-source-")  # never the draining one
+
+
+def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_that_does_not(tmp_path, keypair,
+                                                                                           other_keypair, engine, cleanup):
+    """Running instances move and run there, a stopped one moves and stays stopped, each with its
+    files; one the other member cannot take stays here, running, named with the reason."""
+    with two_providers(tmp_path, target_limits={"max_memory": "160m", "default_memory": "96m"}) as (source, target,
+                                                                                                    engine2):
+        def make(who: str, reservation: str) -> dict:
+            key = (keypair if who == "alice" else other_keypair)[1]  # a key belongs to one client
+            made = requests.post(f"{SOURCE}/v1/instances", headers=auth(who), timeout=180,
+                                 json={"public_key": key, "memory_reservation": reservation})
+            assert made.status_code == 201, made.text
+            return made.json()
+
+        running, big, stopped = make("alice", "128m"), make("alice", "200m"), make("bob", "96m")
+        wrote = ssh_run(keypair[0], running["ssh"]["port"], "echo 'my notes' > /root/notes.txt")
+        assert wrote.returncode == 0, wrote.stderr
+        assert requests.post(f"{SOURCE}/v1/instances/{stopped['id']}/stop", headers=auth("bob"), timeout=60).ok
+        early = requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=60)
+        assert early.status_code == 409 and "not draining" in early.json()["error"]
+        assert requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("alice"), timeout=60).status_code in (401, 403)
+        # The operator's way: the play, against this provider (its API on loopback, an admin's token).
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"providers": {"hosts": {"source": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "provider_api_port": 8091,
+            "provider_api_clients": [{"name": "ops", "token": TOKENS["ops"], "admin": True}]}}}}))
+        played = run_playbook_file(PLAY, inventory=str(inventory), host="source")
+        assert played.rc == 2, played.raw  # it fails, naming the one that stays
+        result = next(t["json"] for t in played.tasks if isinstance(t.get("json"), dict) and "moved" in t["json"])
+        moved = {m["name"]: m for m in result["moved"]}
+        assert set(moved) == {running["name"], stopped["name"]} and all(m["to"] == "target" for m in moved.values())
+        assert moved[stopped["name"]]["state"] == "stopped" and moved[running["name"]]["cut_off_seconds"] > 0
+        [stayed] = result["stayed"]
+        assert stayed["name"] == big["name"] and "memory" in " ".join(stayed["reasons"]), stayed
+        assert big["name"] in played.tasks[-1]["msg"] and "memory" in played.tasks[-1]["msg"]
+        assert engine.containers.get(big["id"]).status == "running"  # nothing removed, still running
+        there = {c.labels["dockpool.name"]: c for c in engine2.containers.list(all=True, filters={"label": "dockpool.owner"})}
+        landed = there[moved[running["name"]]["as"]]
+        assert landed.status == "running" and there[moved[stopped["name"]]["as"]].status in ("created", "exited")  # stopped
+        port = next(p["host_port"] for p in json.loads(landed.labels["dockpool.ports"]) if p["container_port"] == 22)
+        notes = ssh_run(keypair[0], port, "cat /root/notes.txt")
+        assert notes.stdout.strip() == "my notes", notes.stderr
+        assert not [c for c in engine.containers.list(all=True) if c.id in (running["id"], stopped["id"])]
+        # Ending the drain: --check changes nothing, the run does, a second run has nothing to do.
+        ended = {"drain_state": "absent"}
+        assert run_playbook_file(PLAY, check=True, extra_vars=ended, inventory=str(inventory), host="source").rc == 0
+        assert requests.get(f"{SOURCE}/v1/drain", timeout=10).json()["draining"] is True
+        first = run_playbook_file(PLAY, extra_vars=ended, inventory=str(inventory), host="source")
+        assert first.rc == 0 and first.changed == 1, first.raw
+        assert requests.get(f"{SOURCE}/v1/drain", timeout=10).json()["draining"] is False
+        again = run_playbook_file(PLAY, extra_vars=ended, inventory=str(inventory), host="source")
+        assert again.rc == 0 and again.changed == 0, again.raw
