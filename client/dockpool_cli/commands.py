@@ -358,6 +358,12 @@ def ls(settings: Settings, url: Optional[str], as_json: bool) -> int:
             seen.update(v["id"] for v in answer)
     if failures and len(failures) == len(urls):
         raise CliError("no provider answered", failures[0].code)
+    listed_names = {r["name"] for r in rows}
+    for name in [n for n, v in settings.instances.items() if v.get("provider") in urls and n not in listed_names]:
+        try:
+            follow(settings, name)  # a drain moved it: its record and SSH entries follow
+        except CliError as exc:
+            err.print(f"[yellow]{exc.message}[/]", highlight=False)
     if as_json:
         _print_json(rows)
         return 0
@@ -450,6 +456,47 @@ def move(settings: Settings, name: str, to: str, key: Optional[str], wait: float
     return 0
 
 
+def _provider_named(settings: Settings, name: str) -> Optional[str]:
+    """The URL of the provider logged in to whose fleet name is ``name``, if any."""
+    for url in sorted(settings.providers):
+        try:
+            if settings.connect(url, timeout=10).call("GET", "/v1/fleet").get("provider") == name:
+                return url
+        except CliError:
+            continue
+    return None
+
+
+def follow(settings: Settings, name: str) -> Optional[str]:
+    """When a drain moved ``name`` (one `up` made), its record and SSH entries follow it to the new
+    provider; the old name stays an SSH alias of the new place. Its new name, or None if it did not move."""
+    known = settings.instances.get(name)
+    if not known:
+        return None
+    try:
+        settings.connect(known["provider"], timeout=10).instance(name)
+        return None
+    except CliError as exc:
+        moved = exc.detail.get("moved_to") if exc.code == NOT_FOUND and isinstance(exc.detail, dict) else None
+        if not isinstance(moved, dict):
+            return None  # there, gone, or unreachable: as before
+    url = _provider_named(settings, str(moved.get("provider")))
+    if url is None:
+        raise CliError(f"{name} was moved to {moved.get('provider')} ({moved.get('address')}) as {moved.get('name')} when "
+                       "its provider was drained: log in to that provider (`dockpool login URL`) to reach it", NOT_FOUND)
+    view = settings.connect(url).instance(str(moved["name"]))
+    key = Path(known["key"])
+    aliases = sorted({*known.get("aliases", []), name})
+    settings.instances.pop(name)
+    settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key), "aliases": aliases}
+    settings.save()
+    for host in (view["name"], *aliases):
+        sshconfig.add(settings.directory, host, view["ssh"], key)
+    err.print(f"{name} was moved to {view['name']} on {url} (its provider was drained); its SSH entries follow it",
+              highlight=False)
+    return view["name"]
+
+
 def act(settings: Settings, verb: str, name: str, url: Optional[str]) -> int:
     provider, ref = _locate(settings, name, url)
     view = provider.action(ref, verb)
@@ -465,14 +512,16 @@ def rm(settings: Settings, name: str, url: Optional[str]) -> int:
         if exc.code != NOT_FOUND:
             raise
         err.print(f"[yellow]{name} was already gone from {provider.url}[/]")
-    settings.instances.pop(name, None)
+    gone = settings.instances.pop(name, None) or {}
     settings.save()
-    sshconfig.remove(settings.directory, name)
+    for host in (name, *gone.get("aliases", [])):
+        sshconfig.remove(settings.directory, host)
     out.print(f"Removed {name} and its SSH entry.")
     return 0
 
 
 def ssh(settings: Settings, name: str, command: list[str]) -> int:
+    follow(settings, name)  # a drained provider's instance: the entry is rewritten to where it went
     if name not in sshconfig.names(settings.directory):
         raise CliError(f"no SSH entry for {name!r}: `dockpool ls` lists instances, `dockpool up` makes one", NOT_FOUND)
     argv = ["ssh", "-F", str(sshconfig.ssh_config_path(settings.directory)), name, *command]

@@ -1,9 +1,11 @@
 """Whether this provider is draining: its owner is taking the machine back, so it takes no new
-instance (created or moved in) and the fleet shows it.
+instance (created or moved in) and the fleet shows it; and where its drained instances went,
+so that their clients follow them.
 
 The state is a file in the provider's state folder, so that it survives restarts and an
 operator's play can set it as any other file (``{"draining": true, "since": ...}``; absent:
-not draining). The service reads it again whenever it changed, at most once per call.
+not draining). ``moved`` maps each instance a drain moved to where it went, and outlives the
+drain. The service reads the file again whenever it changed, at most once per call.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ class Drain:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one read-change-write at a time (the drain moves two at once)
         self._seen: Optional[float] = None  # the file's modification time when last read
-        self._state: dict[str, Any] = {"draining": False, "since": None}
+        self._state: dict[str, Any] = {"draining": False, "since": None, "moved": {}}
 
     def state(self) -> dict[str, Any]:
         """``{"draining": bool, "since": ISO time or None}``, from the file as it is now."""
@@ -31,21 +34,39 @@ class Drain:
             changed = None
         with self._lock:
             if changed != self._seen:
-                self._state = _read(self.path) if changed is not None else {"draining": False, "since": None}
+                self._state = _read(self.path) if changed is not None else {"draining": False, "since": None, "moved": {}}
                 self._seen = changed
             return dict(self._state)
 
     def draining(self) -> bool:
         return bool(self.state()["draining"])
 
+    def shown(self) -> dict[str, Any]:
+        """The state as ``GET /v1/drain`` shows it: where the instances went is their owners' business."""
+        state = self.state()
+        return {"draining": state["draining"], "since": state["since"]}
+
     def set(self, draining: bool) -> dict[str, Any]:
         """Start or end the drain; the time it started is kept while it lasts."""
-        current = self.state()
-        since = current["since"] if current["draining"] and draining else None
-        if draining and since is None:
-            since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(self.path, {"draining": draining, "since": since})
-        return self.state()
+        with self._writing:
+            current = self.state()
+            since = current["since"] if current["draining"] and draining else None
+            if draining and since is None:
+                since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            write_json(self.path, {**current, "draining": draining, "since": since})
+        return self.shown()
+
+    def record_move(self, name: str, owner: str, provider: str, address: str, new_name: str) -> None:
+        """Remember that the drain moved ``name`` (``owner``'s) to ``new_name`` on ``provider`` (at ``address``)."""
+        with self._writing:
+            current = self.state()
+            moved = {**current["moved"], name: {"owner": owner, "provider": provider, "address": address,
+                                                "name": new_name}}
+            write_json(self.path, {**current, "moved": moved})
+
+    def moved_to(self, name: str) -> Optional[dict[str, Any]]:
+        """Where a drain moved the instance ``name``, or None."""
+        return self.state()["moved"].get(name)
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -56,4 +77,7 @@ def _read(path: str) -> dict[str, Any]:
                            '{"draining": false}', "drain_file") from None
     if not isinstance(data, dict) or not isinstance(data.get("draining"), bool):
         raise InvalidInput(f'{path}: the drain state must be {{"draining": true or false}}', "drain_file")
-    return {"draining": data["draining"], "since": data.get("since") if data["draining"] else None}
+    moved = data.get("moved") or {}
+    if not isinstance(moved, dict) or not all(isinstance(v, dict) for v in moved.values()):
+        raise InvalidInput(f"{path}: moved must map instance names to where they went", "drain_file")
+    return {"draining": data["draining"], "since": data.get("since") if data["draining"] else None, "moved": moved}

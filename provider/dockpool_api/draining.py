@@ -16,6 +16,7 @@ from typing import Any
 from dockpool.errors import Conflict, DockpoolError
 from dockpool.labels import OWNER, PUBLIC_KEY, Record
 from dockpool.moves import move_request
+from dockpool.peers import peer_key
 
 from .config import Client
 from .moving import Mover, error_of
@@ -66,6 +67,8 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
         except DockpoolError as exc:
             reasons.append(f"{target['Name']}: {exc.message}")
             continue
+        mover.services.drain.record_move(record.name, owner, target["Name"], peer_key(target)[0],
+                                         moved["instance"]["name"])
         return {"name": record.name, "owner": owner, "to": target["Name"], "as": moved["instance"]["name"],
                 "state": "running" if running else "stopped",
                 "cut_off_seconds": round(time.monotonic() - started, 1) if running else 0.0}

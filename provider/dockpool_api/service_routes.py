@@ -70,7 +70,7 @@ def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.get("/v1/drain", access="reader")
     def drain_state():
-        return json_body(services.drain.state())
+        return json_body(services.drain.shown())
 
     @app.put("/v1/drain", access="admin")
     def set_drain():

@@ -125,6 +125,11 @@ class Services:
         """The client's own instance (any, for an admin); others' look absent, not forbidden."""
         record = self.manager().find(ref)
         if record is None or not (client.admin or record.labels.get(OWNER) == client.name):
+            moved = self.drain.moved_to(ref) if record is None else None
+            if moved and (client.admin or moved["owner"] == client.name):
+                raise NotFound(f"instance {ref!r} is not here any more: draining this provider moved it to "
+                               f"{moved['provider']} ({moved['address']}) as {moved['name']}", "id",
+                               {"moved_to": {k: moved[k] for k in ("provider", "address", "name")}})
             raise NotFound(f"instance {ref!r} does not exist", "id")
         return record
 

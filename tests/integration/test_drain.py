@@ -105,7 +105,13 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
             assert made.status_code == 201, made.text
             return made.json()
 
-        running, big, stopped = make("alice", "128m"), make("alice", "200m"), make("bob", "96m")
+        home = tmp_path / "client"  # alice's own machine: her instance made with `dockpool up`
+        for url in (SOURCE, TARGET):
+            assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        made = cli(home, "up", "--provider", SOURCE, "--key", str(keypair[0]), "--memory-reservation", "128m",
+                   "--no-check", "--json")
+        assert made.returncode == 0, made.stderr
+        running, big, stopped = json.loads(made.stdout), make("alice", "200m"), make("bob", "96m")
         wrote = ssh_run(keypair[0], running["ssh"]["port"], "echo 'my notes' > /root/notes.txt")
         assert wrote.returncode == 0, wrote.stderr
         assert requests.post(f"{SOURCE}/v1/instances/{stopped['id']}/stop", headers=auth("bob"), timeout=60).ok
@@ -134,6 +140,22 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
         notes = ssh_run(keypair[0], port, "cat /root/notes.txt")
         assert notes.stdout.strip() == "my notes", notes.stderr
         assert not [c for c in engine.containers.list(all=True) if c.id in (running["id"], stopped["id"])]
+        # Alice follows hers: the old provider says where it went (to her, and to nobody else) ...
+        old, new = running["name"], moved[running["name"]]["as"]
+        gone = requests.get(f"{SOURCE}/v1/instances/{old}", headers=auth("alice"), timeout=10)
+        assert gone.status_code == 404
+        assert gone.json()["detail"]["moved_to"] == {"provider": "target", "address": "127.0.0.3", "name": new}
+        assert requests.get(f"{SOURCE}/v1/instances/{old}", headers=auth("bob"), timeout=10).json()["detail"] is None
+        # ... `dockpool ssh OLD` rewrites her SSH entries to the new place before it connects (no jump
+        # host here: the connection itself fails), and `dockpool ls` shows where it is now.
+        cli(home, "ssh", old, "true")
+        entries = (home / "dockpool" / "ssh_config").read_text()
+        assert f"Host {new}\n" in entries and f"Host {old}\n" in entries and f"Port {port}" in entries, entries
+        instances = json.loads((home / "dockpool" / "config.json").read_text())["instances"]
+        assert instances[new]["provider"] == TARGET and old not in instances and instances[new]["aliases"] == [old]
+        listed = cli(home, "ls", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert {(r["name"], r["provider"]) for r in json.loads(listed.stdout)} >= {(new, TARGET), (big["name"], SOURCE)}
         # Ending the drain: --check changes nothing, the run does, a second run has nothing to do.
         ended = {"drain_state": "absent"}
         assert run_playbook_file(PLAY, check=True, extra_vars=ended, inventory=str(inventory), host="source").rc == 0
