@@ -165,3 +165,14 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
         assert requests.get(f"{SOURCE}/v1/drain", timeout=10).json()["draining"] is False
         again = run_playbook_file(PLAY, extra_vars=ended, inventory=str(inventory), host="source")
         assert again.rc == 0 and again.changed == 0, again.raw
+
+
+def test_teardown_without_a_drain_skips_the_whole_drain_play(tmp_path):
+    """teardown.yml imports drain.yml; with teardown_drain=false its host ends at the first task,
+    before any call (no API answers here: a call would fail the play)."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"providers": {"hosts": {"alone": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "provider_api_port": 9}}}}))
+    played = run_playbook_file(PLAY, extra_vars={"drain_enabled": False}, inventory=str(inventory), host="alone")
+    assert played.rc == 0 and played.changed == 0, played.raw
+    assert not [t for t in played.tasks if "status" in t]  # no HTTP call was made
