@@ -259,8 +259,8 @@ class Mover:
         if not isinstance(body, dict) or set(body) != {"target", "move", "grant"}:
             raise InvalidInput("the body is {target, move, grant}: the target provider's name, and the move and "
                                "grant it gave", "body")
-        return self.transfer(client, self.services.find(client, ref), self._member(body["target"], "target"),
-                             str(body["move"]), str(body["grant"]))
+        target = self._member(body["target"], "target")  # first: a target no member is refused before a lookup
+        return self.transfer(client, self.services.find(client, ref), target, str(body["move"]), str(body["grant"]))
 
     def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:
         """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is

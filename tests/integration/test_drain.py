@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 
 import pytest
@@ -176,3 +177,38 @@ def test_teardown_without_a_drain_skips_the_whole_drain_play(tmp_path):
     played = run_playbook_file(PLAY, extra_vars={"drain_enabled": False}, inventory=str(inventory), host="alone")
     assert played.rc == 0 and played.changed == 0, played.raw
     assert not [t for t in played.tasks if "status" in t]  # no HTTP call was made
+
+
+def test_the_drains_target_dying_mid_move_leaves_the_instance_here_running_with_its_files(tmp_path, keypair, engine,
+                                                                                         cleanup):
+    """A fault of part 5: the only member that takes instances is killed while an instance streams
+    to it. The instance runs here again with its files, the drain reports it as staying, and the
+    target, started again, holds nothing of it."""
+    with two_providers(tmp_path) as (source, target, engine2):
+        made = requests.post(f"{SOURCE}/v1/instances", headers=auth("alice"), timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "128m"})
+        assert made.status_code == 201, made.text
+        view = made.json()
+        wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
+        assert wrote.returncode == 0, wrote.stderr
+        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=10).ok
+        result: dict = {}
+        drainer = threading.Thread(target=lambda: result.update(
+            answer=requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=600)))
+        drainer.start()
+        deadline = time.monotonic() + 120
+        while engine.containers.get(view["id"]).status == "running":  # stopped: its filesystem is streaming
+            assert time.monotonic() < deadline and drainer.is_alive(), result
+            time.sleep(0.1)
+        time.sleep(1.0)
+        target.kill()
+        drainer.join(timeout=300)
+        answer = result["answer"]
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["moved"] == [] and [s["name"] for s in answer.json()["stayed"]] == [view["name"]]
+        back = engine.containers.get(view["id"])
+        assert back.status == "running"
+        assert ssh_run(keypair[0], view["ssh"]["port"], "cat /root/notes.txt").stdout.strip() == "my notes"
+        target.start()  # after its restart: no half-made instance or snapshot
+        assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
+        assert not engine2.images.list(filters={"label": "dockpool.move"})
