@@ -104,7 +104,7 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
         stop(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)  # the token file
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_hex(24)  # never starts with "-", which a command line would read as an option
     ca = devca.make_ca(directory / "ca")
     providers = []
     for index in range(count):

@@ -250,7 +250,7 @@ def _moves_paths() -> dict:
         "/v1/fleet/offers": {"post": _op(
             "On the fleet's listener only (mutual TLS), from a member draining: a move grant for its client's "
             "instance, as POST /v1/moves gives the client", {"201": _json(_OBJECT, "granted"),
-                                                              **_errors(400, 404, 409, 413, 429, 503)},
+                                                              **_errors(400, 401, 404, 409, 413, 429, 503)},
             requestBody={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["client", "request", "start"], "additionalProperties": False,
                 "properties": {"client": {"type": "string"}, "request": _CREATE, "start": {"type": "boolean"}}}}}})},

@@ -127,10 +127,11 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
         played = run_playbook_file(PLAY, inventory=str(inventory), host="source")
         assert played.rc == 2, played.raw  # it fails, naming the one that stays
         result = next(t["json"] for t in played.tasks if isinstance(t.get("json"), dict) and "moved" in t["json"])
-        moved = {m["name"]: m for m in result["moved"]}
+        mine = {running["name"], big["name"], stopped["name"]}  # the engine is shared: other tests' may be there
+        moved = {m["name"]: m for m in result["moved"] if m["name"] in mine}
         assert set(moved) == {running["name"], stopped["name"]} and all(m["to"] == "target" for m in moved.values())
         assert moved[stopped["name"]]["state"] == "stopped" and moved[running["name"]]["cut_off_seconds"] > 0
-        [stayed] = result["stayed"]
+        [stayed] = [s for s in result["stayed"] if s["name"] in mine]
         assert stayed["name"] == big["name"] and "memory" in " ".join(stayed["reasons"]), stayed
         assert big["name"] in played.tasks[-1]["msg"] and "memory" in played.tasks[-1]["msg"]
         assert engine.containers.get(big["id"]).status == "running"  # nothing removed, still running
@@ -205,7 +206,8 @@ def test_the_drains_target_dying_mid_move_leaves_the_instance_here_running_with_
         drainer.join(timeout=300)
         answer = result["answer"]
         assert answer.status_code == 200, answer.text
-        assert answer.json()["moved"] == [] and [s["name"] for s in answer.json()["stayed"]] == [view["name"]]
+        assert view["name"] not in [m["name"] for m in answer.json()["moved"]]
+        assert view["name"] in [s["name"] for s in answer.json()["stayed"]]
         back = engine.containers.get(view["id"])
         assert back.status == "running"
         assert ssh_run(keypair[0], view["ssh"]["port"], "cat /root/notes.txt").stdout.strip() == "my notes"
