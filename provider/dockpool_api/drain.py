@@ -24,17 +24,17 @@ class Drain:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # one read-change-write at a time (the drain moves two at once)
         self._seen: Optional[float] = None  # the file's modification time when last read
-        self._state: dict[str, Any] = {"draining": False, "since": None, "moved": {}}
+        self._state: dict[str, Any] = _absent()
 
     def state(self) -> dict[str, Any]:
-        """``{"draining": bool, "since": ISO time or None}``, from the file as it is now."""
+        """``{"draining": bool, "since": ISO time or None, "moved": {name: where}}``, from the file as it is now."""
         try:
             changed: Optional[float] = os.stat(self.path).st_mtime
         except FileNotFoundError:
             changed = None
         with self._lock:
             if changed != self._seen:
-                self._state = _read(self.path) if changed is not None else {"draining": False, "since": None, "moved": {}}
+                self._state = _read(self.path) if changed is not None else _absent()
                 self._seen = changed
             return dict(self._state)
 
@@ -67,6 +67,11 @@ class Drain:
     def moved_to(self, name: str) -> Optional[dict[str, Any]]:
         """Where a drain moved the instance ``name``, or None."""
         return self.state()["moved"].get(name)
+
+
+def _absent() -> dict[str, Any]:
+    """The state without a file: not draining, nothing moved."""
+    return {"draining": False, "since": None, "moved": {}}
 
 
 def _read(path: str) -> dict[str, Any]:

@@ -38,8 +38,7 @@ def drain(mover: Mover) -> dict[str, list[dict[str, Any]]]:
 
 def _targets(mover: Mover) -> list[dict[str, Any]]:
     """The live members that take instances, as entries the mover can call."""
-    names = [m["name"] for m in mover.services.peers.members() if m["tier"] == "member" and not m["draining"]]
-    return [entry for entry in map(mover.services.peers.member, names) if entry is not None]
+    return [entry for m in mover.services.takers() if (entry := mover.services.peers.member(m["name"])) is not None]
 
 
 def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
@@ -51,7 +50,7 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
     for target in _targets(mover):
         try:
             answer = mover.call_member(target, "POST", "/v1/fleet/offers", "",
-                                 {"client": owner, "request": request, "start": running}, timeout=60)
+                                       {"client": owner, "request": request, "start": running}, timeout=60)
             status, text = answer.status, answer.read(1024**2)
             answer.close()
         except OSError as exc:

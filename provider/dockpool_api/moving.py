@@ -159,6 +159,8 @@ class ProviderSide(Protocol):
 
     def check_taking(self) -> None: ...
 
+    def takers(self) -> list[dict[str, Any]]: ...
+
 
 class Mover:
     def __init__(self, services: ProviderSide) -> None:

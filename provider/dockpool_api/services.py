@@ -163,12 +163,15 @@ class Services:
         placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
         return manager.spec({**params, "image": image, "name": placeholder, "owner": client.name}, limits), admit
 
+    def takers(self) -> list[dict[str, Any]]:
+        """The live members of the fleet that take new instances (not draining), as /v1/fleet shows them."""
+        return [m for m in self.peers.members() if m["tier"] == "member" and not m["draining"]]
+
     def check_taking(self) -> None:
         """Refuse a new instance (created or moved in) while draining, naming where to go instead."""
         if not self.drain.draining():
             return
-        elsewhere = sorted(f"{m['name']} ({host_port(m['address'], m['port'])})" for m in self.peers.members()
-                           if m["tier"] == "member" and not m["draining"])
+        elsewhere = sorted(f"{m['name']} ({host_port(m['address'], m['port'])})" for m in self.takers())
         raise Conflict(f"{self.config.provider_name} is draining: its owner is taking the machine back and it takes no "
                        "new instance; " + (f"providers of its fleet that do: {', '.join(elsewhere)}" if elsewhere
                                            else "no other provider of its fleet is known to take one"),

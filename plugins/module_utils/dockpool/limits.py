@@ -16,8 +16,9 @@ from .validation import cpu_amount, whole_number
 GIB = 1024**3
 MAX_COUNT = 1000  # no count anyone sends is larger; the provider's own limits are far lower
 _SIZES = ("default_memory", "max_memory", "default_disk_limit", "max_disk_limit")
+PIDS_RANGE = (16, 1_000_000)  # processes an instance may be allowed: sshd and a login need 16
 _COUNTS = {"max_cpus": (0, MAX_COUNT), "max_extra_ports": (0, MAX_COUNT), "instances_per_client": (0, MAX_COUNT),
-           "pids_limit": (16, 1_000_000)}
+           "pids_limit": PIDS_RANGE}
 # A maximum and the default it bounds.
 _BOUNDS = (("max_memory", "default_memory"), ("max_disk_limit", "default_disk_limit"))
 

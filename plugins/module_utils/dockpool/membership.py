@@ -139,7 +139,7 @@ class Membership:
         self._signer = Signer(os.path.join(os.path.dirname(os.path.abspath(self.path)), "membership.key"))
         self._version = 0
         self.me = validate_table({"ip_address": [self.me]}, 1)[0]
-        self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
+        self._own = self._signed_own()
         self._members: dict[str, Member] = {}  # by name: the certificate's, so an address may change
         self._p2prc: dict[Key, Member] = {}  # by address and port
         self._load()
@@ -229,16 +229,20 @@ class Membership:
 
     # ---- the exchange round ---------------------------------------------------------------------
 
+    def _signed_own(self) -> dict[str, Any]:
+        """Our entry signed anew: a newer version, and whether we are draining now."""
+        return self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
+
     def renew(self) -> None:
-        """Re-sign our entry now, with a newer version: its state (draining) changed."""
+        """Re-sign our entry now: its state (draining) changed."""
         with self._lock:
-            self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
+            self._own = self._signed_own()
 
     def heartbeat(self) -> None:
         """A new round: re-sign our entry with a newer version, and expire the silent."""
         now = self.clock()
         with self._lock:
-            self._own = self._signer.sign(self.me, self._next_version(), self.fleet_port, self.draining())
+            self._own = self._signed_own()
             gone = []
             for tier in (self._members, self._p2prc):
                 for k in [k for k, m in tier.items() if (m.heard is None and now - self._start > self.expiry)

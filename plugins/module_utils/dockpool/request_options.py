@@ -36,8 +36,9 @@ def module_options() -> dict[str, dict[str, Any]]:
 def module_documentation() -> dict[str, dict[str, Any]]:
     """The DOCUMENTATION ``options`` entries of the request options, as ansible-doc reads them."""
     docs: dict[str, dict[str, Any]] = {}
+    options = module_options()
     for f in REQUEST_FIELDS:
-        option = module_options()[f.name]
+        option = options[f.name]
         entry: dict[str, Any] = {"description": [f.doc, *_default_line(f)], "type": option["type"]}
         for key in ("required", "choices"):
             if key in option:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from .errors import InvalidInput
-from .limits import Limits
+from .limits import PIDS_RANGE, Limits
 from .policy import RUNTIMES, Policy, check_runtime
 from .units import format_size, parse_size
 from .validation import cpu_amount, validate_image_ref, validate_name, validate_public_key, whole_number
@@ -75,7 +75,7 @@ class InstanceSpec:
         "size", "What the instance may write to its disk, such as 10g; over it the disk watchdog stops it.",
         "the provider's default_disk_limit", client=True))
     pids_limit: int = field(metadata=_declared(
-        "count", "The most processes in the instance.", "the provider's pids_limit", low=16))
+        "count", "The most processes in the instance.", "the provider's pids_limit", low=PIDS_RANGE[0]))
     runtime: str = field(metadata=_declared(
         "runtime", "The OCI runtime: runc (the provider's kernel) or runsc (gVisor, a kernel in user space).",
         "the provider's choice for the image"))
@@ -83,7 +83,6 @@ class InstanceSpec:
 
 REQUEST_FIELDS: tuple[RequestField, ...] = tuple(RequestField(f.name, *f.metadata["request"]) for f in fields(InstanceSpec))
 CLIENT_FIELDS: tuple[str, ...] = tuple(f.name for f in REQUEST_FIELDS if f.client)
-PIDS_MAX = 1_000_000
 
 
 def _at_most(value: Optional[int], maximum: Optional[int], field_name: str, what: str = "this provider allows") -> None:
@@ -155,6 +154,6 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
         memory=memory,
         memory_reservation=reservation,
         disk_limit=disk_limit,
-        pids_limit=whole_number(params.get("pids_limit") or limits.pids_limit, "pids_limit", 16, PIDS_MAX),
+        pids_limit=whole_number(params.get("pids_limit") or limits.pids_limit, "pids_limit", *PIDS_RANGE),
         runtime=check_runtime(params["runtime"], "runtime") if params.get("runtime") else policy.runtime_for(image),
     )
