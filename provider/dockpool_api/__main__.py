@@ -65,14 +65,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.error("%s", exc.message)
         return 2
     try:
-        # A service killed mid-creation leaves instances created but never started: finish the job.
-        removed = services.manager().remove_unstarted("api")
+        # A service killed mid-move leaves what it was taking in: its source still holds the instance.
+        unfinished = services.mover.forget_unfinished_landings()
+        if unfinished:
+            log.warning("removed %d instances of moves cut short while they arrived", unfinished)
+        # A service killed mid-creation leaves instances created but never started: finish the job
+        # (a whole instance a move brought stopped is kept).
+        removed = services.manager().remove_unstarted("api", keep=services.mover.journal.landed_ids())
         if removed:
             log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
         services.manager().refresh_jump_keys()  # whatever changed while the service was down
         swept = moves.sweep(services.manager().client)  # snapshots of moves cut short by a stop
         if swept:
             log.warning("removed %d snapshot images of unfinished moves", len(swept))
+        services.mover.journal.keep_landed(r.id for r in services.manager().records())
     except DockpoolError as exc:
         log.error("could not check for half-made instances: %s", exc.message)
     rebuild_usage(services)
@@ -82,6 +88,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if services.fleet is not None:
         fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
     services.gossip.start()
+    services.mover.settling(config.gossip_interval * 4)  # moves left in doubt, once the fleet is heard from
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
     server.run()
     return 0

@@ -50,6 +50,7 @@ class ApiConfig:
     usage_file: str = DEFAULT_USAGE_FILE
     peers_file: str = "/var/lib/dockpool/peers.json"
     drain_file: str = "/var/lib/dockpool/drain.json"  # whether this provider is draining (drain.py)
+    moves_file: str = "/var/lib/dockpool/moves.json"  # the moves under way, for a restart (move_journal.py)
     peers_max: int = 256
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token

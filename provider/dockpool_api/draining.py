@@ -16,10 +16,9 @@ from typing import Any
 from dockpool.errors import Conflict, DockpoolError
 from dockpool.labels import OWNER, PUBLIC_KEY, Record
 from dockpool.moves import move_request
-from dockpool.peers import peer_key
 
 from .config import Client
-from .moving import Mover, error_of
+from .moving import MoveInDoubt, Mover, error_of
 
 AT_ONCE = 2  # moves at once: each streams a whole filesystem through this provider's disk and network
 
@@ -47,6 +46,9 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
     running = record.status == "running"
     request = move_request(view, record.labels.get(PUBLIC_KEY, ""))
     reasons = []
+    if mover.held(record.id):
+        return {"name": record.name, "owner": owner, "reasons": [
+            "an earlier move of it is in doubt: it stays stopped until that move's target says whether it took it"]}
     for target in _targets(mover):
         try:
             answer = mover.call_member(target, "POST", "/v1/fleet/offers", "",
@@ -63,11 +65,11 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
         started = time.monotonic()
         try:
             moved = mover.transfer(Client(owner, ""), record, target, offer["id"], offer["grant"])
+        except MoveInDoubt as exc:  # it may run there: no other member may get it too
+            return {"name": record.name, "owner": owner, "reasons": reasons + [f"{target['Name']}: {exc.message}"]}
         except DockpoolError as exc:
             reasons.append(f"{target['Name']}: {exc.message}")
             continue
-        mover.services.drain.record_move(record.name, owner, target["Name"], peer_key(target)[0],
-                                         moved["instance"]["name"])
         return {"name": record.name, "owner": owner, "to": target["Name"], "as": moved["instance"]["name"],
                 "state": "running" if running else "stopped",
                 "cut_off_seconds": round(time.monotonic() - started, 1) if running else 0.0}

@@ -33,6 +33,10 @@ def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
     def offer_for_member():
         return json_body(mover.offer_for_member(fleet_peer(), ctx.body_json()), 201)
 
+    @app.get("/v1/fleet/moves/<export_id>", access="fleet")
+    def landing_of(export_id: str):
+        return json_body(mover.landing_of(fleet_peer(), export_id))
+
     @app.post("/v1/moves/<move_id>/pull", access="grant")
     def pull_move(move_id: str):
         return json_body(mover.pull(request.environ[GRANT_KEY], move_id, ctx.body_json()), 201)

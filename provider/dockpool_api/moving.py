@@ -20,6 +20,7 @@ nor a server of its own, and the instance's disk never crosses in clear.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import ssl
@@ -41,8 +42,11 @@ from dockpool.spec import InstanceSpec
 from . import fleet_tls
 from .auth import hash_token
 from .config import ApiConfig, Client
+from .move_journal import MoveJournal
 
+log = logging.getLogger("dockpool.api")
 GRANT_SECONDS = 600.0
+SETTLE_RETRY = 2.0  # seconds between asking a target what became of a move whose answer was lost
 SNAPSHOT_MARGIN = 64 * 1024**2  # the tar's headers over the files' own sizes
 
 _SNAPSHOT = re.compile(rf"^{re.escape(moves.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
@@ -50,6 +54,12 @@ _SNAPSHOT = re.compile(rf"^{re.escape(moves.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,
 
 class MoveFailed(DockpoolError):
     """The other provider refused or failed; the instance is where it was."""
+
+    http_status = 502
+
+
+class MoveInDoubt(DockpoolError):
+    """The target may or may not hold the instance: it stays stopped here until the target says."""
 
     http_status = 502
 
@@ -69,6 +79,8 @@ class Grant:
     admit: Optional[Callable[..., InstanceSpec]] = None
     limit: int = 0
     container_id: str = ""  # an export's: the stopped instance whose filesystem it streams
+    streamed: bool = False  # an export's: the whole filesystem went out (the target may hold it all)
+    export: str = ""  # a move's: the source's export it pulls
     start: bool = True  # a move's: start the instance where it lands (a drain keeps a stopped one stopped)
     stream: Optional[moves.Bounded] = None  # the snapshot arriving: its count is the move's progress
     state: str = "granted"  # then "moving", "done" or "failed"
@@ -126,6 +138,12 @@ class Grants:
                 raise Conflict(f"this grant is not for {kind} {grant_id!r}, or was used already", "Authorization")
             grant.used = True
 
+    def pulling(self, peer: str, export_id: str) -> bool:
+        """Whether a move from ``peer`` is fetching its export ``export_id`` here now."""
+        with self._lock:
+            return any(g.kind == "move" and g.state == "moving" and g.peer == peer and g.export == export_id
+                       for g in self._by_hash.values())
+
     def moving(self, container_id: str) -> bool:
         """Whether an export of this instance is under way."""
         with self._lock:
@@ -155,6 +173,8 @@ class ProviderSide(Protocol):
 
     def remove_record(self, record: Record) -> None: ...
 
+    def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None: ...
+
     def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]: ...
 
     def check_taking(self) -> None: ...
@@ -163,9 +183,11 @@ class ProviderSide(Protocol):
 
 
 class Mover:
-    def __init__(self, services: ProviderSide) -> None:
+    def __init__(self, services: ProviderSide, journal: MoveJournal) -> None:
         self.services = services
         self.grants = Grants()
+        self.journal = journal
+        self._active: set[str] = set()  # exports this process is moving (their journal entries are not in doubt)
 
     def _member(self, name: Any, field_name: str) -> dict[str, Any]:
         """A live member of the fleet, by its certificate's name: never an address a client chose."""
@@ -232,7 +254,8 @@ class Mover:
                                "(dockpool-move/NAME:EXPORT) and the secret to fetch it", "snapshot")
         source = self._member(grant.peer, "source")
         manager = self.services.manager()
-        grant.state = "moving"
+        grant.state, grant.export = "moving", body["export"]
+        self.journal.landing(grant.export, grant.peer)  # before anything exists: a restart removes what it made
         try:
             # The image settings come from this provider's own copy of the instance's image, never the source.
             config = resolve_image(manager.client, grant.spec.image, manager.policy.image_prefix).attrs["Config"]
@@ -246,14 +269,26 @@ class Mover:
                 answer.close()
             view = manager.create(grant.spec, start=grant.start, origin="api", admit=grant.admit,
                                   image_ref=body["snapshot"])
+            self.journal.landed(grant.export, view["id"], view["name"])  # from now on the source may be told
         except BaseException as exc:
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
             moves.remove_snapshot(manager.client, body["snapshot"])  # if the load finished before the failure
+            self.journal.unland(grant.export)
             if isinstance(exc, OSError):
                 raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
         return self.services.client_view(view, None)
+
+    def landing_of(self, member: str, export_id: str) -> dict[str, Any]:
+        """The source ``member`` asks what became of its export (it lost the answer, or was killed):
+        the instance it made here, or that it is still arriving; 404 when nothing here holds it."""
+        landed = self.journal.landed_from(export_id, member)
+        if landed is not None:
+            return {"state": "done", "name": landed["name"]}
+        if self.grants.pulling(member, export_id):
+            return {"state": "moving"}
+        raise NotFound(f"no move of export {export_id!r} from {member} ended here", "id")
 
     # ---- the source ------------------------------------------------------------------------
 
@@ -266,10 +301,11 @@ class Mover:
 
     def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:
         """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is
-        removed here once it answers there, and runs here again (if it ran) when anything fails."""
-        ref = record.name
+        removed here once it answers there, and runs here again (if it ran) when the move failed.
+        When the answer is lost and the target cannot say whether it took the instance, the move is
+        in doubt: the instance stays stopped here until the target answers (settle)."""
         manager = self.services.manager()
-        with engine_errors(f"measuring {ref!r}"):
+        with engine_errors(f"measuring {record.name!r}"):
             listed = manager.client.api.containers(all=True, size=True, filters={"id": record.id})
         written = int((listed[0].get("SizeRw") if listed else 0) or 0)
         limit = int(record.labels.get(DISK_LIMIT) or 0)
@@ -279,36 +315,141 @@ class Mover:
         was_running = record.status == "running"
         grant, secret = self.grants.issue("export", client, peer=target["Name"])
         grant.container_id, grant.state = record.id, "moving"  # from now on nobody starts it (Services.start)
+        self._active.add(grant.id)
+        self.journal.begin(grant.id, record.id, record.name, client.name, target["Name"], was_running)
         try:
-            if was_running:
-                manager.stop(record.id)
             try:
-                answer = self.call_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
-                                    {"export": grant.id, "snapshot": moves.snapshot_ref(record.name, grant.id),
-                                     "secret": secret}, timeout=3600)
-                status, text = answer.status, answer.read(1024**2)
-                answer.close()
-            except OSError as exc:
-                raise MoveFailed(f"the target did not finish the move: {exc}", "target") from None
-            if status not in (200, 201):
-                raise MoveFailed(f"the target answered {status}: {error_of(text)}", "target", {"status": status})
-            moved = json.loads(text)
-        except BaseException:
-            grant.state = "failed"
-            if was_running:
-                manager.start(record.id)
-            raise
-        grant.state = "done"
-        self.services.remove_record(record)  # and its own snapshot image, if it had been moved in before
+                if was_running:
+                    manager.stop(record.id)
+                moved = self._pull(target, move_id, token, grant, record.name, secret)
+            except BaseException as exc:
+                grant.state = "failed"
+                if isinstance(exc, MoveInDoubt):
+                    raise
+                self._restore(self.journal.outgoing()[grant.id])
+                self.journal.end(grant.id)
+                raise
+            grant.state = "done"
+            self.services.remove_record(record)  # and its own snapshot image, if it had been moved in before
+            self.services.record_forward(record.name, client.name, target, moved["name"])
+            self.journal.end(grant.id)
+        finally:
+            self._active.discard(grant.id)
         return {"moved": record.name, "instance": moved}
 
-    def export(self, grant: Grant, export_id: str) -> Iterator[bytes]:
-        self.grants.take(grant, "export", export_id)
-        return moves.exported(self.services.manager().client, grant.container_id)
+    def _pull(self, target: dict[str, Any], move_id: str, token: str, grant: Grant, name: str,
+              secret: str) -> dict[str, Any]:
+        """Tell the target to fetch the export; the instance it made. Its answer lost: what it says it made."""
+        try:
+            answer = self.call_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
+                                      {"export": grant.id, "snapshot": moves.snapshot_ref(name, grant.id),
+                                       "secret": secret}, timeout=3600)
+            status, text = answer.status, answer.read(1024**2)
+            answer.close()
+        except OSError as exc:
+            try:
+                made = self._asked_landing(target["Name"], grant.id, tries=3)
+            except MoveInDoubt:
+                if grant.streamed:  # the target may hold it all: never run a second copy
+                    raise MoveInDoubt(f"the target's answer was lost ({exc}) after the whole filesystem went out, and "
+                                      f"{target['Name']} cannot say whether it took {name}: it stays stopped here "
+                                      "until it can", "target", {"in_doubt": True}) from None
+                made = None  # cut before the end: the target cannot have imported it
+            if made is None:
+                raise MoveFailed(f"the target did not finish the move: {exc}", "target") from None
+            return made
+        if status not in (200, 201):
+            raise MoveFailed(f"the target answered {status}: {error_of(text)}", "target", {"status": status})
+        return json.loads(text)
 
-    def exporting(self, container_id: str) -> bool:
-        """Whether a move is streaming this instance's filesystem (it must stay stopped until it ends)."""
-        return self.grants.moving(container_id)
+    def _asked_landing(self, target: str, export_id: str, tries: int = 1) -> Optional[dict[str, Any]]:
+        """What the member ``target`` made of the export: ``{"name"}``, None when it made nothing;
+        MoveInDoubt when it cannot be asked or it is still arriving."""
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(SETTLE_RETRY)
+            member = self.services.peers.member(target)
+            if member is None or self.services.fleet_context is None:
+                continue
+            try:
+                answer = self.call_member(member, "GET", f"/v1/fleet/moves/{export_id}", "", timeout=10)
+                status, text = answer.status, answer.read(64 * 1024)
+                answer.close()
+            except OSError:
+                continue
+            if status == 404:
+                return None
+            if status == 200 and json.loads(text).get("state") == "done":
+                return {"name": json.loads(text)["name"], "member": member}
+        raise MoveInDoubt(f"{target} cannot say what became of export {export_id}", "target", {"in_doubt": True})
+
+    def forget_unfinished_landings(self) -> int:
+        """At start: remove what moves a killed service was taking in made here (an instance never
+        announced to its source, which still holds it); the snapshots go with the start's sweep."""
+        client = self.services.manager().client
+        removed = 0
+        for export_id in self.journal.unfinished_landings():
+            with engine_errors("finding what an unfinished move made"):
+                images = {i["Id"] for i in client.api.images(filters={"label": f"{moves.MOVE_LABEL}={export_id}"})}
+                made = [c["Id"] for c in client.api.containers(all=True) if c["ImageID"] in images]
+            removed += sum(1 for container_id in made if self.services.manager().remove(container_id))
+        return removed
+
+    def settling(self, interval: float) -> None:
+        """Settle the moves in doubt now and every ``interval`` seconds, in a thread of its own."""
+        def run() -> None:
+            while True:
+                try:
+                    settled = self.settle()
+                    if settled:
+                        log.warning("settled moves left in doubt: %s", ", ".join(settled))
+                except DockpoolError as exc:
+                    log.error("settling the moves in doubt: %s", exc.message)
+                time.sleep(interval)
+        threading.Thread(target=run, name="settle-moves", daemon=True).start()
+
+    def settle(self) -> list[str]:
+        """Moves from here left in doubt (the service was killed, or the answer lost): end each one
+        the target can now answer for. Returns the names settled."""
+        settled = []
+        for export_id, entry in self.journal.outgoing().items():
+            if export_id in self._active:
+                continue
+            try:
+                made = self._asked_landing(entry["target"], export_id)
+            except MoveInDoubt:
+                continue
+            if made is not None:  # it runs there: the copy here goes, and its owner is told where
+                record = next((r for r in self.services.manager().records() if r.id == entry["id"]), None)
+                if record is not None:
+                    self.services.remove_record(record)
+                self.services.record_forward(entry["name"], entry["owner"], made["member"], made["name"])
+            else:
+                self._restore(entry)
+            self.journal.end(export_id)
+            settled.append(entry["name"])
+        return settled
+
+    def _restore(self, entry: dict[str, Any]) -> None:
+        """The instance of a failed move, as it was: started again if it ran."""
+        if entry["running"]:
+            try:
+                self.services.manager().start(entry["id"])
+            except NotFound:
+                pass  # its owner removed it meanwhile
+
+    def export(self, grant: Grant, export_id: str) -> Iterator[bytes]:
+        self.grants.take(grant, "export", export_id)  # now: a refused grant is an error answer, not a cut stream
+        return self._streamed(grant)
+
+    def _streamed(self, grant: Grant) -> Iterator[bytes]:
+        yield from moves.exported(self.services.manager().client, grant.container_id)
+        grant.streamed = True
+
+    def held(self, container_id: str) -> bool:
+        """Whether a move is streaming this instance's filesystem, or is in doubt (it must stay
+        stopped until the move ends)."""
+        return self.grants.moving(container_id) or self.journal.held(container_id) is not None
 
 
 def error_of(text: bytes) -> str:

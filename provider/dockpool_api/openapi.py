@@ -254,6 +254,11 @@ def _moves_paths() -> dict:
             requestBody={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["client", "request", "start"], "additionalProperties": False,
                 "properties": {"client": {"type": "string"}, "request": _CREATE, "start": {"type": "boolean"}}}}}})},
+        "/v1/fleet/moves/{move}": {"get": _op(
+            "On the fleet's listener only (mutual TLS), from a move's source that lost the answer or was "
+            "restarted: the instance its export became here ({state: done, name}), or {state: moving}; 404 "
+            "when nothing here holds it", {"200": _json(_OBJECT), **_errors(401, 404, 429)},
+            parameters=[_MOVE_PARAM])},
         "/v1/exports/{move}": {"get": _op("On the fleet's listener only (mutual TLS), from the target the secret names: "
                                           "the stopped instance's filesystem as docker export streams it",
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {

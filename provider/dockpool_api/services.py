@@ -20,6 +20,7 @@ from dockpool.instances import InstanceManager
 from dockpool.labels import OWNER, Record
 from dockpool.limits import Limits
 from dockpool.membership import Membership
+from dockpool.peers import peer_key
 from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
@@ -28,6 +29,7 @@ from .config import ApiConfig, Client, check_narrowing
 from .drain import Drain
 from .fleet_tls import FleetTLS
 from .gossip import Gossip, RateLimit, Traffic, verify_member
+from .move_journal import MoveJournal
 from .moving import Mover
 
 log = logging.getLogger("dockpool.api")
@@ -55,7 +57,7 @@ class Services:
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
-        self.mover = Mover(self)
+        self.mover = Mover(self, MoveJournal(config.moves_file))
 
     # ---- engine ----------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class Services:
         if record is None or not (client.admin or record.labels.get(OWNER) == client.name):
             moved = self.drain.moved_to(ref) if record is None else None
             if moved and (client.admin or moved["owner"] == client.name):
-                raise NotFound(f"instance {ref!r} is not here any more: draining this provider moved it to "
+                raise NotFound(f"instance {ref!r} is not here any more: it was moved to "
                                f"{moved['provider']} ({moved['address']}) as {moved['name']}", "id",
                                {"moved_to": {k: moved[k] for k in ("provider", "address", "name")}})
             raise NotFound(f"instance {ref!r} does not exist", "id")
@@ -187,9 +189,9 @@ class Services:
 
     def start(self, client: Client, ref: str) -> dict[str, Any]:
         record = self.find(client, ref)
-        if self.mover.exporting(record.id):
-            raise Conflict(f"{record.name} is being moved; it starts where it lands, or here again if the move fails",
-                           "id")
+        if self.mover.held(record.id):
+            raise Conflict(f"{record.name} is being moved; it starts where it lands, or here again if the move fails "
+                           "(a move whose end this provider could not learn waits for the target's word)", "id")
         return self.client_view(self.manager().start(record.id), None)
 
     def remove(self, client: Client, ref: str) -> None:
@@ -202,6 +204,10 @@ class Services:
             image_id = manager.client.api.inspect_container(record.id)["Image"]
         manager.remove(record.id)
         moves.remove_if_unused(manager.client, image_id)
+
+    def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None:
+        """Remember where an instance moved (drain.py): its owner asking for it here is told."""
+        self.drain.record_move(record_name, owner, member["Name"], peer_key(member)[0], new_name)
 
     # ---- peers -------------------------------------------------------------------------------
 

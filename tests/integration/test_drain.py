@@ -13,7 +13,12 @@ import requests
 import yaml
 from webtest import TestApp
 
+from dockpool import moves
+from dockpool.cputopology import read_topology
 from dockpool.errors import InvalidInput
+from dockpool.instances import InstanceManager
+from dockpool.policy import load_policy
+from dockpool.sshprobe import wait_for_ssh
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
 from support.ansible_run import run_playbook_file
@@ -63,6 +68,14 @@ def test_an_unreadable_drain_state_stops_the_start_naming_the_file(tmp_path):
     with pytest.raises(InvalidInput) as refused:
         TestApp(make_app(config_from_dict(settings)))
     assert refused.value.field == "drain_file" and str(tmp_path / "drain.json") in refused.value.message
+
+
+def test_an_unreadable_moves_journal_stops_the_start_naming_the_file_and_the_risk(tmp_path):
+    settings = make_config(tmp_path)
+    (tmp_path / "moves.json").write_text('{"out": []}')
+    with pytest.raises(InvalidInput) as refused:
+        TestApp(make_app(config_from_dict(settings)))
+    assert refused.value.field == "moves_file" and str(tmp_path / "moves.json") in refused.value.message
 
 
 def test_the_fleet_and_the_cli_see_the_drain_and_nothing_moves_in(tmp_path, keypair, engine, cleanup):
@@ -142,6 +155,9 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
         notes = ssh_run(keypair[0], port, "cat /root/notes.txt")
         assert notes.stdout.strip() == "my notes", notes.stderr
         assert not [c for c in engine.containers.list(all=True) if c.id in (running["id"], stopped["id"])]
+        target.stop()  # started again, the target keeps the one that landed stopped: whole, not half-made
+        target.start()
+        assert engine2.containers.get(there[moved[stopped["name"]]["as"]].id).status in ("created", "exited")
         # Alice follows hers: the old provider says where it went (to her, and to nobody else) ...
         old, new = running["name"], moved[running["name"]]["as"]
         gone = requests.get(f"{SOURCE}/v1/instances/{old}", headers=auth("alice"), timeout=10)
@@ -214,3 +230,111 @@ def test_the_drains_target_dying_mid_move_leaves_the_instance_here_running_with_
         target.start()  # after its restart: no half-made instance or snapshot
         assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
         assert not engine2.images.list(filters={"label": "dockpool.move"})
+
+
+def test_the_source_killed_mid_drain_runs_each_instance_once_and_the_drain_resumes(tmp_path, keypair, engine, cleanup):
+    """A fault of part 5, at its two moments. Killed while the filesystem streams: started again,
+    the source learns from the target that nothing landed there and runs the instance again, with
+    its files. Killed once the target has created it: started again, the source learns that it
+    runs there, removes its own copy and forwards its owner. Never two copies; nothing lost."""
+    with two_providers(tmp_path) as (source, target, engine2):
+        made = requests.post(f"{SOURCE}/v1/instances", headers=auth("alice"), timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "128m"})
+        assert made.status_code == 201, made.text
+        view = made.json()
+        wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
+        assert wrote.returncode == 0, wrote.stderr
+        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=10).ok
+
+        def drain_in_background() -> threading.Thread:
+            def run() -> None:
+                try:
+                    requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=600)
+                except requests.ConnectionError:
+                    pass  # the source is killed under it
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        def landed() -> list:
+            return engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
+
+        # 1. Killed mid-stream.
+        drainer = drain_in_background()
+        deadline = time.monotonic() + 120
+        while engine.containers.get(view["id"]).status == "running":  # stopped: its filesystem is streaming
+            assert time.monotonic() < deadline and drainer.is_alive()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        source.kill()
+        drainer.join(timeout=60)
+        assert engine.containers.get(view["id"]).status == "exited"  # stopped for the move, and nobody started it
+        journal = json.loads((source.directory / "moves.json").read_text())["out"]
+        assert [m["name"] for m in journal.values()] == [view["name"]]  # the move in doubt, on disk
+        source.start()
+        deadline = time.monotonic() + 60
+        while engine.containers.get(view["id"]).status != "running":  # the target said it holds nothing
+            assert time.monotonic() < deadline, (source.directory / "api.log").read_text()[-3000:]
+            time.sleep(0.3)
+        assert not landed()
+        wait_for_ssh("127.0.0.1", view["ssh"]["port"])
+        assert ssh_run(keypair[0], view["ssh"]["port"], "cat /root/notes.txt").stdout.strip() == "my notes"
+        assert not json.loads((source.directory / "moves.json").read_text())["out"]
+
+        # 2. The drain again (the operator runs the play again), killed once the target created it.
+        drainer = drain_in_background()
+        deadline = time.monotonic() + 180
+        while not landed():
+            assert time.monotonic() < deadline and drainer.is_alive()
+            time.sleep(0.05)
+        source.kill()
+        drainer.join(timeout=60)
+        source.start()
+        deadline = time.monotonic() + 60
+        while [c for c in engine.containers.list(all=True) if c.id == view["id"]]:  # the target said it runs there
+            assert time.monotonic() < deadline, (source.directory / "api.log").read_text()[-3000:]
+            time.sleep(0.3)
+        [there] = landed()
+        there.reload()
+        assert there.status == "running"
+        port = next(p["host_port"] for p in json.loads(there.labels["dockpool.ports"]) if p["container_port"] == 22)
+        assert ssh_run(keypair[0], port, "cat /root/notes.txt").stdout.strip() == "my notes"
+        gone = requests.get(f"{SOURCE}/v1/instances/{view['name']}", headers=auth("alice"), timeout=10)
+        assert gone.status_code == 404 and gone.json()["detail"]["moved_to"]["name"] == there.labels["dockpool.name"]
+        assert not json.loads((source.directory / "moves.json").read_text())["out"]
+        target.stop()  # the target started again keeps the instance it took in, though it was never told "done"
+        target.start()
+        assert [c.id for c in landed()] == [there.id]
+
+
+def test_a_target_started_again_removes_what_an_unfinished_move_made_and_keeps_a_finished_one(tmp_path, keypair,
+                                                                                              engine, cleanup):
+    """The target's side of a kill: an instance a move made whose journal entry was never completed
+    was never announced to its source (which still holds the instance, and will hear 404): the
+    start removes it, with its snapshot. One whose entry is complete stays, though never started."""
+    settings = make_config(tmp_path)
+    manager = InstanceManager(engine, load_policy(settings["policy_file"]), read_topology())
+    base = engine.containers.create("dockpool/debian-sshd", ["true"], labels={"dockpool.test": "journal"})
+    made = {}
+    try:
+        for number, export in enumerate(("00000000000000aa", "00000000000000bb")):
+            snapshot = f"dockpool-move/alice-testprov-{number}:{export}"
+            base.commit(*snapshot.split(":"), conf={"Labels": {"dockpool.move": export}})
+            spec = manager.spec({"name": f"alice-testprov-{number}", "owner": "alice", "public_key": keypair[1]})
+            made[export] = manager.create(spec, start=False, origin="api", image_ref=snapshot)["id"]
+    finally:
+        base.remove()
+    (tmp_path / "moves.json").write_text(json.dumps({"out": {}, "in": {
+        "00000000000000aa": {"id": "", "source": "source", "name": ""},
+        "00000000000000bb": {"id": made["00000000000000bb"], "source": "source", "name": "alice-testprov-1"}}}))
+    try:
+        with api_process(tmp_path, settings):
+            pass
+        left = {c.id for c in engine.containers.list(all=True, filters={"label": "dockpool.owner=alice"})}
+        assert made["00000000000000aa"] not in left and made["00000000000000bb"] in left
+        assert not engine.images.list(name="dockpool-move/alice-testprov-0")  # the start's sweep
+        assert list(json.loads((tmp_path / "moves.json").read_text())["in"]) == ["00000000000000bb"]
+    finally:
+        for export, container in made.items():
+            manager.remove(container)
+            moves.remove_snapshot(engine, f"dockpool-move/alice-testprov-{list(made).index(export)}:{export}")

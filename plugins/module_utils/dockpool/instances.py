@@ -10,7 +10,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 from .container_files import find_account, write_authorized_key
 from .cputopology import Topology, format_cpulist, read_topology
@@ -380,12 +380,14 @@ class InstanceManager:
             view["desktop"]["vnc_password"] = vnc_password
         return view
 
-    def remove_unstarted(self, origin: str) -> list[str]:
+    def remove_unstarted(self, origin: str, keep: Collection[str] = ()) -> list[str]:
         """Remove ``origin``'s instances that were created but never started: what a
-        caller killed in the middle of a creation leaves. Returns their names."""
+        caller killed in the middle of a creation leaves (but those in ``keep``, ids of
+        instances that were whole and stopped on purpose). Returns their names."""
         removed = []
         for record in self.records():
-            if record.labels.get(ORIGIN) == origin and record.status == "created" and self.remove(record.id):
+            if (record.labels.get(ORIGIN) == origin and record.status == "created" and record.id not in keep
+                    and self.remove(record.id)):
                 removed.append(record.labels.get(NAME, record.name))
         return removed
 
