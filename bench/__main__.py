@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any, Callable
 
-from bench import common, create_latency, fleet, moves, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
+from bench import common, create_latency, drains, fleet, moves, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
 
 # name: (module, full arguments, smoke arguments)
 BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "runtimes": (runtimes, {"n": 10}, {"n": 1, "jobs": 1, "mib": 16}),
     "fleet": (fleet, {"sizes": (10, 30, 50)}, {"sizes": (5,), "interval": 0.5, "expiry": 4.0}),
     "moves": (moves, {"payloads_mib": (256, 1024)}, {"payloads_mib": (16,), "repeats": 1}),
+    "drains": (drains, {"sizes": (1, 5, 10)}, {"sizes": (1,), "payload_mib": 8}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
 }
 

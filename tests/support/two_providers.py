@@ -52,7 +52,8 @@ class Provider:
 
 @contextmanager
 def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
-                  target_ports: str = "46000-46019") -> Iterator[tuple]:
+                  target_ports: str = "46000-46019", limits: Optional[dict] = None) -> Iterator[tuple]:
+    """``limits`` go over both providers' test limits, ``target_limits`` over the target's then."""
     engine2 = second_engine.ensure()
     made = []
     ca = devca.make_ca(tmp_path / "fleet-ca")
@@ -65,7 +66,8 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
         settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address, port=8091,
                                **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
         target = name == "target"
-        update_policy(folder / "provider.json", public_address=address, limits=target_limits if target else None,
+        update_policy(folder / "provider.json", public_address=address,
+                      limits={**(limits or {}), **((target_limits or {}) if target else {})},
                       **({"port_range": target_ports} if target else {}))
         made.append(Provider(folder, url, settings))
     try:
