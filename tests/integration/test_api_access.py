@@ -42,6 +42,7 @@ ACCESS = {
     ("GET", "/v1/moves/<move_id>"): "client",
     ("DELETE", "/v1/moves/<move_id>"): "client",
     ("POST", "/v1/fleet/offers"): "fleet",
+    ("GET", "/v1/fleet/moves/<export_id>"): "fleet",
     ("POST", "/v1/moves/<move_id>/pull"): "grant",
     ("GET", "/v1/exports/<export_id>"): "grant",
     ("GET", "/v1/speedtest/download"): "reader",
