@@ -102,6 +102,12 @@ options:
     choices:
     - runc
     - runsc
+  replica:
+    description:
+    - Keep a copy of the instance's disk on another member of the fleet, refreshed every replica_interval seconds,
+      for a restore should this provider stop (replica_all replicates them all).
+    - A new instance gets false when not given.
+    type: bool
   # END request options
   state:
     description:

@@ -70,6 +70,13 @@ class Provider:
     def action(self, ref: str, verb: str) -> dict[str, Any]:
         return self.call("POST", f"/v1/instances/{ref}/{verb}", timeout=max(self.timeout, 120))
 
+    def replicate(self, ref: str) -> dict[str, Any]:
+        """Refresh the instance's replica now; a first one copies the whole disk, hence the wait."""
+        return self.call("POST", f"/v1/instances/{ref}/replicate", timeout=max(self.timeout, 900))
+
+    def replicas(self, ref: str) -> list[dict[str, Any]]:
+        return self.call("GET", f"/v1/instances/{ref}/replicas")["replicas"]
+
     def remove(self, ref: str) -> None:
         self.call("DELETE", f"/v1/instances/{ref}", timeout=max(self.timeout, 120))
 

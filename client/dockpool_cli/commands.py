@@ -467,6 +467,53 @@ def _provider_named(settings: Settings, name: str) -> Optional[str]:
     return None
 
 
+def relocate(settings: Settings, name: str, url: str, view: dict[str, Any], key: Path) -> Path:
+    """``name`` lives at ``url`` now, as ``view``: its record and SSH entries follow it there, and
+    the old name stays an alias of the new place. The SSH config's path."""
+    known = settings.instances.pop(name, None) or {}
+    aliases = sorted({*known.get("aliases", []), name} - {view["name"]})
+    settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key),
+                                        **({"aliases": aliases} if aliases else {})}
+    settings.save()
+    for host in (view["name"], *aliases):
+        config = sshconfig.add(settings.directory, host, view["ssh"], key)
+    return config
+
+
+def restore(settings: Settings, name: str, key: Optional[str], wait: float, no_check: bool, as_json: bool) -> int:
+    """Start ``name`` from its replica on the member that holds it, once its provider is gone from
+    the fleet: the providers logged in to are asked which holds one (the provider that ran it is
+    not asked; it may be down)."""
+    known = settings.instances.get(name) or {}
+    held = []
+    for url in sorted(u for u in settings.providers if u != known.get("provider")):
+        try:
+            held += [(r["refreshed"], url, r) for r in settings.connect(url, timeout=10).call("GET", "/v1/replicas")[
+                "replicas"] if r["instance"] == name and not r["restored"]]
+        except CliError as exc:
+            err.print(f"[yellow]{url} did not answer ({exc.message})[/]", highlight=False)
+    if not held:
+        raise CliError(f"no provider you are logged in to holds a replica of {name} (`dockpool replicas {name}` names "
+                       "its holder: log in to it)", NOT_FOUND)
+    _refreshed, url, replica = max(held, key=lambda h: h[0])  # the newest, should two hold one
+    key_path = Path(known.get("key") or client_key(settings, key)).expanduser()
+    with err.status(f"Restoring {name} on {url} from its replica of {replica['refreshed']}…"):
+        view = settings.connect(url).call("POST", f"/v1/replicas/{quote(replica['provider'], safe='')}/"
+                                                  f"{quote(name, safe='')}/restore", timeout=1800)
+    config = relocate(settings, name, url, view, key_path)
+    problem = None if no_check else ssh_check(settings, view["name"], time.monotonic() + wait)
+    if as_json:
+        _print_json({**view, "ssh_config": str(config), "ssh_checked": not no_check and problem is None})
+    else:
+        out.print(f"[green]Restored[/] {name} on {url} as [bold]{view['name']}[/] from its replica of "
+                  f"{replica['refreshed']}")
+        out.print(f"    ssh -F {config} {view['name']}")
+    if problem:
+        err.print(f"[yellow]The instance was restored but SSH through the jump host failed:[/] {problem}")
+        return UNAVAILABLE
+    return 0
+
+
 def follow(settings: Settings, name: str) -> Optional[str]:
     """When a drain moved ``name`` (one `up` made), its record and SSH entries follow it to the new
     provider; the old name stays an SSH alias of the new place. Its new name, or None if it did not move."""
@@ -485,13 +532,7 @@ def follow(settings: Settings, name: str) -> Optional[str]:
         raise CliError(f"{name} was moved to {moved.get('provider')} ({moved.get('address')}) as {moved.get('name')} when "
                        "its provider was drained: log in to that provider (`dockpool login URL`) to reach it", NOT_FOUND)
     view = settings.connect(url).instance(str(moved["name"]))
-    key = Path(known["key"])
-    aliases = sorted({*known.get("aliases", []), name})
-    settings.instances.pop(name)
-    settings.instances[view["name"]] = {"provider": url, "id": view["id"], "key": str(key), "aliases": aliases}
-    settings.save()
-    for host in (view["name"], *aliases):
-        sshconfig.add(settings.directory, host, view["ssh"], key)
+    relocate(settings, name, url, view, Path(known["key"]))
     err.print(f"{name} was moved to {view['name']} on {url} (its provider was drained); its SSH entries follow it",
               highlight=False)
     return view["name"]
@@ -501,6 +542,33 @@ def act(settings: Settings, verb: str, name: str, url: Optional[str]) -> int:
     provider, ref = _locate(settings, name, url)
     view = provider.action(ref, verb)
     out.print(f"{view['name']}: {view['state']}")
+    return 0
+
+
+def _print_replicas(name: str, replicas: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(replicas)
+        return
+    if not replicas:
+        out.print(f"{name} has no replica yet: `dockpool replicate {name}` makes one")
+        return
+    table = Table("HOLDER", "LIVE", "AGE", "REFRESHED", "SHIPPED", "KIND", "PAUSE")
+    for r in replicas:
+        table.add_row(plain(r["holder"]), "yes" if r["live"] else "[red]no[/]", f"{r['age_seconds']:.0f} s",
+                      plain(r["refreshed"]), human_size(r["shipped_bytes"]), "full" if r["full"] else "changes",
+                      f"{r['pause_seconds'] * 1000:.0f} ms")
+    out.print(table)
+
+
+def replicate(settings: Settings, name: str, url: Optional[str], as_json: bool) -> int:
+    provider, ref = _locate(settings, name, url)
+    _print_replicas(name, [provider.replicate(ref)], as_json)
+    return 0
+
+
+def replicas(settings: Settings, name: str, url: Optional[str], as_json: bool) -> int:
+    provider, ref = _locate(settings, name, url)
+    _print_replicas(name, provider.replicas(ref), as_json)
     return 0
 
 

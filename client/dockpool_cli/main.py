@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from dockpool.request_options import cli_flags
 
-from .commands import FILLED_BY_CLI, act, err, forget, login, ls, move, providers, rm, speedtest, ssh, up
+from .commands import FILLED_BY_CLI, act, err, forget, login, ls, move, providers, replicas, replicate, restore, rm, speedtest, ssh, up
 from .errors import FAILED, CliError
 from .settings import Settings
 
@@ -62,6 +62,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the target")
     p.add_argument("--no-check", action="store_true", help="do not log in through the target's jump host to check")
 
+    for verb, text in (("replicate", "refresh the copy of an instance another member of the fleet keeps"),
+                       ("replicas", "where an instance's copy is kept, and how old it is")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.add_argument("--provider")
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore", help="start an instance from its replica when its provider is gone from the fleet")
+    p.add_argument("name")
+    p.add_argument("--key", help="the private SSH key the instance takes (default: the one `up` used)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the replica's holder")
+    p.add_argument("--no-check", action="store_true", help="do not log in through the holder's jump host to check")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("forget", help="remove an entry from a provider's peer table (the provider's administrators)")
     p.add_argument("peer", help="the entry's name, or its address")
     p.add_argument("--provider")
@@ -99,6 +113,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return rm(settings, args.name, args.provider)
     if args.command == "move":
         return move(settings, args.name, args.to, args.key, args.wait, args.no_check)
+    if args.command in ("replicate", "replicas"):
+        return (replicate if args.command == "replicate" else replicas)(settings, args.name, args.provider, args.json)
+    if args.command == "restore":
+        return restore(settings, args.name, args.key, args.wait, args.no_check, args.json)
     if args.command == "forget":
         return forget(settings, args.peer, args.provider)
     if args.command == "ssh":

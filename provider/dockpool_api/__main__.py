@@ -81,6 +81,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         services.mover.journal.keep_landed(r.id for r in services.manager().records())
     except DockpoolError as exc:
         log.error("could not check for half-made instances: %s", exc.message)
+    services.replicas.store.sweep()  # refreshes cut short: the replicas stay as they were before them
+    try:
+        services.replicas.fence()  # before serving: an instance restored elsewhere must not run here meanwhile
+    except DockpoolError as exc:
+        log.error("could not fence the replicated instances: %s", exc.message)
     rebuild_usage(services)
     # Bind before announcing: a bootstrap peer verifies us by calling back at once.
     app = make_app(config, services)
@@ -89,6 +94,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
     services.gossip.start()
     services.mover.settling(config.gossip_interval * 4)  # moves left in doubt, once the fleet is heard from
+    services.replicas.refreshing()
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
     server.run()
     return 0

@@ -15,7 +15,7 @@ from dockpool.errors import DockpoolError
 from .access import AccessPlugin, check_declared
 from .auth import Authenticator
 from .config import ApiConfig
-from .fleet_routes import add_fleet_routes, add_move_routes
+from .fleet_routes import add_fleet_routes, add_move_routes, add_replica_routes
 from .instance_routes import add_instance_routes
 from .metrics import Metrics
 from .p2prc import add_p2prc_routes
@@ -87,7 +87,7 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     access = AccessPlugin(config, Authenticator(config.clients), services.mover.grants, services.policy.ssh_host)
     app.install(access)
     ctx = RouteContext(config, services, access, metrics)
-    for add in (add_service_routes, add_instance_routes, add_move_routes, add_fleet_routes):
+    for add in (add_service_routes, add_instance_routes, add_move_routes, add_replica_routes, add_fleet_routes):
         add(app, ctx)
     add_p2prc_routes(app, config, services)
     check_declared(app)

@@ -51,6 +51,10 @@ class ApiConfig:
     peers_file: str = "/var/lib/dockpool/peers.json"
     drain_file: str = "/var/lib/dockpool/drain.json"  # whether this provider is draining (drain.py)
     moves_file: str = "/var/lib/dockpool/moves.json"  # the moves under way, for a restart (move_journal.py)
+    replicas_dir: str = "/var/lib/dockpool/replicas"  # replicas held for others, and this provider's own (replicating.py)
+    replica_max_bytes: int = 20 * 1024**3  # what the replicas held here may take of the disk, at most
+    replica_interval: float = 600.0  # seconds between refreshes of the replicas asked for (replica: true)
+    replica_all: bool = False  # True: every instance here has a replica, asked for or not
     peers_max: int = 256
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
@@ -156,6 +160,20 @@ def _fleet(values: dict[str, Any]) -> None:
         raise InvalidInput(f"moves_per_client: {moves!r} is not a whole number from 1 to 64", "moves_per_client")
 
 
+def _replicas(values: dict[str, Any]) -> None:
+    interval = values.get("replica_interval", ApiConfig.replica_interval)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 1 <= interval <= 7 * 86400:
+        raise InvalidInput(f"replica_interval: {interval!r} is not a number of seconds from 1 to 604800 (a week)",
+                           "replica_interval")
+    values["replica_interval"] = float(interval)
+    room = values.get("replica_max_bytes", ApiConfig.replica_max_bytes)
+    if type(room) is not int or room < 0:
+        raise InvalidInput(f"replica_max_bytes: {room!r} is not a whole number of bytes (0 holds no replica)",
+                           "replica_max_bytes")
+    if type(values.get("replica_all", False)) is not bool:
+        raise InvalidInput(f"replica_all: {values['replica_all']!r} is not true or false", "replica_all")
+
+
 def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     values = dict(data)
     known = set(ApiConfig.__dataclass_fields__) - {"peer_rule"} | {"peer_networks", "peer_deny_networks"}
@@ -182,6 +200,7 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         raise InvalidInput(f"API settings: {exc}", "peer_networks") from None
     values["peer_rule"] = NetworkRule(allow, deny)
     _gossip(values)
+    _replicas(values)
     try:
         _fleet(values)
     except ValueError as exc:

@@ -6,10 +6,12 @@ import math
 
 from bottle import Bottle, request, response
 
-from dockpool.errors import Busy, NotFound
+from dockpool.errors import Busy, InvalidInput, NotFound
 
 from .access import GRANT_KEY, current_client, fleet_peer
+from .replicating import instance_header
 from .responses import json_body
+from .restoring import restore
 from .routing import RouteContext
 
 
@@ -46,6 +48,41 @@ def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
         chunks = mover.export(request.environ[GRANT_KEY], export_id)
         response.content_type = "application/x-tar"
         return chunks
+
+
+def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
+    """The replicas this provider holds for the other members (replica_store.py): each member
+    reaches only its own, by the name its certificate proves."""
+    services = ctx.services
+    store = services.replicas.store
+
+    @app.put("/v1/fleet/replicas/<name>", access="fleet")
+    def hold_replica(name: str):
+        services.check_taking()  # a draining provider holds nothing new: the source picks another holder
+        if request.content_length < 0:
+            raise InvalidInput("a refresh says its Content-Length", "body")
+        return json_body(store.receive(fleet_peer(), name, request.get_header("X-Dockpool-Refresh", ""),
+                                       request.get_header("X-Dockpool-Parent", ""), request.environ["wsgi.input"],
+                                       request.content_length,
+                                       instance_header(request.get_header("X-Dockpool-Instance", ""))))
+
+    @app.get("/v1/fleet/replicas/<name>", access="fleet")
+    def held_replica(name: str):
+        return json_body(store.status(fleet_peer(), name))
+
+    @app.delete("/v1/fleet/replicas/<name>", access="fleet")
+    def drop_replica(name: str):
+        return json_body({"removed": store.remove(fleet_peer(), name)})
+
+    @app.get("/v1/replicas", access="client")
+    def replicas_here():
+        client = current_client()
+        return json_body({"replicas": store.owned_by(None if client.admin else client.name)})
+
+    @app.post("/v1/replicas/<source>/<name>/restore", access="client")
+    def restore_replica(source: str, name: str):
+        response.status = 201
+        return json_body(restore(services, current_client(), source, name))
 
 
 def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:

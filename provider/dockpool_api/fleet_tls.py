@@ -20,7 +20,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, Union
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from dockpool.addresses import family
@@ -124,7 +124,7 @@ class _Connection(http.client.HTTPSConnection):
 
 
 def request(context: ssl.SSLContext, address: str, port: int, name: str, method: str, path: str,
-            body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
+            body: Optional[Union[bytes, IO[bytes]]] = None, headers: Optional[dict[str, str]] = None,
             timeout: float = 30.0) -> http.client.HTTPResponse:
     """One request to the member ``name`` at address:port over mutual TLS; the answer is read as a
     stream by the caller (who closes it). Raises OSError (ssl.SSLError, WrongPeer included)."""

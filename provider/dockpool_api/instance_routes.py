@@ -1,4 +1,4 @@
-"""A client's instances: create, list, read, stop, start, remove, and move one elsewhere."""
+"""A client's instances: create, list, read, stop, start, remove, move one elsewhere, and its replica."""
 from __future__ import annotations
 
 import time
@@ -45,3 +45,11 @@ def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.post("/v1/instances/<ref>/move", access="client")
     def move_instance(ref: str):
         return json_body(services.mover.move_out(current_client(), ref, ctx.body_json()))
+
+    @app.post("/v1/instances/<ref>/replicate", access="client")
+    def replicate_instance(ref: str):
+        return json_body(services.replicas.refresh(services.find(current_client(), ref)))
+
+    @app.get("/v1/instances/<ref>/replicas", access="client")
+    def instance_replicas(ref: str):
+        return json_body({"replicas": services.replicas.shown(services.find(current_client(), ref))})

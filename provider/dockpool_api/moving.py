@@ -26,8 +26,9 @@ import secrets
 import ssl
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import IO, Any, Callable, ContextManager, Iterable, Iterator, Optional, Protocol
 
 from dockpool import moves
 from dockpool.engine import engine_errors
@@ -198,13 +199,15 @@ class Mover:
         return entry
 
     def call_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
-              timeout: float = 30.0) -> Any:
-        """A request to a member over the fleet's mutual TLS; the answer, open for the caller to read."""
+                    timeout: float = 30.0, data: Optional[IO[bytes]] = None,
+                    headers: Optional[dict[str, str]] = None) -> Any:
+        """A request to a member over the fleet's mutual TLS, with a JSON ``body`` or a file's ``data``
+        (its headers say its type and length); the answer, open for the caller to read."""
         context: ssl.SSLContext = self.services.fleet_context
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}  # the fleet's own routes take none
+        sent = json.dumps(body).encode() if body is not None else data
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {secret}"} if secret else {})}  # fleet routes: none
         return fleet_tls.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
-                                 body=data, headers=headers, timeout=timeout)
+                                 body=sent, headers=headers, timeout=timeout)
 
     # ---- the target ------------------------------------------------------------------------
 
@@ -253,32 +256,49 @@ class Mover:
             raise InvalidInput("the body is {export, snapshot, secret}: the source's export, the snapshot image "
                                "(dockpool-move/NAME:EXPORT) and the secret to fetch it", "snapshot")
         source = self._member(grant.peer, "source")
-        manager = self.services.manager()
         grant.state, grant.export = "moving", body["export"]
-        self.journal.landing(grant.export, grant.peer)  # before anything exists: a restart removes what it made
-        try:
-            # The image settings come from this provider's own copy of the instance's image, never the source.
-            config = resolve_image(manager.client, grant.spec.image, manager.policy.image_prefix).attrs["Config"]
+
+        @contextmanager
+        def fetched() -> Iterator[Iterable[bytes]]:
             answer = self.call_member(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
                 grant.stream = moves.Bounded(iter(lambda: answer.read(moves.CHUNK), b""), grant.limit)
-                moves.load(manager.client, grant.stream, body["snapshot"], body["export"], config)
+                yield grant.stream
             finally:
                 answer.close()
-            view = manager.create(grant.spec, start=grant.start, origin="api", admit=grant.admit,
-                                  image_ref=body["snapshot"])
-            self.journal.landed(grant.export, view["id"], view["name"])  # from now on the source may be told
+
+        try:
+            view = self.land(grant.export, grant.peer, body["snapshot"], fetched, grant.spec, grant.admit, grant.start)
         except BaseException as exc:
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
-            moves.remove_snapshot(manager.client, body["snapshot"])  # if the load finished before the failure
-            self.journal.unland(grant.export)
             if isinstance(exc, OSError):
                 raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
         return self.services.client_view(view, None)
+
+    def land(self, export_id: str, source: str, snapshot: str, chunks: Callable[[], ContextManager[Iterable[bytes]]],
+             spec: InstanceSpec, admit: Callable[[InstanceSpec, list[Record]], InstanceSpec],
+             start: bool) -> dict[str, Any]:
+        """Load the filesystem ``chunks`` opens as the image ``snapshot`` and create ``spec`` from it
+        (a move's target, or a restore on a replica's holder), journaled so that a restart removes
+        what a killed landing made and keeps what landed whole. The new instance's view."""
+        manager = self.services.manager()
+        self.journal.landing(export_id, source)  # before anything exists: a restart removes what it made
+        try:
+            # The image settings come from this provider's own copy of the instance's image, never the source.
+            config = resolve_image(manager.client, spec.image, manager.policy.image_prefix).attrs["Config"]
+            with chunks() as stream:
+                moves.load(manager.client, stream, snapshot, export_id, config)
+            view = manager.create(spec, start=start, origin="api", admit=admit, image_ref=snapshot)
+            self.journal.landed(export_id, view["id"], view["name"])  # from now on the source may be told
+        except BaseException:
+            moves.remove_snapshot(manager.client, snapshot)  # if the load finished before the failure
+            self.journal.unland(export_id)
+            raise
+        return view
 
     def landing_of(self, member: str, export_id: str) -> dict[str, Any]:
         """The source ``member`` asks what became of its export (it lost the answer, or was killed):

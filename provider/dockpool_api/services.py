@@ -31,6 +31,7 @@ from .fleet_tls import FleetTLS
 from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .move_journal import MoveJournal
 from .moving import Mover
+from .replicating import Replicator
 
 log = logging.getLogger("dockpool.api")
 SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
@@ -58,6 +59,7 @@ class Services:
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
         self.mover = Mover(self, MoveJournal(config.moves_file))
+        self.replicas = Replicator(self.mover, config.replicas_dir, config.replica_max_bytes)
 
     # ---- engine ----------------------------------------------------------------------------
 
@@ -192,6 +194,9 @@ class Services:
         if self.mover.held(record.id):
             raise Conflict(f"{record.name} is being moved; it starts where it lands, or here again if the move fails "
                            "(a move whose end this provider could not learn waits for the target's word)", "id")
+        fenced = self.replicas.fenced(record.name)
+        if fenced:
+            raise Conflict(fenced, "id")
         return self.client_view(self.manager().start(record.id), None)
 
     def remove(self, client: Client, ref: str) -> None:
@@ -204,6 +209,7 @@ class Services:
             image_id = manager.client.api.inspect_container(record.id)["Image"]
         manager.remove(record.id)
         moves.remove_if_unused(manager.client, image_id)
+        self.replicas.drop(record.name)
 
     def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None:
         """Remember where an instance moved (drain.py): its owner asking for it here is told."""

@@ -28,6 +28,7 @@ def make_config(tmp_path, limits: Optional[dict] = None, **overrides) -> dict:
         "peers_file": str(tmp_path / "peers.json"),
         "drain_file": str(tmp_path / "drain.json"),
         "moves_file": str(tmp_path / "moves.json"),
+        "replicas_dir": str(tmp_path / "replicas"),
         "clients": [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops"} for n, t in TOKENS.items()],
         "base_images": ["debian:bookworm-slim"],
         "max_upload_bytes": 1024 * 1024,

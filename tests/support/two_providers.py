@@ -52,8 +52,10 @@ class Provider:
 
 @contextmanager
 def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
-                  target_ports: str = "46000-46019", limits: Optional[dict] = None) -> Iterator[tuple]:
-    """``limits`` go over both providers' test limits, ``target_limits`` over the target's then."""
+                  target_ports: str = "46000-46019", limits: Optional[dict] = None,
+                  api: Optional[dict] = None) -> Iterator[tuple]:
+    """``limits`` go over both providers' test limits, ``target_limits`` over the target's then;
+    ``api`` over both API settings."""
     engine2 = second_engine.ensure()
     made = []
     ca = devca.make_ca(tmp_path / "fleet-ca")
@@ -63,7 +65,7 @@ def two_providers(tmp_path: Path, target_limits: Optional[dict] = None,
         folder = tmp_path / name
         folder.mkdir()
         address = url[7:].split(":")[0]
-        settings = make_config(folder, **FLEET, **extra, provider_name=name, listen=address, port=8091,
+        settings = make_config(folder, **FLEET, **extra, **(api or {}), provider_name=name, listen=address, port=8091,
                                **devca.fleet_settings(ca, folder / "fleet", name, address, FLEET_PORT))
         target = name == "target"
         update_policy(folder / "provider.json", public_address=address,

@@ -61,7 +61,7 @@ def test_the_api_schema_and_validation_take_the_clients_fields():
         schema = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
         assert schema == json_schema() and list(schema["properties"]) == list(CLIENT_FIELDS)
     assert set(CLIENT_FIELDS) == {"name", "image", "public_key", "extra_ports", "gpu", "cpus", "memory",
-                                  "memory_reservation", "disk_limit"}
+                                  "memory_reservation", "disk_limit", "replica"}
     with pytest.raises(InvalidInput) as refused:
         client_request({"public_key": ED25519, "owner": "bob"})  # the operator's field, not a client's
     assert refused.value.field == "owner" and ", ".join(CLIENT_FIELDS) in refused.value.message

@@ -36,6 +36,7 @@ MEMORY = SPEC_LABELS["memory"]
 MEMORY_RESERVATION = SPEC_LABELS["memory_reservation"]
 DISK_LIMIT = SPEC_LABELS["disk_limit"]
 PIDS_LIMIT = SPEC_LABELS["pids_limit"]
+REPLICA = SPEC_LABELS["replica"]  # its owner asked for a replica (replicating.py)
 RUNTIME = SPEC_LABELS["runtime"]  # the OCI runtime: runc or runsc (gVisor)
 PUBLIC_KEY = SPEC_LABELS["public_key"]
 CPUSET = PREFIX + "cpuset"
@@ -195,6 +196,7 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
         "created": record.created,
         "gpu": labels.get(GPU) == "true",
         "runtime": labels.get(RUNTIME) or "runc",  # instances older than the label all ran under runc
+        "replica": labels.get(REPLICA) == "true",
         "ssh": None
         if ssh_port is None
         else {

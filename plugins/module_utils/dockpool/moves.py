@@ -40,8 +40,9 @@ def move_request(view: dict[str, Any], public_key: str) -> dict[str, Any]:
         body["cpus"] = limits["cpus"]
     if limits.get("disk_limit"):
         body["disk_limit"] = str(limits["disk_limit"])
-    if view.get("gpu"):
-        body["gpu"] = True
+    for flag in ("gpu", "replica"):
+        if view.get(flag):
+            body[flag] = True
     return body
 
 

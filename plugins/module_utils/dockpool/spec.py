@@ -79,6 +79,9 @@ class InstanceSpec:
     runtime: str = field(metadata=_declared(
         "runtime", "The OCI runtime: runc (the provider's kernel) or runsc (gVisor, a kernel in user space).",
         "the provider's choice for the image"))
+    replica: bool = field(metadata=_declared(
+        "flag", "Keep a copy of the instance's disk on another member of the fleet, refreshed every replica_interval "
+        "seconds, for a restore should this provider stop (replica_all replicates them all).", "false", client=True))
 
 
 REQUEST_FIELDS: tuple[RequestField, ...] = tuple(RequestField(f.name, *f.metadata["request"]) for f in fields(InstanceSpec))
@@ -156,4 +159,5 @@ def build_spec(params: dict[str, Any], policy: Policy, host_memory: int, logical
         disk_limit=disk_limit,
         pids_limit=whole_number(params.get("pids_limit") or limits.pids_limit, "pids_limit", *PIDS_RANGE),
         runtime=check_runtime(params["runtime"], "runtime") if params.get("runtime") else policy.runtime_for(image),
+        replica=_flag(params.get("replica"), "replica"),
     )

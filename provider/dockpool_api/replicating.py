@@ -1,0 +1,328 @@
+"""Replicas: a copy of an instance's filesystem kept on another member of the fleet, so that it
+outlives a sudden stop of this provider.
+
+A refresh freezes the instance (the cgroup freezer, ``docker pause``) while its filesystem is
+read, so that the copy is of one moment, as a power cut would leave it; what changed since the
+last refresh (replica_delta.py) is spooled to this provider's disk, the instance thaws, and the
+delta goes to the holder over the fleet's mutual TLS (``PUT /v1/fleet/replicas/NAME``), which
+keeps it bounded (replica_store.py). The first refresh to a holder is a full copy; so is the
+next one after the holder lost or refused the chain, or when the holder changes (the old one
+is gone from the fleet, draining, or out of room).
+
+What this provider keeps of each of its own replicas, in ``<replicas_dir>/out``: the holder,
+the last refresh and when it was taken, and the manifest the next delta is computed against.
+
+A replica may be restored on its holder once this provider has expired from the fleet
+(restoring.py). So a provider that was away that long fences its replicated instances when it
+starts again, before it serves (they stay stopped, and cannot be started), and asks each
+holder: one restored elsewhere is removed here and its owner forwarded to it, the others run
+again (reconcile).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from dockpool import moves
+from dockpool.atomicfile import read_json, write_json
+from dockpool.engine import engine_errors
+from dockpool.errors import Conflict, DockpoolError, InvalidInput
+from dockpool.labels import OWNER, PUBLIC_KEY, REPLICA, Record
+from dockpool.replica_delta import write_delta
+from dockpool.validation import validate_name
+
+from .moving import Mover, error_of
+from .replica_store import NoRoom, ReplicaStore
+
+log = logging.getLogger("dockpool.api")
+
+
+class RefreshRefused(DockpoolError):
+    http_status = 502
+
+
+def instance_header(value: str) -> dict[str, Any]:
+    """The ``X-Dockpool-Instance`` header of a refresh: what a restore needs besides the files
+    (the owner, the create request a move would send, whether it ran), as base64url JSON."""
+    try:
+        instance = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except ValueError:
+        instance = None
+    if (not isinstance(instance, dict) or set(instance) != {"owner", "request", "running"}
+            or not isinstance(instance["request"], dict) or not isinstance(instance["running"], bool)):
+        raise InvalidInput("X-Dockpool-Instance: base64url JSON of {owner, request, running}", "instance")
+    validate_name(instance["owner"], "owner")
+    return instance
+
+
+class Replicator:
+    def __init__(self, mover: Mover, directory: str, max_bytes: int) -> None:
+        self.mover, self.services = mover, mover.services
+        self.store = ReplicaStore(os.path.join(directory, "held"), max_bytes)
+        self.out = os.path.join(directory, "out")
+        self.alive = os.path.join(directory, "alive")  # touched every pass: how long this provider was away
+        self.started = time.monotonic()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def state(self, name: str) -> Optional[dict[str, Any]]:
+        try:
+            return read_json(os.path.join(self.out, f"{name}.json"))
+        except FileNotFoundError:
+            return None
+
+    def shown(self, record: Record) -> list[dict[str, Any]]:
+        """The instance's replica as its owner sees it: where, how old, what the last refresh cost."""
+        state = self.state(record.name)
+        if state is None:
+            return []
+        member = self.services.peers.member(state["holder"])
+        return [{"holder": state["holder"], "live": member is not None, "refresh": state["refresh"],
+                 "refreshed": state["refreshed"], "age_seconds": round(time.time() - state["taken"], 1),
+                 "shipped_bytes": state["shipped_bytes"], "full": state["full"],
+                 "pause_seconds": state["pause_seconds"]}]
+
+    def refresh(self, record: Record) -> dict[str, Any]:
+        """Refresh the replica of ``record``: to its holder while it is a live member that takes
+        instances, else to another one, with a full copy."""
+        if self.mover.held(record.id):
+            raise Conflict(f"{record.name} is being moved; its replica is refreshed where it lands", "id")
+        with self.lock(record.name):
+            state = self.state(record.name)
+            if state and state.get("fenced"):
+                raise Conflict(self.fenced_message(record.name, state), "id")
+            takers = [m["name"] for m in self.services.takers() if m["name"] != self.services.config.provider_name]
+            ordered = ([state["holder"]] if state and state["holder"] in takers else []) + \
+                [t for t in takers if not state or t != state["holder"]]
+            reasons = []
+            for holder in ordered:
+                member = self.services.peers.member(holder)
+                if member is None:
+                    continue
+                delta_of = state if state and state["holder"] == holder else None
+                try:
+                    try:
+                        return self._refresh_to(record, member, delta_of)
+                    except _NeedsFull:
+                        return self._refresh_to(record, member, None)
+                except (OSError, DockpoolError) as exc:
+                    reasons.append(f"{holder}: {getattr(exc, 'message', exc)}")
+            raise Conflict(f"no member of the fleet holds a replica of {record.name}: "
+                           + ("; ".join(reasons) or "no other live member takes instances"), "replica",
+                           {"reasons": reasons})
+
+    def _refresh_to(self, record: Record, member: dict[str, Any], state: Optional[dict[str, Any]]) -> dict[str, Any]:
+        client = self.services.manager().client
+        manifest = read_json(os.path.join(self.out, f"{record.name}.manifest.json")) if state else None
+        os.makedirs(self.out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.out) as spool:
+            running = client.api.inspect_container(record.id)["State"]["Running"]
+            taken = time.time()
+            started = time.perf_counter()
+            if running:
+                with engine_errors(f"pausing {record.name}"):
+                    client.api.pause(record.id)
+            try:
+                manifest, entries = write_delta(moves.exported(client, record.id), manifest, spool,
+                                                state["taken"] if state else 0.0)
+            finally:
+                if running:
+                    with engine_errors(f"resuming {record.name}"):
+                        client.api.unpause(record.id)
+            paused = time.perf_counter() - started if running else 0.0
+            length = spool.tell()
+            spool.seek(0)
+            # Asked first: a refusal after the body started would reach this side as a cut connection.
+            held = self._held(member, record.name)
+            if state is not None and held["refresh"] != state["refresh"]:
+                raise _NeedsFull()
+            room = held["room_delta" if state else "room_full"]
+            if length > room:
+                raise NoRoom(f"a refresh of {length} bytes does not fit there ({room} bytes free for replicas)",
+                             "replica_max_bytes", {"room": room})
+            refresh = secrets.token_hex(8)
+            instance = {"owner": record.labels.get(OWNER, ""), "running": running,
+                        "request": moves.move_request(self.services.manager().view(record),
+                                                      record.labels.get(PUBLIC_KEY, ""))}
+            answer = self.mover.call_member(member, "PUT", f"/v1/fleet/replicas/{record.name}", "", data=spool,
+                                            headers={"Content-Type": "application/x-tar", "Content-Length": str(length),
+                                                     "X-Dockpool-Instance": base64.urlsafe_b64encode(
+                                                         json.dumps(instance).encode()).decode(),
+                                                     "X-Dockpool-Refresh": refresh,
+                                                     "X-Dockpool-Parent": state["refresh"] if state else ""},
+                                            timeout=600)
+            status, text = answer.status, answer.read(64 * 1024)
+            answer.close()
+        if status == 409 and state is not None:
+            raise _NeedsFull()
+        if status != 200:
+            raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
+        write_json(os.path.join(self.out, f"{record.name}.manifest.json"), manifest, mode=0o600)
+        state = {"holder": member["Name"], "refresh": refresh, "taken": taken, "full": state is None,
+                 "refreshed": datetime.fromtimestamp(taken, timezone.utc).isoformat(timespec="seconds"),
+                 "shipped_bytes": length, "entries": entries, "pause_seconds": round(paused, 4)}
+        write_json(os.path.join(self.out, f"{record.name}.json"), state, mode=0o600)
+        if state["full"]:
+            log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member["Name"], length)
+        return self.shown(record)[0]
+
+    def _held(self, member: dict[str, Any], name: str) -> dict[str, Any]:
+        answer = self.mover.call_member(member, "GET", f"/v1/fleet/replicas/{name}", "", timeout=30)
+        status, text = answer.status, answer.read(64 * 1024)
+        answer.close()
+        if status != 200:
+            raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
+        return json.loads(text)
+
+    # ---- after a sudden stop -----------------------------------------------------------------
+
+    def fenced_message(self, name: str, state: dict[str, Any]) -> str:
+        return (f"{name} waits for its replica's holder, {state['holder']}: this provider was away long enough "
+                "for its owner to restore it there, and it runs again here only once the holder says it did not")
+
+    def fenced(self, name: str) -> Optional[str]:
+        """Why ``name`` may not start now (fence), or None."""
+        state = self.state(name)
+        return self.fenced_message(name, state) if state and state.get("fenced") else None
+
+    def fence(self) -> list[str]:
+        """At start, before serving: when this provider was away for half the fleet's expiry or
+        more (its ``alive`` file says since when), stop every instance with a replica and keep it
+        stopped until its holder answers (reconcile). Returns the names fenced."""
+        try:
+            away = time.time() - os.path.getmtime(self.alive)
+        except FileNotFoundError:
+            away = 0.0  # never ran with replicas: nothing can have been restored
+        self._touch()
+        if away < self.services.config.peer_expiry / 2:
+            return []
+        manager = self.services.manager()
+        fenced = []
+        for record in manager.records():
+            state = self.state(record.name)
+            if state is None:
+                continue
+            if record.status == "running":
+                manager.stop(record.id)
+            write_json(os.path.join(self.out, f"{record.name}.json"),
+                       {**state, "fenced": True, "was_running": state.get("was_running") or record.status == "running"},
+                       mode=0o600)
+            fenced.append(record.name)
+        if fenced:
+            log.warning("away %.0f s: fenced %s until their replicas' holders answer", away, ", ".join(fenced))
+        return fenced
+
+    def _touch(self) -> None:
+        os.makedirs(os.path.dirname(self.alive), exist_ok=True)
+        with open(self.alive, "a", encoding="utf-8"):
+            os.utime(self.alive)
+
+    def reconcile(self) -> list[str]:
+        """Ask the holder of each fenced instance whether its owner restored it there: if so remove
+        it here and forward its owner; if not run it again (if it ran). A holder gone from the
+        fleet for three expiries since this start cannot run a restored copy; the instance runs
+        again. Returns the names settled."""
+        settled = []
+        expiry = self.services.config.peer_expiry
+        for name in sorted(f[:-5] for f in os.listdir(self.out) if f.endswith(".json")
+                           and not f.endswith(".manifest.json")) if os.path.isdir(self.out) else []:
+            state = self.state(name)
+            if not state or not state.get("fenced"):
+                continue
+            member = self.services.peers.member(state["holder"])
+            try:
+                held = self._held(member, name) if member is not None else None
+            except (OSError, DockpoolError) as exc:
+                log.warning("asking %s about %s: %s", state["holder"], name, getattr(exc, "message", exc))
+                continue
+            if held is None and time.monotonic() - self.started < 3 * expiry:
+                continue
+            record = self.services.manager().find(name)
+            if held and held.get("restored") and record is not None:
+                self.services.record_forward(name, record.labels.get(OWNER, ""), member, held["restored"]["as"])
+                self.services.remove_record(record)  # and the replica's mark at the holder (drop)
+                log.warning("%s was restored on %s as %s: removed here", name, state["holder"], held["restored"]["as"])
+            else:
+                write_json(os.path.join(self.out, f"{name}.json"),
+                           {k: v for k, v in state.items() if k not in ("fenced", "was_running")}, mode=0o600)
+                if record is not None and state.get("was_running"):
+                    self.services.manager().start(record.id)
+            settled.append(name)
+        return settled
+
+    def due(self, record: Record, now: float) -> bool:
+        """Whether the periodic pass refreshes ``record`` now: asked for (or every instance's, by
+        the operator's replica_all), and its last refresh older than one interval."""
+        config = self.services.config
+        if record.labels.get(REPLICA) != "true" and not config.replica_all:
+            return False
+        state = self.state(record.name)
+        # The first refresh waits one interval too: a refresh freezes the instance, and a creation
+        # still waiting for its sshd would take a frozen instance for one that stopped.
+        last = state["taken"] if state else datetime.fromisoformat(record.created).timestamp()
+        return not (state or {}).get("fenced") and now - last >= config.replica_interval
+
+    def refresh_due(self) -> list[str]:
+        """One periodic pass: refresh every replica that is due, one at a time (each reads a whole
+        filesystem; several at once would only share the disk). Returns the names refreshed."""
+        refreshed = []
+        for record in self.services.manager().records():
+            if not self.due(record, time.time()):
+                continue
+            try:
+                self.refresh(record)
+                refreshed.append(record.name)
+            except (OSError, DockpoolError) as exc:  # the next pass tries again
+                log.warning("replica of %s not refreshed: %s", record.name, getattr(exc, "message", exc))
+        return refreshed
+
+    def refreshing(self) -> None:
+        """The periodic pass, in a thread of its own, every gossip round (at most once a minute): it
+        marks this provider alive, settles the fenced instances, and refreshes the replicas due."""
+        pause = min(60.0, self.services.config.gossip_interval)
+
+        def run() -> None:
+            while True:
+                time.sleep(pause)
+                try:
+                    self._touch()
+                    self.reconcile()
+                    self.refresh_due()
+                except (OSError, DockpoolError) as exc:  # the engine or the disk is away: next time
+                    log.error("replicas: %s", getattr(exc, "message", exc))
+        threading.Thread(target=run, name="refresh-replicas", daemon=True).start()
+
+    def drop(self, name: str) -> None:
+        """The instance is gone from here (removed, or moved): its replica goes too."""
+        with self.lock(name):
+            state = self.state(name)
+            if state is None:
+                return
+            member = self.services.peers.member(state["holder"])
+            try:
+                if member is None:
+                    raise OSError(f"{state['holder']} is not a live member")
+                self.mover.call_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30).close()
+            except OSError as exc:  # the holder drops it when it hears the instance is gone (not yet built)
+                log.warning("could not remove the replica of %s on %s: %s", name, state["holder"], exc)
+            for suffix in (".json", ".manifest.json"):
+                try:
+                    os.unlink(os.path.join(self.out, f"{name}{suffix}"))
+                except FileNotFoundError:
+                    pass
+
+
+class _NeedsFull(Exception):
+    """The holder's chain does not end where this provider's does: send it a full copy."""

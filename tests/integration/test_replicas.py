@@ -1,0 +1,221 @@
+"""Replicas (issue 24, part 3): a copy of an instance on another member of the fleet, refreshed
+with only what changed, bounded on its holder, removed with the instance. Two real API
+processes on two engines, over the fleet's mutual TLS; the holder's files read as they are."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+import time
+
+import pytest
+import requests
+
+from dockpool.errors import InvalidInput
+from dockpool_api import fleet_tls
+from dockpool_api.config import config_from_dict
+from dockpool_api.replica_store import NoRoom, ReplicaStore
+from support.api_config import TOKENS, make_config
+from support.cli import cli
+from support.ssh import ssh_run
+from support.two_providers import FLEET_PORT, SOURCE, TARGET, two_providers
+
+pytestmark = pytest.mark.engine
+MIB = 1024**2
+ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
+INSTANCE = {"owner": "alice", "request": {"public_key": "ssh-ed25519 AAAA"}, "running": True}
+
+
+def merged_names(store: ReplicaStore, name: str) -> dict[str, int]:
+    """Path -> size of the replica as an import would take it."""
+    with tempfile.TemporaryFile() as out:
+        store.merged("source", name, out)
+        out.seek(0)
+        return {m.name: m.size for m in tarfile.open(fileobj=out)}
+
+
+def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_instance(tmp_path, keypair, engine,
+                                                                                       cleanup):
+    with two_providers(tmp_path, api={"replica_interval": 4}) as (source, target, engine2):
+        made = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "128m"})
+        assert made.status_code == 201, made.text
+        view = made.json()
+        port = view["ssh"]["port"]
+        wrote = ssh_run(keypair[0], port, "head -c 300M /dev/urandom > /root/payload; echo 'v1' > /root/notes.txt")
+        assert wrote.returncode == 0, wrote.stderr
+        assert requests.get(f"{SOURCE}/v1/instances/{view['name']}/replicas", headers=ALICE, timeout=10).json() == {
+            "replicas": []}
+        assert requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers={
+            "Authorization": f"Bearer {TOKENS['bob']}"}, timeout=60).status_code == 404  # not bob's
+
+        time.sleep(1.1)  # a file written in the refresh's own second is shipped again next time (replica_delta.py)
+        first = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600)
+        assert first.status_code == 200, first.text
+        assert first.json()["holder"] == "target" and first.json()["full"] is True
+        assert first.json()["shipped_bytes"] > 300 * MIB
+        assert engine.containers.get(view["id"]).status == "running"  # thawed
+
+        # 10 MiB changed and one file removed: about 10 MiB crosses, not the 300 MiB again.
+        changed = ssh_run(keypair[0], port, "head -c 10M /dev/urandom > /root/changed; echo 'v2' > /root/notes.txt; "
+                                            "rm /etc/motd")
+        assert changed.returncode == 0, changed.stderr
+        time.sleep(1.1)
+        second = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600).json()
+        assert second["full"] is False and 10 * MIB < second["shipped_bytes"] < 12 * MIB, second
+        assert 0 < second["pause_seconds"] < 30
+        shown = requests.get(f"{SOURCE}/v1/instances/{view['name']}/replicas", headers=ALICE, timeout=10).json()
+        [replica] = shown["replicas"]
+        assert replica["holder"] == "target" and replica["live"] and 0 <= replica["age_seconds"] < 60
+
+        store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
+        names = merged_names(store, view["name"])
+        assert names["root/payload"] == 300 * MIB and names["root/changed"] == 10 * MIB
+        assert names["root/notes.txt"] == 3 and "etc/motd" not in names
+        chain = store.chain("source", view["name"])
+
+        # A refresh cut half-way (the source dies mid-send): the replica stays as it was, no scrap is left.
+        tls = fleet_tls.FleetTLS(source.settings["fleet_cert"], source.settings["fleet_key"],
+                                 source.settings["fleet_cas"])
+
+        def cut():
+            yield b"\0" * MIB
+            raise ConnectionAbortedError("the source died")
+
+        with pytest.raises(ConnectionAbortedError):
+            fleet_tls.request(tls.client_context(), "127.0.0.3", FLEET_PORT, "target", "PUT",
+                              f"/v1/fleet/replicas/{view['name']}", body=cut(),
+                              headers={"Content-Length": str(50 * MIB), "X-Dockpool-Refresh": "0123456789abcdef",
+                                       "X-Dockpool-Parent": second["refresh"]})
+        assert store.chain("source", view["name"]) == chain
+        assert merged_names(store, view["name"]) == names
+        assert not [p for p in (target.directory / "replicas" / "held").rglob(".*")]  # no temporary file kept
+        # Nothing changed: little crosses. Then the holder loses the replica: it refuses the next
+        # delta, which does not follow a chain it has, and the source sends a full copy instead.
+        third = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600).json()
+        assert third["full"] is False and third["shipped_bytes"] < 2 * MIB, third
+        store.remove("source", view["name"])
+        fourth = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600).json()
+        assert fourth["holder"] == "target" and fourth["full"] is True and fourth["shipped_bytes"] > 300 * MIB, fourth
+        removed = requests.delete(f"{SOURCE}/v1/instances/{view['name']}", headers=ALICE, timeout=60)
+        assert removed.status_code == 200
+        assert store.chain("source", view["name"]) is None
+        assert not (source.directory / "replicas" / "out" / f"{view['name']}.json").exists()
+
+        # Asked at creation (up --replica): the provider refreshes it every replica_interval (4 s here).
+        asked = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                              json={"public_key": keypair[1], "memory_reservation": "128m", "replica": True}).json()
+        assert asked["replica"] is True
+        seen = []
+        deadline = time.monotonic() + 60
+        while len({r["refresh"] for r in seen}) < 2:
+            assert time.monotonic() < deadline, f"no two periodic refreshes within 60 s: {seen}"
+            time.sleep(1)
+            seen += requests.get(f"{SOURCE}/v1/instances/{asked['name']}/replicas", headers=ALICE, timeout=10).json()[
+                "replicas"]
+        assert seen[0]["full"] is True and seen[-1]["full"] is False and seen[-1]["holder"] == "target"
+        assert requests.delete(f"{SOURCE}/v1/instances/{asked['name']}", headers=ALICE, timeout=60).status_code == 200
+        assert store.chain("source", asked["name"]) is None
+
+
+def test_a_holder_refuses_a_refresh_it_has_no_room_for_and_keeps_nothing(tmp_path):
+    store = ReplicaStore(str(tmp_path / "held"), max_bytes=1 * MIB)
+    body = tempfile.TemporaryFile()
+    with tarfile.open(fileobj=body, mode="w") as archive:
+        info = tarfile.TarInfo("root/big")
+        info.size = 2 * MIB
+        archive.addfile(info, fileobj=io.BytesIO(b"\0" * info.size))
+    length = body.tell()
+    body.seek(0)
+    with pytest.raises(NoRoom) as refused:
+        store.receive("source", "alice-source-1", "0123456789abcdef", "", body, length, INSTANCE)
+    assert refused.value.field == "replica_max_bytes" and refused.value.http_status == 507
+    assert not list((tmp_path / "held").rglob("*.tar"))
+    with pytest.raises(InvalidInput):  # a name that would leave the holder's folder
+        store.receive("source", "../escape", "0123456789abcdef", "", body, length, INSTANCE)
+    assert list(store.held()) == []
+
+
+@pytest.mark.parametrize("setting, value", [("replica_interval", 0), ("replica_interval", "600"),
+                                            ("replica_max_bytes", -1), ("replica_all", "yes")])
+def test_replica_settings_out_of_range_are_refused_naming_them(tmp_path, setting, value):
+    with pytest.raises(InvalidInput) as refused:
+        config_from_dict(make_config(tmp_path, **{setting: value}))
+    assert refused.value.field == setting, refused.value.message
+
+
+def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_gone_and_it_never_runs_twice(
+        tmp_path, keypair, engine, cleanup):
+    """Part 4: refused while the provider is live; after a sudden stop (API killed, instance
+    killed) and its expiry, `dockpool restore` starts it on the holder with its files, name and key
+    and rewrites the SSH entry. The provider, back, never runs its old copy: fenced before it
+    serves, removed once the holder says it was restored, and its owner forwarded there."""
+    with two_providers(tmp_path) as (source, target, engine2):
+        home = tmp_path / "client"
+        for url in (SOURCE, TARGET):
+            assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        made = cli(home, "up", "--provider", SOURCE, "--key", str(keypair[0]), "--memory-reservation", "128m",
+                   "--replica", "--no-check", "--json")
+        assert made.returncode == 0, made.stderr
+        view = json.loads(made.stdout)
+        name = view["name"]
+        assert ssh_run(keypair[0], view["ssh"]["port"], "echo 'before the stop' > /root/notes.txt").returncode == 0
+        time.sleep(1.1)  # the file's second is over: the refresh takes it as it is
+        replicated = cli(home, "replicate", name, "--json")
+        assert replicated.returncode == 0, replicated.stderr
+        assert json.loads(replicated.stdout)[0]["holder"] == "target"
+        shown = cli(home, "replicas", name)
+        assert shown.returncode == 0 and "target" in shown.stdout, shown.stdout
+
+        other = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                              json={"public_key": keypair[1], "memory_reservation": "64m", "replica": True}).json()
+        assert requests.post(f"{SOURCE}/v1/instances/{other['name']}/replicate", headers=ALICE,
+                             timeout=600).status_code == 200
+
+        early = cli(home, "restore", name, "--no-check")
+        assert early.returncode == 5 and "live member" in early.stderr, early.stderr  # no two copies
+        assert not [c for c in engine2.containers.list(all=True) if c.labels.get("dockpool.name") == name]
+
+        source.kill()  # the power goes out: the API and the instance with it
+        engine.api.kill(view["id"])
+        engine.api.kill(other["id"])
+        deadline = time.monotonic() + 30
+        while requests.get(f"{TARGET}/v1/fleet", timeout=5).json()["members"]:
+            assert time.monotonic() < deadline, "the target never expired the source"
+            time.sleep(0.5)
+
+        restored = cli(home, "restore", name, "--no-check", "--json")
+        assert restored.returncode == 0, restored.stderr
+        back = json.loads(restored.stdout)
+        assert back["name"] == name and back["ssh"]["host"] == "127.0.0.3" and back["replica"] is True
+        notes = ssh_run(keypair[0], back["ssh"]["port"], "cat /root/notes.txt")
+        assert notes.stdout.strip() == "before the stop", notes.stderr
+        entries = (home / "dockpool" / "ssh_config").read_text()
+        assert f"Port {back['ssh']['port']}" in entries and f"Port {view['ssh']['port']}" not in entries, entries
+        assert json.loads((home / "dockpool" / "config.json").read_text())["instances"][name]["provider"] == TARGET
+        again = requests.post(f"{TARGET}/v1/replicas/source/{name}/restore", headers=ALICE, timeout=60)
+        assert again.status_code == 409 and "already" in again.json()["error"], again.text
+
+        # The machine comes back: its engine starts the instance (restart policy), then the API.
+        engine.api.start(view["id"])
+        engine.api.start(other["id"])
+        source.start()
+        assert engine.containers.get(view["id"]).status != "running"  # fenced before the API served
+        fenced = requests.post(f"{SOURCE}/v1/instances/{view['name']}/start", headers=ALICE, timeout=60)
+        assert fenced.status_code in (404, 409), fenced.text  # fenced (409), or already removed (404)
+        deadline = time.monotonic() + 30
+        while [c for c in engine.containers.list(all=True) if c.id == view["id"]]:
+            assert time.monotonic() < deadline, "the source kept its copy of the restored instance"
+            time.sleep(0.5)
+        gone = requests.get(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=10)
+        assert gone.status_code == 404 and gone.json()["detail"]["moved_to"]["provider"] == "target", gone.text
+        store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
+        assert store.chain("source", name) is None  # the mark went once the source had heard it
+        assert engine2.containers.get(back["id"]).status == "running"  # the one copy
+        # The one not restored runs again here once its holder said so, and keeps its replica.
+        deadline = time.monotonic() + 30
+        while engine.containers.get(other["id"]).status != "running":
+            assert time.monotonic() < deadline, "the instance that was not restored stayed fenced"
+            time.sleep(0.5)
+        assert store.chain("source", other["name"]) is not None
