@@ -62,20 +62,15 @@ def test_a_draining_provider_refuses_new_instances_says_why_and_keeps_the_state_
         assert made.status_code == 201, made.text
 
 
-def test_an_unreadable_drain_state_stops_the_start_naming_the_file(tmp_path):
+@pytest.mark.parametrize("setting, file, text", [("drain_file", "drain.json", "{not json"),
+                                                  ("moves_file", "moves.json", '{"out": []}')])
+def test_an_unreadable_drain_state_or_moves_journal_stops_the_start_naming_the_file(tmp_path, setting, file, text):
+    """Neither is reset silently: the journal names moves whose instance may run elsewhere."""
     settings = make_config(tmp_path)
-    (tmp_path / "drain.json").write_text("{not json")
+    (tmp_path / file).write_text(text)
     with pytest.raises(InvalidInput) as refused:
         TestApp(make_app(config_from_dict(settings)))
-    assert refused.value.field == "drain_file" and str(tmp_path / "drain.json") in refused.value.message
-
-
-def test_an_unreadable_moves_journal_stops_the_start_naming_the_file_and_the_risk(tmp_path):
-    settings = make_config(tmp_path)
-    (tmp_path / "moves.json").write_text('{"out": []}')
-    with pytest.raises(InvalidInput) as refused:
-        TestApp(make_app(config_from_dict(settings)))
-    assert refused.value.field == "moves_file" and str(tmp_path / "moves.json") in refused.value.message
+    assert refused.value.field == setting and str(tmp_path / file) in refused.value.message
 
 
 def test_the_fleet_and_the_cli_see_the_drain_and_nothing_moves_in(tmp_path, keypair, engine, cleanup):
@@ -196,19 +191,25 @@ def test_teardown_without_a_drain_skips_the_whole_drain_play(tmp_path):
     assert not [t for t in played.tasks if "status" in t]  # no HTTP call was made
 
 
+def draining_with_one_instance(keypair) -> dict:
+    """Alice's instance on the source, with 400 MB to stream and a note; then the source drains."""
+    made = requests.post(f"{SOURCE}/v1/instances", headers=auth("alice"), timeout=180,
+                         json={"public_key": keypair[1], "memory_reservation": "128m"})
+    assert made.status_code == 201, made.text
+    view = made.json()
+    wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
+    assert wrote.returncode == 0, wrote.stderr
+    assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=10).ok
+    return view
+
+
 def test_the_drains_target_dying_mid_move_leaves_the_instance_here_running_with_its_files(tmp_path, keypair, engine,
                                                                                          cleanup):
     """A fault of part 5: the only member that takes instances is killed while an instance streams
     to it. The instance runs here again with its files, the drain reports it as staying, and the
     target, started again, holds nothing of it."""
     with two_providers(tmp_path) as (source, target, engine2):
-        made = requests.post(f"{SOURCE}/v1/instances", headers=auth("alice"), timeout=180,
-                             json={"public_key": keypair[1], "memory_reservation": "128m"})
-        assert made.status_code == 201, made.text
-        view = made.json()
-        wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
-        assert wrote.returncode == 0, wrote.stderr
-        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=10).ok
+        view = draining_with_one_instance(keypair)
         result: dict = {}
         drainer = threading.Thread(target=lambda: result.update(
             answer=requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=600)))
@@ -238,13 +239,7 @@ def test_the_source_killed_mid_drain_runs_each_instance_once_and_the_drain_resum
     its files. Killed once the target has created it: started again, the source learns that it
     runs there, removes its own copy and forwards its owner. Never two copies; nothing lost."""
     with two_providers(tmp_path) as (source, target, engine2):
-        made = requests.post(f"{SOURCE}/v1/instances", headers=auth("alice"), timeout=180,
-                             json={"public_key": keypair[1], "memory_reservation": "128m"})
-        assert made.status_code == 201, made.text
-        view = made.json()
-        wrote = ssh_run(keypair[0], view["ssh"]["port"], "head -c 400M /dev/urandom > /root/payload; echo 'my notes' > /root/notes.txt")
-        assert wrote.returncode == 0, wrote.stderr
-        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=10).ok
+        view = draining_with_one_instance(keypair)
 
         def drain_in_background() -> threading.Thread:
             def run() -> None:
