@@ -271,7 +271,7 @@ def _moves_paths() -> dict:
                        "instance, a tar with Content-Length, X-Dockpool-Refresh and X-Dockpool-Parent (empty: a full "
                        "copy); 409 when the chain here does not end with the parent, 507 when it does not fit",
                        {"200": _json(_OBJECT), **_errors(400, 401, 409, 429), "507": _json(_ref("Error"), "no room")},
-                       parameters=[_REF_PARAM], requestBody={"required": True, "content": {"application/x-tar": {
+                       parameters=[_REF_PARAM], requestBody={"required": True, "content": {"application/octet-stream": {
                            "schema": {"type": "string", "format": "binary"}}}}),
             "get": _op("On the fleet's listener only: the calling member's replica held here",
                        {"200": _json(_OBJECT), **_errors(401, 404, 429)}, parameters=[_REF_PARAM]),
@@ -280,14 +280,14 @@ def _moves_paths() -> dict:
         },
         "/v1/replicas": {"get": _op(
             "The replicas held here of your instances on other providers ({replicas: [{provider, instance, refreshed, "
-            "bytes, restored}]}); an administrator sees every one", {"200": _json(_OBJECT), **_errors(401)},
+            "bytes, restored}]}); an administrator sees every one", {"200": _json(_OBJECT), **_errors(401, 429)},
             secured=True)},
         "/v1/replicas/{source}/{name}/restore": {"post": _op(
             "Start your instance here from its last replica, with its name, key and limits, once its provider has "
             "expired from the fleet (409 while it is a live member, or when restored already; the same admission "
             "as a create)", {"201": _json(_ref("Instance"), "restored"), **_errors(*_SECURED)}, secured=True,
-            parameters=[{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in
-                        ("source", "name")])},
+            parameters=[{"name": n, "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME_PATTERN}}
+                        for n in ("source", "name")])},
         "/v1/exports/{move}": {"get": _op("On the fleet's listener only (mutual TLS), from the target the secret names: "
                                           "the stopped instance's filesystem as docker export streams it",
                                           {"200": {"description": "a tar archive", "content": {"application/x-tar": {

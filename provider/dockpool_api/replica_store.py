@@ -25,10 +25,11 @@ from typing import IO, Any, Iterator, Optional
 from dockpool.atomicfile import read_json, write_json
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.replica_delta import is_deletion
+from dockpool.validation import NAME_PATTERN
 
 COMPACT_AFTER = 8  # deltas before the chain is merged into one full copy
 FREE_MARGIN = 512 * 1024**2  # free space a refresh always leaves on the holder's disk
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_NAME = re.compile(NAME_PATTERN)
 
 
 class NoRoom(DockpoolError):

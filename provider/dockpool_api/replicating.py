@@ -157,7 +157,7 @@ class Replicator:
                         "request": moves.move_request(self.services.manager().view(record),
                                                       record.labels.get(PUBLIC_KEY, ""))}
             answer = self.mover.call_member(member, "PUT", f"/v1/fleet/replicas/{record.name}", "", data=spool,
-                                            headers={"Content-Type": "application/x-tar", "Content-Length": str(length),
+                                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(length),
                                                      "X-Dockpool-Instance": base64.urlsafe_b64encode(
                                                          json.dumps(instance).encode()).decode(),
                                                      "X-Dockpool-Refresh": refresh,
