@@ -51,10 +51,9 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
             "an earlier move of it is in doubt: it stays stopped until that move's target says whether it took it"]}
     for target in _targets(mover):
         try:
-            answer = mover.call_member(target, "POST", "/v1/fleet/offers", "",
-                                       {"client": owner, "request": request, "start": running}, timeout=60)
-            status, text = answer.status, answer.read(1024**2)
-            answer.close()
+            status, text = mover.ask_member(target, "POST", "/v1/fleet/offers", "",
+                                            {"client": owner, "request": request, "start": running}, timeout=60,
+                                            most=1024**2)
         except OSError as exc:
             reasons.append(f"{target['Name']}: {exc}")
             continue

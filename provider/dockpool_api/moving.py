@@ -209,6 +209,16 @@ class Mover:
         return fleet_tls.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
                                  body=sent, headers=headers, timeout=timeout)
 
+    def ask_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
+                   timeout: float = 30.0, data: Optional[IO[bytes]] = None, headers: Optional[dict[str, str]] = None,
+                   most: int = 64 * 1024) -> tuple[int, bytes]:
+        """call_member for a short answer: its status and at most ``most`` bytes of it, the answer closed."""
+        answer = self.call_member(member, method, path, secret, body, timeout=timeout, data=data, headers=headers)
+        try:
+            return answer.status, answer.read(most)
+        finally:
+            answer.close()
+
     # ---- the target ------------------------------------------------------------------------
 
     def offer(self, client: Client, body: Any, start: bool = True) -> dict[str, Any]:
@@ -361,11 +371,9 @@ class Mover:
               secret: str) -> dict[str, Any]:
         """Tell the target to fetch the export; the instance it made. Its answer lost: what it says it made."""
         try:
-            answer = self.call_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
-                                      {"export": grant.id, "snapshot": moves.snapshot_ref(name, grant.id),
-                                       "secret": secret}, timeout=3600)
-            status, text = answer.status, answer.read(1024**2)
-            answer.close()
+            status, text = self.ask_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
+                                           {"export": grant.id, "snapshot": moves.snapshot_ref(name, grant.id),
+                                            "secret": secret}, timeout=3600, most=1024**2)
         except OSError as exc:
             try:
                 made = self._asked_landing(target["Name"], grant.id, tries=3)
@@ -392,9 +400,7 @@ class Mover:
             if member is None or self.services.fleet_context is None:
                 continue
             try:
-                answer = self.call_member(member, "GET", f"/v1/fleet/moves/{export_id}", "", timeout=10)
-                status, text = answer.status, answer.read(64 * 1024)
-                answer.close()
+                status, text = self.ask_member(member, "GET", f"/v1/fleet/moves/{export_id}", "", timeout=10)
             except OSError:
                 continue
             if status == 404:

@@ -25,11 +25,10 @@ from typing import IO, Any, Iterator, Optional
 from dockpool.atomicfile import read_json, write_json
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.replica_delta import is_deletion
-from dockpool.validation import NAME_PATTERN
+from dockpool.validation import validate_name
 
 COMPACT_AFTER = 8  # deltas before the chain is merged into one full copy
 FREE_MARGIN = 512 * 1024**2  # free space a refresh always leaves on the holder's disk
-_NAME = re.compile(NAME_PATTERN)
 
 
 class NoRoom(DockpoolError):
@@ -42,10 +41,7 @@ class ReplicaStore:
         self._lock = threading.Lock()  # one change of the chains at a time
 
     def _folder(self, source: str, name: str) -> str:
-        for value, field_name in ((source, "source"), (name, "instance")):
-            if not _NAME.match(value):
-                raise InvalidInput(f"{field_name}: {value!r} is not a name", field_name)
-        return os.path.join(self.directory, source, name)
+        return os.path.join(self.directory, validate_name(source, "source"), validate_name(name, "instance"))
 
     def used(self) -> int:
         total = 0

@@ -77,9 +77,16 @@ class Replicator:
         with self._locks_lock:
             return self._locks.setdefault(name, threading.Lock())
 
+    def _path(self, name: str, kind: str = "") -> str:
+        """Where this provider keeps its replica of ``name``: the state (kind "") or the manifest."""
+        return os.path.join(self.out, f"{name}{kind}.json")
+
+    def _save(self, name: str, state: dict[str, Any]) -> None:
+        write_json(self._path(name), state, mode=0o600)
+
     def state(self, name: str) -> Optional[dict[str, Any]]:
         try:
-            return read_json(os.path.join(self.out, f"{name}.json"))
+            return read_json(self._path(name))
         except FileNotFoundError:
             return None
 
@@ -125,7 +132,7 @@ class Replicator:
 
     def _refresh_to(self, record: Record, member: dict[str, Any], state: Optional[dict[str, Any]]) -> dict[str, Any]:
         client = self.services.manager().client
-        manifest = read_json(os.path.join(self.out, f"{record.name}.manifest.json")) if state else None
+        manifest = read_json(self._path(record.name, ".manifest")) if state else None
         os.makedirs(self.out, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.out) as spool:
             running = client.api.inspect_container(record.id)["State"]["Running"]
@@ -156,32 +163,26 @@ class Replicator:
             instance = {"owner": record.labels.get(OWNER, ""), "running": running,
                         "request": moves.move_request(self.services.manager().view(record),
                                                       record.labels.get(PUBLIC_KEY, ""))}
-            answer = self.mover.call_member(member, "PUT", f"/v1/fleet/replicas/{record.name}", "", data=spool,
-                                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(length),
-                                                     "X-Dockpool-Instance": base64.urlsafe_b64encode(
-                                                         json.dumps(instance).encode()).decode(),
-                                                     "X-Dockpool-Refresh": refresh,
-                                                     "X-Dockpool-Parent": state["refresh"] if state else ""},
-                                            timeout=600)
-            status, text = answer.status, answer.read(64 * 1024)
-            answer.close()
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
+                       "X-Dockpool-Instance": base64.urlsafe_b64encode(json.dumps(instance).encode()).decode(),
+                       "X-Dockpool-Refresh": refresh, "X-Dockpool-Parent": state["refresh"] if state else ""}
+            status, text = self.mover.ask_member(member, "PUT", f"/v1/fleet/replicas/{record.name}", "", data=spool,
+                                                 headers=headers, timeout=600)
         if status == 409 and state is not None:
             raise _NeedsFull()
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
-        write_json(os.path.join(self.out, f"{record.name}.manifest.json"), manifest, mode=0o600)
+        write_json(self._path(record.name, ".manifest"), manifest, mode=0o600)
         state = {"holder": member["Name"], "refresh": refresh, "taken": taken, "full": state is None,
                  "refreshed": datetime.fromtimestamp(taken, timezone.utc).isoformat(timespec="seconds"),
                  "shipped_bytes": length, "entries": entries, "pause_seconds": round(paused, 4)}
-        write_json(os.path.join(self.out, f"{record.name}.json"), state, mode=0o600)
+        self._save(record.name, state)
         if state["full"]:
             log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member["Name"], length)
         return self.shown(record)[0]
 
     def _held(self, member: dict[str, Any], name: str) -> dict[str, Any]:
-        answer = self.mover.call_member(member, "GET", f"/v1/fleet/replicas/{name}", "", timeout=30)
-        status, text = answer.status, answer.read(64 * 1024)
-        answer.close()
+        status, text = self.mover.ask_member(member, "GET", f"/v1/fleet/replicas/{name}", "", timeout=30)
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
         return json.loads(text)
@@ -216,9 +217,8 @@ class Replicator:
                 continue
             if record.status == "running":
                 manager.stop(record.id)
-            write_json(os.path.join(self.out, f"{record.name}.json"),
-                       {**state, "fenced": True, "was_running": state.get("was_running") or record.status == "running"},
-                       mode=0o600)
+            self._save(record.name, {**state, "fenced": True,
+                                     "was_running": state.get("was_running") or record.status == "running"})
             fenced.append(record.name)
         if fenced:
             log.warning("away %.0f s: fenced %s until their replicas' holders answer", away, ", ".join(fenced))
@@ -255,8 +255,7 @@ class Replicator:
                 self.services.remove_record(record)  # and the replica's mark at the holder (drop)
                 log.warning("%s was restored on %s as %s: removed here", name, state["holder"], held["restored"]["as"])
             else:
-                write_json(os.path.join(self.out, f"{name}.json"),
-                           {k: v for k, v in state.items() if k not in ("fenced", "was_running")}, mode=0o600)
+                self._save(name, {k: v for k, v in state.items() if k not in ("fenced", "was_running")})
                 if record is not None and state.get("was_running"):
                     self.services.manager().start(record.id)
             settled.append(name)
@@ -314,12 +313,12 @@ class Replicator:
             try:
                 if member is None:
                     raise OSError(f"{state['holder']} is not a live member")
-                self.mover.call_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30).close()
+                self.mover.ask_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30)
             except OSError as exc:  # the holder drops it when it hears the instance is gone (not yet built)
                 log.warning("could not remove the replica of %s on %s: %s", name, state["holder"], exc)
-            for suffix in (".json", ".manifest.json"):
+            for suffix in ("", ".manifest"):
                 try:
-                    os.unlink(os.path.join(self.out, f"{name}{suffix}"))
+                    os.unlink(self._path(name, suffix))
                 except FileNotFoundError:
                     pass
 
