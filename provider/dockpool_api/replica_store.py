@@ -13,6 +13,7 @@ refresh that does not fit is refused before a byte is written.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -232,6 +233,12 @@ def _receive_file(body: IO[bytes], length: int, path: str) -> None:
             os.fsync(handle.fileno())
         tarfile.open(tmp).close()  # a tar, or refused here
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the disk filled since the room was asked (another writer)
+            raise NoRoom(f"this holder's disk filled while the refresh was written ({exc.strerror}); the replica is "
+                         "as it was", "replica_max_bytes", {"room": 0}) from exc
+        raise
     except BaseException:
         _unlink(tmp)
         raise

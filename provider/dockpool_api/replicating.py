@@ -69,6 +69,8 @@ class Replicator:
         self.store = ReplicaStore(os.path.join(directory, "held"), max_bytes)
         self.out = os.path.join(directory, "out")
         self.alive = os.path.join(directory, "alive")  # touched every pass: how long this provider was away
+        self.left = os.path.join(directory, "left.json")  # replicas to delete at holders not reached yet
+        self._left_lock = threading.Lock()
         self.started = time.monotonic()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -173,6 +175,10 @@ class Replicator:
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
         write_json(self._path(record.name, ".manifest"), manifest, mode=0o600)
+        self._left_behind(member["Name"], record.name, False)
+        before = self.state(record.name)
+        if before and before["holder"] != member["Name"]:  # a holder that came back must not keep a stale copy
+            self._left_behind(before["holder"], record.name, True)
         state = {"holder": member["Name"], "refresh": refresh, "taken": taken, "full": state is None,
                  "refreshed": datetime.fromtimestamp(taken, timezone.utc).isoformat(timespec="seconds"),
                  "shipped_bytes": length, "entries": entries, "pause_seconds": round(paused, 4)}
@@ -230,8 +236,9 @@ class Replicator:
             os.utime(self.alive)
 
     def reconcile(self) -> list[str]:
-        """Ask the holder of each fenced instance whether its owner restored it there: if so remove
-        it here and forward its owner; if not run it again (if it ran). A holder gone from the
+        """Ask the holder of each fenced instance (and its earlier holders not reached since) whether
+        its owner restored it there: if so remove it here and forward its owner; if not run it
+        again (if it ran). A holder gone from the
         fleet for three expiries since this start cannot run a restored copy; the instance runs
         again. Returns the names settled."""
         settled = []
@@ -241,19 +248,28 @@ class Replicator:
             state = self.state(name)
             if not state or not state.get("fenced"):
                 continue
-            member = self.services.peers.member(state["holder"])
-            try:
-                held = self._held(member, name) if member is not None else None
-            except (OSError, DockpoolError) as exc:
-                log.warning("asking %s about %s: %s", state["holder"], name, getattr(exc, "message", exc))
-                continue
-            if held is None and time.monotonic() - self.started < 3 * expiry:
+            # Its holder, and any earlier holder not yet reached since: a client may have restored from either.
+            holders = [state["holder"]] + [h for h, names in self._left().items() if name in names and h != state["holder"]]
+            answers = {}
+            for holder in holders:
+                member = self.services.peers.member(holder)
+                try:
+                    if member is not None:
+                        answers[holder] = (member, self._held(member, name))
+                except (OSError, DockpoolError) as exc:
+                    log.warning("asking %s about %s: %s", holder, name, getattr(exc, "message", exc))
+            restored = next(((h, m, held) for h, (m, held) in answers.items() if held.get("restored")), None)
+            if restored is None and state["holder"] not in answers and time.monotonic() - self.started < 3 * expiry:
                 continue
             record = self.services.manager().find(name)
-            if held and held.get("restored") and record is not None:
+            if restored and record is not None:
+                holder, member, held = restored
                 self.services.record_forward(name, record.labels.get(OWNER, ""), member, held["restored"]["as"])
+                if holder != state["holder"]:  # drop below deletes at the current holder; the mark here goes too
+                    self._save(name, {**state, "holder": holder})
+                    self._left_behind(state["holder"], name, True)
                 self.services.remove_record(record)  # and the replica's mark at the holder (drop)
-                log.warning("%s was restored on %s as %s: removed here", name, state["holder"], held["restored"]["as"])
+                log.warning("%s was restored on %s as %s: removed here", name, holder, held["restored"]["as"])
             else:
                 self._save(name, {k: v for k, v in state.items() if k not in ("fenced", "was_running")})
                 if record is not None and state.get("was_running"):
@@ -289,7 +305,8 @@ class Replicator:
 
     def refreshing(self) -> None:
         """The periodic pass, in a thread of its own, every gossip round (at most once a minute): it
-        marks this provider alive, settles the fenced instances, and refreshes the replicas due."""
+        marks this provider alive, settles the fenced instances, deletes the replicas left at
+        holders that were away, and refreshes the replicas due."""
         pause = min(60.0, self.services.config.gossip_interval)
 
         def run() -> None:
@@ -298,29 +315,70 @@ class Replicator:
                 try:
                     self._touch()
                     self.reconcile()
+                    self.sweep_left()
                     self.refresh_due()
                 except (OSError, DockpoolError) as exc:  # the engine or the disk is away: next time
                     log.error("replicas: %s", getattr(exc, "message", exc))
         threading.Thread(target=run, name="refresh-replicas", daemon=True).start()
 
     def drop(self, name: str) -> None:
-        """The instance is gone from here (removed, or moved): its replica goes too."""
+        """The instance is gone from here (removed, or moved): its replica goes too, now or, if its
+        holder cannot be reached, once it is back in the fleet (sweep_left)."""
         with self.lock(name):
             state = self.state(name)
             if state is None:
                 return
-            member = self.services.peers.member(state["holder"])
-            try:
-                if member is None:
-                    raise OSError(f"{state['holder']} is not a live member")
-                self.mover.ask_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30)
-            except OSError as exc:  # the holder drops it when it hears the instance is gone (not yet built)
-                log.warning("could not remove the replica of %s on %s: %s", name, state["holder"], exc)
+            if not self._delete_at(state["holder"], name):
+                self._left_behind(state["holder"], name, True)
             for suffix in ("", ".manifest"):
                 try:
                     os.unlink(self._path(name, suffix))
                 except FileNotFoundError:
                     pass
+
+    def _delete_at(self, holder: str, name: str) -> bool:
+        """Delete the replica of ``name`` at ``holder``; whether it is gone there."""
+        member = self.services.peers.member(holder)
+        if member is None:
+            return False
+        try:
+            status, _ = self.mover.ask_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30)
+        except OSError as exc:
+            log.warning("could not remove the replica of %s on %s: %s", name, holder, exc)
+            return False
+        return status == 200
+
+    def _left_behind(self, holder: str, name: str, left: bool) -> None:
+        """Note (or forget) that ``holder`` keeps a replica of ``name`` this provider no longer uses."""
+        with self._left_lock:
+            table = self._left()
+            names = set(table.get(holder, []))
+            if (name in names) == left:
+                return
+            names = names | {name} if left else names - {name}
+            table = {**table, holder: sorted(names)} if names else {h: n for h, n in table.items() if h != holder}
+            write_json(self.left, table, mode=0o600)
+
+    def _left(self) -> dict[str, list[str]]:
+        """holder -> the names of the replicas it keeps that this provider no longer uses."""
+        return read_json(self.left) if os.path.exists(self.left) else {}
+
+    def sweep_left(self) -> list[str]:
+        """Delete the replicas left at holders that were away (a holder replaced, an instance removed
+        while its holder was down), at each one that is live again. Returns "holder/name" of each."""
+        swept = []
+        for holder, names in self._left().items():
+            for name in names:
+                with self.lock(name):  # not while a refresh of the same name may be choosing this holder
+                    current = self.state(name)
+                    if current and current.get("fenced"):
+                        continue  # a stale holder may have restored it: reconcile asks it first
+                    if current and current["holder"] == holder:
+                        self._left_behind(holder, name, False)  # it holds the live replica again
+                    elif self._delete_at(holder, name):
+                        self._left_behind(holder, name, False)
+                        swept.append(f"{holder}/{name}")
+        return swept
 
 
 class _NeedsFull(Exception):

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -19,7 +25,7 @@ from dockpool_api.replica_store import NoRoom, ReplicaStore
 from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
-from support.two_providers import FLEET_PORT, SOURCE, TARGET, two_providers
+from support.two_providers import FLEET_PORT, SOURCE, TARGET, three_providers, two_providers
 
 pytestmark = pytest.mark.engine
 MIB = 1024**2
@@ -135,6 +141,137 @@ def test_a_holder_refuses_a_refresh_it_has_no_room_for_and_keeps_nothing(tmp_pat
     with pytest.raises(InvalidInput):  # a name that would leave the holder's folder
         store.receive("source", "../escape", "0123456789abcdef", "", body, length, INSTANCE)
     assert list(store.held()) == []
+
+
+def members(url: str) -> list[str]:
+    return [m["name"] for m in requests.get(f"{url}/v1/fleet", timeout=5).json()["members"]]
+
+
+def wait_until(done: Callable[[], bool], failure: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.5)
+
+
+def tar_of(files: dict[str, int]) -> tuple[io.BytesIO, int]:
+    """A refresh body: a tar of ``files`` (path: size) of random bytes, and its length."""
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path, size in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = size
+            archive.addfile(info, fileobj=io.BytesIO(os.urandom(size)))
+    length = body.tell()
+    body.seek(0)
+    return body, length
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` (tmpfs) mounted at ``path``, that a test can fill or grow."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """600 MiB: what is left for replicas after the holder's free margin (512 MiB) is 88 MiB."""
+    with tmpfs(tmp_path / "disk", "600m") as disk:
+        yield disk
+
+
+def test_a_holder_whose_disk_fills_during_a_refresh_keeps_the_replica_it_had(small_disk):
+    """Another writer fills the holder's disk after the refresh was admitted: the kernel's ENOSPC
+    mid-write becomes a 507, the temporary file goes, the replica stays as it was and can be read;
+    with the disk full the next refresh is refused before a byte is written; with room again it joins."""
+    store = ReplicaStore(str(small_disk / "held"), 10 * 1024**3)
+    body, length = tar_of({"root/a": 8 * MIB})
+    first = store.receive("source", "alice-source-1", "00000000000000a1", "", body, length, INSTANCE)
+    filler = small_disk / "filler"
+
+    class FillingBody(io.BytesIO):
+        """The delta as the network gives it; after its first MiB another writer takes the disk's room."""
+
+        def read(self, size: int = -1) -> bytes:
+            if self.tell() >= MIB and not filler.exists():
+                with open(filler, "wb") as handle:
+                    os.posix_fallocate(handle.fileno(), 0, shutil.disk_usage(small_disk).free - 4 * MIB)
+            return super().read(size)
+
+    delta, length = tar_of({"root/b": 40 * MIB})
+    assert length < store.status("source", "alice-source-1")["room_delta"]  # admitted: it fitted when asked
+    with pytest.raises(NoRoom) as refused:
+        store.receive("source", "alice-source-1", "00000000000000b2", first["refresh"], FillingBody(delta.getvalue()),
+                      length, INSTANCE)
+    assert refused.value.http_status == 507 and "filled" in refused.value.message, refused.value.message
+    assert not [p for p in (small_disk / "held").rglob(".*")]  # no temporary file kept
+    assert store.chain("source", "alice-source-1")["ids"] == ["00000000000000a1"]
+    assert merged_names(store, "alice-source-1") == {"root/a": 8 * MIB}
+
+    small, small_length = tar_of({"root/c": MIB})
+    with pytest.raises(NoRoom) as full:  # asked first: nothing is written on a full disk
+        store.receive("source", "alice-source-1", "00000000000000c3", first["refresh"], small, small_length, INSTANCE)
+    assert "disk" in full.value.message and full.value.detail["room"] == 0
+    filler.unlink()
+    delta.seek(0)
+    store.receive("source", "alice-source-1", "00000000000000b2", first["refresh"], delta, length, INSTANCE)
+    assert merged_names(store, "alice-source-1") == {"root/a": 8 * MIB, "root/b": 40 * MIB}
+
+
+def test_a_replica_goes_to_another_holder_when_its_holder_dies_and_not_where_there_is_no_room(
+        tmp_path, keypair, engine, cleanup):
+    """Three members. The spare's disk for replicas is a real 600 MiB filesystem, too small for the
+    instance: the first refresh lands on the target. The target dies: the next refresh finds the
+    spare has no room and says so (the replica on the dead target is still listed, not live).
+    The spare's disk grows: the next refresh is a full copy there, whole. The old holder, back,
+    has its stale copy deleted; a replica of an instance removed while its holder was down goes
+    when the holder is back."""
+    with three_providers(tmp_path) as (_source, target, spare, _engine2), \
+            tmpfs(spare.directory / "replicas" / "held", "600m") as held:
+        made = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "128m"})
+        assert made.status_code == 201, made.text
+        name = made.json()["name"]
+        wrote = ssh_run(keypair[0], made.json()["ssh"]["port"], "head -c 150M /dev/urandom > /root/payload")
+        assert wrote.returncode == 0, wrote.stderr
+        time.sleep(1.1)
+        first = requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=ALICE, timeout=600)
+        assert first.status_code == 200 and first.json()["holder"] == "target", first.text
+        assert not list(held.rglob("*.tar"))  # the spare, if asked first, took nothing
+
+        target.kill()  # the holder's machine stops
+        wait_until(lambda: "target" not in members(SOURCE), "the source never expired the target")
+        refused = requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=ALICE, timeout=600)
+        assert refused.status_code == 409, refused.text
+        [reason] = refused.json()["detail"]["reasons"]
+        assert reason.startswith("spare:") and "does not fit" in reason, reason
+        [kept] = requests.get(f"{SOURCE}/v1/instances/{name}/replicas", headers=ALICE, timeout=10).json()["replicas"]
+        assert kept["holder"] == "target" and kept["live"] is False and kept["refresh"] == first.json()["refresh"]
+
+        subprocess.run(["mount", "-o", "remount,size=2g", str(held)], check=True)
+        moved = requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=ALICE, timeout=600)
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["holder"] == "spare" and moved.json()["full"] is True, moved.text
+        store = ReplicaStore(str(held), 10 * 1024**3)
+        assert merged_names(store, name)["root/payload"] == 150 * MIB
+
+        # The old holder comes back: its stale copy is deleted (a client must not restore an old one).
+        stale = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
+        assert stale.chain("source", name) is not None
+        target.start()
+        wait_until(lambda: stale.chain("source", name) is None, "the old holder kept its stale replica")
+        # The instance is removed while its holder is down: the holder deletes it once it is back.
+        spare.kill()
+        wait_until(lambda: "spare" not in members(SOURCE), "the source never expired the spare")
+        assert requests.delete(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=60).status_code == 200
+        assert store.chain("source", name) is not None
+        spare.start()
+        wait_until(lambda: store.chain("source", name) is None, "the holder kept the replica of a removed instance")
 
 
 @pytest.mark.parametrize("setting, value", [("replica_interval", 0), ("replica_interval", "600"),
