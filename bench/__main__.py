@@ -11,7 +11,20 @@ import argparse
 import time
 from typing import Any, Callable
 
-from bench import common, create_latency, drains, fleet, moves, parallel_create, provisioning, runtimes, speed, throughput, watchdog_scaling
+from bench import (
+    common,
+    create_latency,
+    drains,
+    fleet,
+    moves,
+    parallel_create,
+    provisioning,
+    replicas,
+    runtimes,
+    speed,
+    throughput,
+    watchdog_scaling,
+)
 
 # name: (module, full arguments, smoke arguments)
 BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
@@ -24,6 +37,7 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "fleet": (fleet, {"sizes": (10, 30, 50)}, {"sizes": (5,), "interval": 0.5, "expiry": 4.0}),
     "moves": (moves, {"payloads_mib": (256, 1024)}, {"payloads_mib": (16,), "repeats": 1}),
     "drains": (drains, {"sizes": (1, 5, 10)}, {"sizes": (1,), "payload_mib": 8}),
+    "replicas": (replicas, {"size_mib": 1024}, {"size_mib": 32, "changes_mib": (2, 8), "pauses": 2}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
 }
 

@@ -22,3 +22,5 @@ def test_benchmark_runs_with_tiny_counts(name):
         assert all(r["requests"] > 0 and r["failures"] == 0 for by in result["routes"].values() for r in by.values())
     if name == "provisioning":
         assert result["fleets"][0]["second_changed"] == 0
+    if name == "replicas":  # a refresh ships what changed, not the whole instance again
+        assert all(c["changed_mib"] * 1024**2 <= c["shipped_bytes"] < c["full_bytes"] / 4 for c in result["changes"])
