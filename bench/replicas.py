@@ -2,7 +2,9 @@
 10 and 100 MiB changed on an instance holding 1 GiB; the pause a refresh causes, p50 and p95,
 as the provider measures it and as a clock inside the instance sees it (goal <= 100 ms at
 p95); and the time from `dockpool restore` to the first SSH login against a fresh `dockpool
-up` on the same provider. Two providers on separate engines, the real CLI, real ssh.
+up` on the same provider. Two providers on separate engines, the real CLI, real ssh. The
+provider reads the instance's files while it runs and freezes it only to settle what changed
+meanwhile (live_delta.py).
 
 The payload is files of 16 MiB of random bytes: a refresh ships whole files that changed
 (replica_delta.py), so what changed is new files of the size given."""
@@ -142,8 +144,7 @@ def report(result: dict[str, Any]) -> str:
             + f"\npause of a refresh over {pause['samples']} refreshes: p50 {pause['provider_p50_s']:.3f} s, "
               f"p95 {pause['provider_p95_s']:.3f} s as the provider measures it; p50 {pause['client_p50_s']:.3f} s, "
               f"p95 {pause['client_p95_s']:.3f} s as a clock inside the instance saw it"
-            + f"\ngoal: pause <= 100 ms at p95: {'met' if result['met'] else 'NOT met'} (the pause is the time "
-              "`docker export` takes to read the whole filesystem; see docs/decisions.md)"
+            + f"\ngoal: pause <= 100 ms at p95: {'met' if result['met'] else 'NOT met'}"
             + f"\nrestore to the first SSH login: {restore['restore_s']:.2f} s ({restore['image_mib']} MiB) against a "
               f"fresh `dockpool up` {restore['fresh_up_s']:.2f} s ({restore['ratio']:.1f}x)")
 

@@ -1,10 +1,12 @@
 """Replicas: a copy of an instance's filesystem kept on another member of the fleet, so that it
 outlives a sudden stop of this provider.
 
-A refresh freezes the instance (the cgroup freezer, ``docker pause``) while its filesystem is
-read, so that the copy is of one moment, as a power cut would leave it; what changed since the
-last refresh (replica_delta.py) is spooled to this provider's disk, the instance thaws, and the
-delta goes to the holder over the fleet's mutual TLS (``PUT /v1/fleet/replicas/NAME``), which
+A refresh reads the instance's mounted filesystem while it runs and then freezes it (the cgroup
+freezer, ``docker pause``) only to settle what changed meanwhile (live_delta.py), so that the
+copy is of one moment, as a power cut would leave it; where the files cannot be read so, it is
+frozen while ``docker export`` streams them (replica_delta.py). What changed since the last
+refresh is spooled to this provider's disk, the instance thaws, and the delta goes to the
+holder over the fleet's mutual TLS (``PUT /v1/fleet/replicas/NAME``), which
 keeps it bounded (replica_store.py). The first refresh to a holder is a full copy; so is the
 next one after the holder lost or refused the chain, or when the holder changes (the old one
 is gone from the fleet, draining, or out of room).
@@ -29,14 +31,15 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 from dockpool import moves
 from dockpool.atomicfile import read_json, write_json
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput
 from dockpool.labels import OWNER, PUBLIC_KEY, REPLICA, Record
-from dockpool.replica_delta import write_delta
+from dockpool.live_delta import LiveDelta
+from dockpool.replica_delta import Manifest, write_delta
 from dockpool.validation import validate_name
 
 from .moving import Mover, error_of
@@ -61,6 +64,23 @@ def instance_header(value: str) -> dict[str, Any]:
         raise InvalidInput("X-Dockpool-Instance: base64url JSON of {owner, request, running}", "instance")
     validate_name(instance["owner"], "owner")
     return instance
+
+
+def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """The running instance's merged view and the overlay's upper directory, when this process can
+    read them on this host (overlay2, runc, a mount of this machine; the service has
+    CAP_DAC_READ_SEARCH for it): else None, and a refresh reads ``docker export`` while frozen."""
+    driver = attrs.get("GraphDriver") or {}
+    data = driver.get("Data") or {}
+    merged, upper = data.get("MergedDir"), data.get("UpperDir")
+    if (driver.get("Name") != "overlay2" or not merged or not upper
+            or (attrs.get("HostConfig") or {}).get("Runtime") not in (None, "", "runc")):
+        return None  # gVisor keeps what its sandbox writes out of the host's view
+    try:  # tried, not os.access: access(2) ignores the capability of a service that is not root
+        readable = os.path.ismount(merged) and bool(os.listdir(merged)) and os.listdir(upper) is not None
+    except OSError:
+        readable = False
+    return (merged, upper) if readable else None  # else another machine's engine, or no right to read it
 
 
 class Replicator:
@@ -101,7 +121,7 @@ class Replicator:
         return [{"holder": state["holder"], "live": member is not None, "refresh": state["refresh"],
                  "refreshed": state["refreshed"], "age_seconds": round(time.time() - state["taken"], 1),
                  "shipped_bytes": state["shipped_bytes"], "full": state["full"],
-                 "pause_seconds": state["pause_seconds"]}]
+                 "pause_seconds": state["pause_seconds"], "read": state.get("read", "export")}]
 
     def refresh(self, record: Record) -> dict[str, Any]:
         """Refresh the replica of ``record``: to its holder while it is a live member that takes
@@ -133,24 +153,10 @@ class Replicator:
                            {"reasons": reasons})
 
     def _refresh_to(self, record: Record, member: dict[str, Any], state: Optional[dict[str, Any]]) -> dict[str, Any]:
-        client = self.services.manager().client
-        manifest = read_json(self._path(record.name, ".manifest")) if state else None
         os.makedirs(self.out, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.out) as spool:
-            running = client.api.inspect_container(record.id)["State"]["Running"]
-            taken = time.time()
-            started = time.perf_counter()
-            if running:
-                with engine_errors(f"pausing {record.name}"):
-                    client.api.pause(record.id)
-            try:
-                manifest, entries = write_delta(moves.exported(client, record.id), manifest, spool,
-                                                state["taken"] if state else 0.0)
-            finally:
-                if running:
-                    with engine_errors(f"resuming {record.name}"):
-                        client.api.unpause(record.id)
-            paused = time.perf_counter() - started if running else 0.0
+            manifest, entries, read = self._read(record, state, spool)
+            running, taken = read["running"], read["taken"]
             length = spool.tell()
             spool.seek(0)
             # Asked first: a refusal after the body started would reach this side as a cut connection.
@@ -181,11 +187,44 @@ class Replicator:
             self._left_behind(before["holder"], record.name, True)
         state = {"holder": member["Name"], "refresh": refresh, "taken": taken, "full": state is None,
                  "refreshed": datetime.fromtimestamp(taken, timezone.utc).isoformat(timespec="seconds"),
-                 "shipped_bytes": length, "entries": entries, "pause_seconds": round(paused, 4)}
+                 "shipped_bytes": length, "entries": entries, "pause_seconds": read["pause_seconds"],
+                 "read": read["read"]}
         self._save(record.name, state)
         if state["full"]:
             log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member["Name"], length)
         return self.shown(record)[0]
+
+    def _read(self, record: Record, state: Optional[dict[str, Any]],
+              spool: IO[bytes]) -> tuple[Manifest, int, dict[str, Any]]:
+        """Write to ``spool`` what changed in the instance since the refresh of ``state`` (all of it
+        for None), as of one moment; returns the new manifest, the entries written and how it was read."""
+        client = self.services.manager().client
+        manifest = read_json(self._path(record.name, ".manifest")) if state else None
+        attrs = client.api.inspect_container(record.id)
+        running = attrs["State"]["Running"]
+        layer = mounted_layer(attrs) if running else None
+        live = None
+        if layer is not None:  # read while it runs; frozen only to settle what changed meanwhile
+            live = LiveDelta(*layer, manifest, int(state["taken"] * 1e9) if state else 0, spool)
+            live.copy(time.time_ns())
+        taken = time.time()
+        started = time.perf_counter()
+        if running:
+            with engine_errors(f"pausing {record.name}"):
+                client.api.pause(record.id)
+        try:
+            if live is not None:
+                manifest, entries = live.settle()
+            else:
+                manifest, entries = write_delta(moves.exported(client, record.id), manifest, spool,
+                                                state["taken"] if state else 0.0)
+        finally:
+            if running:
+                with engine_errors(f"resuming {record.name}"):
+                    client.api.unpause(record.id)
+        paused = time.perf_counter() - started if running else 0.0
+        return manifest, entries, {"running": running, "taken": taken, "pause_seconds": round(paused, 4),
+                                   "read": "live" if live is not None else "export"}
 
     def _held(self, member: dict[str, Any], name: str) -> dict[str, Any]:
         status, text = self.mover.ask_member(member, "GET", f"/v1/fleet/replicas/{name}", "", timeout=30)

@@ -22,6 +22,7 @@ from dockpool.errors import InvalidInput
 from dockpool_api import fleet_tls
 from dockpool_api.config import config_from_dict
 from dockpool_api.replica_store import NoRoom, ReplicaStore
+from dockpool_api.replicating import mounted_layer
 from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
@@ -74,6 +75,7 @@ def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_i
         shown = requests.get(f"{SOURCE}/v1/instances/{view['name']}/replicas", headers=ALICE, timeout=10).json()
         [replica] = shown["replicas"]
         assert replica["holder"] == "target" and replica["live"] and 0 <= replica["age_seconds"] < 60
+        assert replica["read"] == "live"  # read from the mounted filesystem while it ran
 
         store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
         names = merged_names(store, view["name"])
@@ -123,6 +125,69 @@ def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_i
         assert seen[0]["full"] is True and seen[-1]["full"] is False and seen[-1]["holder"] == "target"
         assert requests.delete(f"{SOURCE}/v1/instances/{asked['name']}", headers=ALICE, timeout=60).status_code == 200
         assert store.chain("source", asked["name"]) is None
+
+
+def replica_files(store: ReplicaStore, name: str, prefixes: tuple[str, ...]) -> dict[str, bytes]:
+    """The regular files whose path starts with one of ``prefixes`` in the replica as an import would
+    take it: path -> content."""
+    with tempfile.TemporaryFile() as out:
+        store.merged("source", name, out)
+        out.seek(0)
+        with tarfile.open(fileobj=out) as archive:
+            return {m.name: archive.extractfile(m).read() for m in archive if m.isreg() and m.name.startswith(prefixes)}
+
+
+def test_a_refresh_read_while_the_instance_writes_is_of_one_moment(tmp_path, keypair, engine, cleanup):
+    """The provider reads a running instance's files while it runs and freezes it only to settle
+    what changed meanwhile. A program writes file i, then `last` = i (by a rename), and removes file i-5 (`last` in /var, read
+    long before /root/seq: the walk reads /usr between them). Meanwhile 40 directories of old files
+    move to another directory: each is in the replica once, with its file, as
+    fast as it can, throughout two refreshes: each replica is one moment of it (``last`` = k:
+    files k-4..k, maybe k-5 not yet removed and k+1 begun, each holding its number), which a copy read over seconds
+    without the settling pass is not."""
+    with two_providers(tmp_path) as (_source, target, _engine2):
+        made = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "128m"}).json()
+        container = engine.containers.get(made["id"])
+        # /opt/bulk is read after /root: the time for a directory to move after both its places were read.
+        assert container.exec_run(["sh", "-c", "head -c 200M /dev/urandom > /opt/bulk && mkdir /root/seq /root/moved && "
+                                               "for n in $(seq 1 40); do mkdir -p /root/pre/$n; echo $n > /root/pre/$n/f; "
+                                               "done"]).exit_code == 0
+        container.exec_run(["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); echo $i > /root/seq/$i; "
+                                        "echo $i > /var/next; mv /var/next /var/last; rm -f /root/seq/$((i-5)); done"], detach=True)
+        store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
+        for full, there, back in ((True, "pre", "moved"), (False, "moved", "pre")):
+            time.sleep(1)  # the 40 files are older than the refresh; their directories move during it
+            container.exec_run(["sh", "-c", f"for n in $(seq 1 40); do mv /root/{there}/$n /root/{back}/$n; sleep 0.05; "
+                                            "done"], detach=True)
+            answer = requests.post(f"{SOURCE}/v1/instances/{made['name']}/replicate", headers=ALICE, timeout=600)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["full"] is full and answer.json()["read"] == "live", answer.text
+            files = replica_files(store, made["name"], ("var/last", "root/"))
+            last = int(files["var/last"])
+            seq = {int(p.rsplit("/", 1)[1]) for p in files if p.startswith("root/seq/")}
+            assert last > 0 and set(range(max(1, last - 4), last + 1)) <= seq <= set(range(last - 5, last + 2)), \
+                (last, sorted(seq))
+            assert all(files[f"root/seq/{n}"] == f"{n}\n".encode() for n in seq if n <= last)
+            places = {n: [d for d in ("pre", "moved") if files.get(f"root/{d}/{n}/f") == f"{n}\n".encode()]
+                      for n in range(1, 41)}
+            assert all(len(found) == 1 for found in places.values()), places  # each directory once, with its file
+        progress = int(container.exec_run(["cat", "/var/last"]).output)
+        assert progress > last, "the program did not run on after the refreshes"
+        attrs = engine.api.inspect_container(made["id"])
+        assert mounted_layer({**attrs, "HostConfig": {**attrs["HostConfig"], "Runtime": "runsc"}}) is None
+
+        unmounted = {**attrs, "GraphDriver": {**attrs["GraphDriver"], "Data": {
+            **attrs["GraphDriver"]["Data"], "MergedDir": str(tmp_path)}}}  # not a mount of this machine
+        assert mounted_layer(unmounted) is None
+
+        # A stopped instance has no mounted filesystem: the refresh reads docker export (nothing to freeze).
+        stopped = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                                json={"public_key": keypair[1], "memory_reservation": "64m"}).json()
+        assert requests.post(f"{SOURCE}/v1/instances/{stopped['name']}/stop", headers=ALICE, timeout=60).ok
+        exported = requests.post(f"{SOURCE}/v1/instances/{stopped['name']}/replicate", headers=ALICE, timeout=600)
+        assert exported.status_code == 200 and exported.json()["read"] == "export", exported.text
+        assert exported.json()["pause_seconds"] == 0 and "etc/passwd" in merged_names(store, stopped["name"])
 
 
 def test_a_holder_refuses_a_refresh_it_has_no_room_for_and_keeps_nothing(tmp_path):

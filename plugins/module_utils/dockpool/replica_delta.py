@@ -41,7 +41,7 @@ class ChunkReader(io.RawIOBase):
         return size
 
 
-def _key(member: tarfile.TarInfo) -> list[Any]:
+def member_key(member: tarfile.TarInfo) -> list[Any]:
     return [member.type.decode(), member.size, int(member.mtime), member.mode, member.uid, member.gid, member.linkname]
 
 
@@ -57,7 +57,7 @@ def write_delta(chunks: Iterable[bytes], previous: Optional[Manifest], out: IO[b
     with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), 1024 * 1024), mode="r|") as reader, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as writer:
         for member in reader:
-            key = _key(member)
+            key = member_key(member)
             manifest[member.name] = key
             if previous is None or previous.get(member.name) != key or int(member.mtime) >= int(fresh_after):
                 writer.addfile(member, reader.extractfile(member) if member.isreg() else None)

@@ -1,0 +1,144 @@
+"""A replica's refresh read from the instance's mounted filesystem on this host (the overlay's
+merged view), so that it is frozen only for what changed while it was read.
+
+``copy`` runs while the instance runs: it walks the whole filesystem and writes every entry
+changed since the previous refresh (its inode change time is later; ctime cannot be set by a
+program, unlike mtime) or new since its manifest, and one deletion per path gone. Files written
+meanwhile may be torn; ``settle`` runs while the instance is frozen and makes the copy one
+moment: every change since ``copy`` began is in the overlay's upper directory, so it walks only
+that (what the instance itself wrote), writes again each entry changed since then, and lists
+again each directory changed since then, for what was removed or moved in. Later entries of a tar win on
+the holder (replica_store.merged), so the entries written twice are read as the second.
+
+The entries are those ``docker export`` would stream (same names, kinds and metadata), so a
+manifest from either is good for the next refresh (replica_delta.py reads the export).
+Hard links are shipped as separate files.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from typing import IO, Iterator, Optional
+
+from .replica_delta import DELETED, Manifest, member_key
+
+DIRECTORY = tarfile.DIRTYPE.decode()  # the kind a manifest gives a directory (replica_delta.member_key)
+SLACK_NS = 50_000_000  # the kernel stamps ctime from a coarse clock, a tick behind time.time_ns()
+
+
+def _walk(root: str, top: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of every entry under ``root``, parents first; not into other filesystems."""
+    device = os.lstat(root).st_dev
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(os.path.join(root, folder)), key=lambda e: e.name)
+        except FileNotFoundError:  # removed while the instance runs: settle sees its parent change
+            continue
+        for entry in entries:
+            path = f"{folder}/{entry.name}" if folder else entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield path, info
+            if stat.S_ISDIR(info.st_mode) and info.st_dev == device:
+                stack.append(path)
+
+
+class LiveDelta:
+    def __init__(self, merged: str, upper: str, previous: Optional[Manifest], since_ns: int, out: IO[bytes]) -> None:
+        """``previous``: the last refresh's manifest (None: a full copy); ``since_ns``: when that
+        refresh froze the instance."""
+        self.merged, self.upper, self.since = merged, upper, since_ns - SLACK_NS
+        self.previous: Manifest = previous or {}
+        self.full = previous is None
+        self.manifest: Manifest = {}
+        self.written = 0
+        self.writer = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self.started = 0
+
+    def _add(self, path: str) -> None:
+        full = os.path.join(self.merged, path)
+        try:
+            info = self.writer.gettarinfo(full, arcname=path)
+        except FileNotFoundError:
+            return
+        self.writer.inodes.clear()  # a hard link's target may not be in this delta: ship its content
+        if info is None:  # a socket: not in a tar, nor in docker export
+            return
+        info.uname = info.gname = ""  # this host's names for the ids mean nothing in the instance; ids do
+        self.manifest[path] = member_key(info)
+        if info.isreg():
+            try:
+                with open(full, "rb") as handle:
+                    self.writer.addfile(info, handle)
+            except FileNotFoundError:
+                self.manifest.pop(path)
+                return
+        else:
+            self.writer.addfile(info)
+        self.written += 1
+
+    def _gone(self, path: str) -> None:
+        entry = tarfile.TarInfo(path)
+        entry.pax_headers = {DELETED: "1"}
+        self.writer.addfile(entry)
+        self.written += 1
+
+    def _delete(self, path: str) -> None:
+        """``path`` and everything the manifest has under it: gone."""
+        for name in [path] + [p for p in self.manifest if p.startswith(path + "/")]:
+            del self.manifest[name]
+            self._gone(name)
+
+    def copy(self, started_ns: int) -> None:
+        """While the instance runs (``started_ns``: now): the whole filesystem against the manifest."""
+        self.started = started_ns - SLACK_NS
+        self.manifest = dict(self.previous)
+        seen = set()
+        for path, info in _walk(self.merged):
+            seen.add(path)
+            if self.full or path not in self.previous or info.st_ctime_ns >= self.since:
+                self._add(path)
+        for path in sorted(set(self.previous) - seen):  # every path gone is listed, children too
+            self.manifest.pop(path, None)
+            self._gone(path)
+
+    def settle(self) -> tuple[Manifest, int]:
+        """While the instance is frozen: what changed since ``copy`` began. Returns the new manifest
+        and how many entries went out."""
+        changed_dirs = [""] if os.lstat(self.upper).st_ctime_ns >= self.started else []
+        for path, info in _walk(self.upper):
+            if info.st_ctime_ns < self.started:
+                continue
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:  # a whiteout: its parent's listing says it
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                changed_dirs.append(path)
+            self._add(path)
+        if changed_dirs:
+            children: dict[str, list[str]] = {}
+            for path in self.manifest:
+                parent, _sep, name = path.rpartition("/")
+                children.setdefault(parent, []).append(name)
+            for folder in changed_dirs:
+                try:
+                    now = set(os.listdir(os.path.join(self.merged, folder)))
+                except FileNotFoundError:
+                    continue
+                for name in children.get(folder, []):
+                    path = f"{folder}/{name}" if folder else name
+                    if name not in now and path in self.manifest:
+                        self._delete(path)
+                for name in now:  # renamed here meanwhile: a moved directory's entries keep their old ctime
+                    path = f"{folder}/{name}" if folder else name
+                    if path not in self.manifest:
+                        self._add(path)
+                        if self.manifest.get(path, [""])[0] == DIRECTORY:
+                            for inner, _info in _walk(self.merged, path):
+                                self._add(inner)
+        self.writer.close()
+        return self.manifest, self.written
