@@ -73,11 +73,11 @@ def run(size_mib: int = SIZE_MIB, changes_mib: tuple[int, ...] = CHANGES_MIB, pa
             view = json.loads(made.stdout)
             name, container = view["name"], engine.containers.get(view["id"])
 
-            def write(folder: str, mib: int) -> None:
+            def write(folder: str, mib: int) -> None:  # over SSH, as its client writes
                 sizes = [min(16, mib - start) for start in range(0, mib, 16)]
-                done = container.exec_run(["sh", "-c", f"mkdir -p /root/{folder} && " + " && ".join(
-                    f"head -c {size}M /dev/urandom > /root/{folder}/{n}" for n, size in enumerate(sizes))])
-                assert done.exit_code == 0, done.output
+                done = ssh_run(key, view["ssh"]["port"], f"mkdir -p /root/{folder} && " + " && ".join(
+                    f"head -c {size}M /dev/urandom > /root/{folder}/{n}" for n, size in enumerate(sizes)), timeout=600)
+                assert done.returncode == 0, done.stderr
                 time.sleep(1.1)  # past the files' second: the refresh takes them as they are (replica_delta.py)
 
             write("data", size_mib)
@@ -95,8 +95,9 @@ def run(size_mib: int = SIZE_MIB, changes_mib: tuple[int, ...] = CHANGES_MIB, pa
             # The pause: a clock inside the instance writes a line every 10 ms (bounded) to memory, not disk;
             # the longest silence within each refresh is the pause its client saw.
             ticks = int((pauses * 15 + 30) / TICK_S)
-            container.exec_run(["sh", "-c", f"for i in $(seq 1 {ticks}); do date +%s%N; sleep {TICK_S}; done "
-                                            "> /dev/shm/ticks"], detach=True)
+            started = ssh_run(key, view["ssh"]["port"], f"nohup sh -c 'for i in $(seq 1 {ticks}); do date +%s%N; "
+                              f"sleep {TICK_S}; done > /dev/shm/ticks' > /dev/null 2>&1 &")
+            assert started.returncode == 0, started.stderr
             time.sleep(1)
             windows, measured = [], []
             for n in range(pauses):
