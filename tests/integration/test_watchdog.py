@@ -6,6 +6,7 @@ import sys
 
 from dockpool.atomicfile import read_json
 from dockpool.instances import InstanceManager
+from dockpool.ledger import Ledger
 from dockpool.usage import run_pass
 from support.ssh import ssh_run
 
@@ -42,10 +43,16 @@ def test_watchdog_stops_only_the_instance_over_its_limit(engine, policy, names, 
 
 def test_watchdog_command_runs_and_skips_when_a_pass_is_running(engine, tmp_path):
     env = {"PATH": "/usr/bin:/bin"}
-    argv = [sys.executable, "-m", "dockpool.watchdog", "--usage-file", str(tmp_path / "u.json"), "--lock-file", str(tmp_path / "lock")]
+    argv = [sys.executable, "-m", "dockpool.watchdog", "--usage-file", str(tmp_path / "u.json"), "--lock-file", str(tmp_path / "lock"),
+            "--ledger-file", str(tmp_path / "usage.db")]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "measured" in done.stderr
     assert read_json(str(tmp_path / "u.json"))["updated"]
+    assert Ledger(str(tmp_path / "usage.db"), reader=True).usage() == []  # made; a first pass has nothing to count yet
+    (tmp_path / "usage.db").write_bytes(b"not a ledger" * 1000)
+    refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and f"{tmp_path / 'usage.db'}.backup" in refused.stderr, refused.stderr
+    (tmp_path / "usage.db").unlink()
     holder = subprocess.Popen(["flock", str(tmp_path / "lock"), "sleep", "20"])
     try:
         subprocess.run(["sleep", "0.5"], check=True)

@@ -17,15 +17,10 @@ import re
 import stat
 from typing import Iterable, Optional
 
+from .cgroups import pids_of
+
 log = logging.getLogger("dockpool.watchdog")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
-# Where Docker puts a container's processes: cgroup v1 and v2, cgroupfs and systemd drivers.
-_CGROUP_PROCS = (
-    "/sys/fs/cgroup/pids/docker/{id}/cgroup.procs",
-    "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/cgroup.procs",
-    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.procs",
-    "/sys/fs/cgroup/docker/{id}/cgroup.procs",
-)
 
 
 class NotPermitted(Exception):
@@ -63,17 +58,6 @@ def _deleted_open_files(pid_dir: str) -> dict[tuple[int, int], int]:
     return found
 
 
-def _pids_of(container: str) -> Optional[list[str]]:
-    """The container's processes from its cgroup, in the layouts Docker uses; None elsewhere."""
-    for layout in _CGROUP_PROCS:
-        try:
-            with open(layout.format(id=container), encoding="ascii") as handle:
-                return handle.read().split()
-        except OSError:
-            continue
-    return None
-
-
 def held_by_deleted_files(container_ids: Iterable[str], proc: str = "/proc") -> dict[str, int]:
     """Container id -> bytes held by files its processes deleted but keep open. Each
     container's processes come from its cgroup; where its cgroup is not found, one pass
@@ -81,7 +65,7 @@ def held_by_deleted_files(container_ids: Iterable[str], proc: str = "/proc") -> 
     per_container: dict[str, dict[tuple[int, int], int]] = {}
     unplaced: set[str] = set()
     for container in set(container_ids):
-        pids = _pids_of(container)
+        pids = pids_of(container)
         if pids is None:
             unplaced.add(container)
             continue

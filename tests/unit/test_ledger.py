@@ -1,0 +1,144 @@
+"""The usage ledger (issue 25, part 1) on a real SQLite file: deltas of cumulative counters,
+restarts and counter resets, clock steps, a full disk, a damaged file, roll-up by hour."""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+
+import pytest
+
+from dockpool.ledger import MAX_GAP_S, SCHEMA_VERSION, Ledger, LedgerUnreadable, Reading
+
+GIB = 1024**3
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reading(cpu_s: float, rx: int = 0, started: str = "t0", memory: int = GIB, name: str = "alice-p-1") -> Reading:
+    return Reading(f"id-{name}", name.split("-")[0], name, started, memory, cpu_ns=int(cpu_s * 1e9), rx_bytes=rx)
+
+
+def test_a_pass_records_what_was_used_since_the_last_and_survives_a_reopen(tmp_path):
+    clock = Clock()
+    ledger = Ledger(str(tmp_path / "usage.db"), clock)
+    assert ledger.record([reading(100.0, rx=5000)]) == 0  # the first reading: nothing known to be ours yet
+    clock.now += 30
+    assert ledger.record([reading(160.0, rx=9000)]) == 1
+    ledger.close()
+    again = Ledger(str(tmp_path / "usage.db"), clock)  # the API restarted
+    clock.now += 30
+    again.record([reading(175.0, rx=10000, memory=2 * GIB)])
+    [row] = again.usage("alice")
+    assert row["cpu_seconds"] == pytest.approx(75.0) and row["rx_bytes"] == 5000 and row["seconds"] == 60
+    assert row["memory_gib_hours"] == pytest.approx((30 * 1 + 30 * 2) / 3600)
+    assert again.usage("bob") == []
+    assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader = Ledger(str(tmp_path / "usage.db"), clock, reader=True)  # the API, while the watchdog writes
+    assert reader.usage("alice") == again.usage("alice")
+    with pytest.raises(sqlite3.OperationalError):
+        reader.record([reading(200.0)])
+    assert oct((tmp_path / "usage.db").stat().st_mode & 0o777) == "0o660"  # its folder's group reads it
+
+
+def test_a_restart_or_a_counter_reset_counts_from_zero_and_clock_steps_count_no_time(tmp_path):
+    clock = Clock()
+    ledger = Ledger(str(tmp_path / "usage.db"), clock)
+    ledger.record([reading(500.0)])
+    clock.now += 30
+    ledger.record([reading(20.0, started="t1")])  # restarted: a new cgroup, counting from zero
+    clock.now += 30
+    ledger.record([reading(25.0, started="t1")])
+    clock.now += 30
+    ledger.record([reading(3.0, started="t1")])  # the engine restarted under it: a counter went down
+    assert ledger.usage()[0]["cpu_seconds"] == pytest.approx(20 + 5 + 3)
+    clock.now -= 3600  # the clock stepped back an hour: CPU still counts, memory over no time
+    ledger.record([reading(4.0, started="t1")])
+    clock.now += 3600 * 5  # and forward five hours: memory over at most MAX_GAP_S
+    ledger.record([reading(5.0, started="t1")])
+    [row] = ledger.usage()
+    assert row["cpu_seconds"] == pytest.approx(30.0)
+    assert row["seconds"] == pytest.approx(90 + 0 + MAX_GAP_S)
+
+
+def test_a_full_disk_loses_no_counted_use(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    try:
+        clock = Clock()
+        ledger = Ledger(str(disk / "usage.db"), clock)
+        ledger.record([reading(10.0, name=f"alice-p-{n}") for n in range(50)])
+        with open(disk / "filler", "wb") as handle:  # another writer takes the room that is left
+            os.posix_fallocate(handle.fileno(), 0, shutil.disk_usage(disk).free)
+        for n in range(400):
+            clock.now += 30
+            try:
+                ledger.record([reading(10.0 + n + 1, name=f"alice-p-{m}") for m in range(50)])
+            except sqlite3.OperationalError as exc:
+                assert "full" in str(exc), exc
+                break
+        else:
+            pytest.fail("the ledger never filled the disk")
+        counted = sum(r["cpu_seconds"] for r in ledger.usage())
+        (disk / "filler").unlink()
+        clock.now += 30
+        ledger.record([reading(10.0 + n + 1, name=f"alice-p-{m}") for m in range(50)])  # the same readings, later
+        assert counted == pytest.approx(50 * n)  # the pass that failed wrote nothing
+        assert sum(r["cpu_seconds"] for r in ledger.usage()) == pytest.approx(50 * (n + 1))  # and lost nothing
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_damaged_ledger_is_refused_naming_its_backup_and_left_as_it_is(tmp_path):
+    path = tmp_path / "usage.db"
+    clock = Clock()
+    ledger = Ledger(str(path), clock)
+    ledger.record([reading(1.0)])
+    assert ledger.backup() == f"{path}.backup"
+    ledger.close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.unlink(f"{path}{suffix}")
+    damaged = path.read_bytes()[:100] + b"\xff" * 4096
+    path.write_bytes(damaged)
+    with pytest.raises(LedgerUnreadable) as refused:
+        Ledger(str(path), clock)
+    assert str(path) in refused.value.message and f"{path}.backup" in refused.value.message
+    assert path.read_bytes() == damaged  # never reset
+    restored = Ledger(f"{path}.backup", clock)  # the backup is a whole ledger
+    assert restored.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == 1
+
+
+def test_a_ledger_from_a_newer_dockpool_is_refused(tmp_path):
+    path = str(tmp_path / "usage.db")
+    Ledger(path).db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(LedgerUnreadable) as refused:
+        Ledger(path)
+    assert "newer" in refused.value.message
+
+
+def test_rows_older_than_a_day_are_rolled_up_by_hour_with_the_same_sums(tmp_path):
+    clock = Clock()
+    ledger = Ledger(str(tmp_path / "usage.db"), clock)
+    ledger.record([reading(0.0, name=n) for n in ("alice-p-1", "bob-p-2")])
+    for step in range(1, 2 * 24 * 12 + 1):  # two days of passes every 5 minutes
+        clock.now += 300
+        ledger.record([reading(step * 1.0, rx=step * 1000, name=n) for n in ("alice-p-1", "bob-p-2")])
+    before = ledger.usage()
+    rows = ledger.db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
+    merged = ledger.roll_up()
+    after = ledger.usage()
+    assert len(after) == len(before) == 2
+    for got, had in zip(after, before):
+        assert got == {k: pytest.approx(v) if isinstance(v, float) else v for k, v in had.items()}
+    left = ledger.db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
+    assert merged >= 2 * 24 * 12 and left <= rows - merged + 2 * 25, (rows, merged, left)
+    assert os.path.exists(ledger.backup_path)
