@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
@@ -610,4 +611,56 @@ def speedtest(settings: Settings, url: Optional[str], size: int, as_json: bool) 
     else:
         out.print(f"{provider.url}: download {result['download_mbit_s']} Mbit/s, upload {result['upload_mbit_s']} Mbit/s "
                   f"({human_size(size)} each way)")
+    return 0
+
+
+def epoch_seconds(value: str, option: str) -> str:
+    """An ISO 8601 time (UTC unless it names a zone) or whole seconds since the epoch, as the latter."""
+    if value.isdigit():
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"{option}: an ISO 8601 time such as 2026-12-01 or 2026-12-01T08:00:00Z, or seconds since the "
+                       "epoch", REFUSED) from None
+    return str(int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()))
+
+
+def usage(settings: Settings, url: Optional[str], since: Optional[str], until: Optional[str], as_json: bool) -> int:
+    """What the client's instances used on every provider logged in to (asked at once), or on
+    ``url``, per instance and in total (GET /v1/usage; from the start of the month unless asked)."""
+    urls = [settings.provider(url)] if url else sorted(settings.providers)
+    if not urls:
+        raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
+    query = {k: epoch_seconds(v, f"--{k}") for k, v in (("since", since), ("until", until)) if v}
+
+    def asked(each: str) -> Any:
+        try:
+            return settings.connect(each, timeout=10).call("GET", "/v1/usage", params=query)
+        except CliError as exc:
+            return exc
+
+    reports = []
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        for each, answer in zip(urls, pool.map(asked, urls)):
+            if isinstance(answer, CliError):
+                err.print(f"[yellow]{answer.message}[/]", highlight=False)
+                continue
+            reports.append({**answer, "url": each})
+    if not reports:
+        raise CliError("no provider answered", UNAVAILABLE)
+    rows = [{**row, "provider": report["url"]} for report in reports for row in report["instances"]]
+    total = {k: sum(r[k] for r in rows) for k in ("cpu_seconds", "memory_gib_hours", "read_bytes", "write_bytes",
+                                                   "rx_bytes", "tx_bytes", "gpu_seconds")}
+    if as_json:
+        _print_json({"providers": reports, "total": total})
+        return 0
+    table = Table("PROVIDER", "INSTANCE", "CPU HOURS", "MEMORY GiB-HOURS", "DISK READ / WRITTEN", "NET IN / OUT",
+                  title=f"since {reports[0]['since']}")
+    for r in [*rows, {**total, "provider": "", "name": "[bold]total[/]"}]:
+        table.add_row(plain(r["provider"]), r["name"] if r["provider"] == "" else plain(r["name"]),
+                      f"{r['cpu_seconds'] / 3600:.3f}", f"{r['memory_gib_hours']:.3f}",
+                      f"{human_size(r['read_bytes'])} / {human_size(r['write_bytes'])}",
+                      f"{human_size(r['rx_bytes'])} / {human_size(r['tx_bytes'])}")
+    out.print(table)
     return 0

@@ -9,7 +9,24 @@ from typing import Any, Optional
 
 from dockpool.request_options import cli_flags
 
-from .commands import FILLED_BY_CLI, act, err, forget, login, ls, move, providers, replicas, replicate, restore, rm, speedtest, ssh, up
+from .commands import (
+    FILLED_BY_CLI,
+    act,
+    err,
+    forget,
+    login,
+    ls,
+    move,
+    providers,
+    replicas,
+    replicate,
+    restore,
+    rm,
+    speedtest,
+    ssh,
+    up,
+    usage,
+)
 from .errors import FAILED, CliError
 from .settings import Settings
 
@@ -26,6 +43,30 @@ def _add_up(sub: Any) -> None:  # argparse's subparsers (a private type)
     p.add_argument("--key", help="the private SSH key to log in with (its .pub beside it)")
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH through the jump host")
     p.add_argument("--no-check", action="store_true", help="do not log in through the jump host to check")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_replicas(sub: Any) -> None:
+    for verb, text in (("replicate", "refresh the copy of an instance another member of the fleet keeps"),
+                       ("replicas", "where an instance's copy is kept, and how old it is")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.add_argument("--provider")
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore", help="start an instance from its replica when its provider is gone from the fleet")
+    p.add_argument("name")
+    p.add_argument("--key", help="the private SSH key the instance takes (default: the one `up` used)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the replica's holder")
+    p.add_argument("--no-check", action="store_true", help="do not log in through the holder's jump host to check")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_usage(sub: Any) -> None:
+    p = sub.add_parser("usage", help="what your instances used, per instance and in total, on every provider")
+    p.add_argument("--provider")
+    p.add_argument("--since", help="ISO 8601 or seconds since the epoch (default: the start of this month)")
+    p.add_argument("--until", help="ISO 8601 or seconds since the epoch (default: now)")
     p.add_argument("--json", action="store_true")
 
 
@@ -62,19 +103,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the target")
     p.add_argument("--no-check", action="store_true", help="do not log in through the target's jump host to check")
 
-    for verb, text in (("replicate", "refresh the copy of an instance another member of the fleet keeps"),
-                       ("replicas", "where an instance's copy is kept, and how old it is")):
-        p = sub.add_parser(verb, help=text)
-        p.add_argument("name")
-        p.add_argument("--provider")
-        p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("restore", help="start an instance from its replica when its provider is gone from the fleet")
-    p.add_argument("name")
-    p.add_argument("--key", help="the private SSH key the instance takes (default: the one `up` used)")
-    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for SSH on the replica's holder")
-    p.add_argument("--no-check", action="store_true", help="do not log in through the holder's jump host to check")
-    p.add_argument("--json", action="store_true")
+    _add_replicas(sub)
 
     p = sub.add_parser("forget", help="remove an entry from a provider's peer table (the provider's administrators)")
     p.add_argument("peer", help="the entry's name, or its address")
@@ -83,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ssh", help="log in to an instance through its provider's jump host")
     p.add_argument("name")
     p.add_argument("remote", nargs=argparse.REMAINDER, help="a command to run instead of a shell")
+
+    _add_usage(sub)
 
     p = sub.add_parser("speedtest", help="download and upload Mbit/s to a provider")
     p.add_argument("url", nargs="?", help="the provider (default: the last one logged in to)")
@@ -119,6 +150,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return restore(settings, args.name, args.key, args.wait, args.no_check, args.json)
     if args.command == "forget":
         return forget(settings, args.peer, args.provider)
+    if args.command == "usage":
+        return usage(settings, args.provider, args.since, args.until, args.json)
     if args.command == "ssh":
         return ssh(settings, args.name, args.remote[1:] if args.remote[:1] == ["--"] else args.remote)
     return speedtest(settings, args.url, args.bytes, args.json)

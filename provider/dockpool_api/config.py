@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from dockpool.errors import InvalidInput
 from dockpool.limits import Limits
+from dockpool.metering import DEFAULT_LEDGER_FILE
 from dockpool.peers import DEFAULT_DENY, NetworkRule
 from dockpool.policy import DEFAULT_POLICY_FILE
 from dockpool.settings_files import read_settings
@@ -48,6 +49,7 @@ class ApiConfig:
     base_images: tuple[str, ...] = ()
     policy_file: str = DEFAULT_POLICY_FILE
     usage_file: str = DEFAULT_USAGE_FILE
+    ledger_file: str = DEFAULT_LEDGER_FILE  # the usage ledger the watchdog writes (dockpool.metering); read here
     peers_file: str = "/var/lib/dockpool/peers.json"
     drain_file: str = "/var/lib/dockpool/drain.json"  # whether this provider is draining (drain.py)
     moves_file: str = "/var/lib/dockpool/moves.json"  # the moves under way, for a restart (move_journal.py)

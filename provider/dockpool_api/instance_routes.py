@@ -1,13 +1,17 @@
-"""A client's instances: create, list, read, stop, start, remove, move one elsewhere, and its replica."""
+"""A client's instances: create, list, read, stop, start, remove, move one elsewhere, its replica,
+and what they used (the usage ledger)."""
 from __future__ import annotations
 
 import time
 
-from bottle import Bottle
+from bottle import Bottle, HTTPResponse, request
+
+from dockpool.errors import InvalidInput
 
 from .access import current_client
 from .responses import json_body
 from .routing import RouteContext
+from .usage_report import as_csv
 
 
 def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
@@ -49,6 +53,15 @@ def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.post("/v1/instances/<ref>/replicate", access="client")
     def replicate_instance(ref: str):
         return json_body(services.replicas.refresh(services.find(current_client(), ref)))
+
+    @app.get("/v1/usage", access="client")
+    def usage():
+        if request.query.get("format", "json") not in ("json", "csv"):
+            raise InvalidInput("format: json or csv", "format")
+        report = services.usage.report(current_client(), dict(request.query.items()))
+        if request.query.get("format") == "csv":
+            return HTTPResponse(as_csv(report), headers={"Content-Type": "text/csv; charset=utf-8"})
+        return json_body(report)
 
     @app.get("/v1/instances/<ref>/replicas", access="client")
     def instance_replicas(ref: str):

@@ -136,7 +136,7 @@ def _ref(name: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "bad input", 401: "missing or wrong token", 404: "not found", 409: "conflict or no capacity",
-            413: "body too large", 429: "too many failed logins",
+            403: "not yours to read", 413: "body too large", 429: "too many failed logins",
             503: "Docker engine unavailable, or peer checks busy"}
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
@@ -153,6 +153,15 @@ def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> d
 _REF = {"type": "string", "pattern": f"{NAME_PATTERN}|{ID_PATTERN}"}
 _REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": _REF, "description": "instance id or name"}
 _OBJECT = {"type": "object"}
+_USAGE_PARAMS = [
+    {"name": "client", "in": "query", "required": False, "schema": {"type": "string", "pattern": NAME_PATTERN},
+     "description": "an administrator's filter: this client's instances"},
+    *({"name": edge, "in": "query", "required": False,
+       "schema": {"type": "integer", "minimum": 0, "maximum": 253402300799},
+       "description": f"{edge} when, in whole seconds since the epoch"}
+      for edge in ("since", "until")),
+    {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "csv"]}},
+]
 _MOVE_PARAM = {"name": "move", "in": "path", "required": True, "schema": {"type": "string"}, "description": "a move's id"}
 
 
@@ -230,6 +239,12 @@ def _instances_paths() -> dict:
             "Refresh your instance's replica on another member of the fleet now: frozen while its filesystem is read, "
             "then what changed since the last refresh is shipped (the first time, all of it)",
             {"200": _json(_OBJECT), **_errors(*_SECURED)}, secured=True, parameters=[_REF_PARAM])},
+        "/v1/usage": {"get": _op(
+            "What your instances used here over a time range (from the start of this month to now unless asked), "
+            "per instance and in total; an administrator reads every client's, or one's",
+            {"200": {"description": "OK", "content": {"application/json": {"schema": _OBJECT},
+                                                      "text/csv": {"schema": {"type": "string"}}}},
+             **_errors(400, 401, 403, 429)}, secured=True, parameters=_USAGE_PARAMS)},
         "/v1/instances/{ref}/replicas": {"get": _op(
             "Your instance's replica: its holder, whether the holder is live, its age and the last refresh's cost",
             {"200": _json(_OBJECT), **_errors(*_SECURED)}, secured=True, parameters=[_REF_PARAM])},

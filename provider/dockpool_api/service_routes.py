@@ -33,10 +33,14 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
             views = services.visible_all()
         except DockpoolError:
             views = None
+        try:
+            usage = services.usage.report(who, {}) if who else None
+        except DockpoolError:
+            usage = None  # an unreadable ledger: GET /v1/usage says why
         response.content_type = "text/html; charset=utf-8"
         response.set_header("Cache-Control", "no-store")
         return render_status(provider=config.provider_name, version=__version__, specs=services.specs(), views=views,
-                             client=who, own=services.peers.me, fleet=ctx.fleet_view(), notice=notice)
+                             client=who, own=services.peers.me, fleet=ctx.fleet_view(), notice=notice, usage=usage)
 
     @app.get("/healthz", access="reader")
     def healthz():

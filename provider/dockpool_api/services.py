@@ -32,6 +32,7 @@ from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .move_journal import MoveJournal
 from .moving import Mover
 from .replicating import Replicator
+from .usage_report import UsageReport
 
 log = logging.getLogger("dockpool.api")
 SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
@@ -60,6 +61,7 @@ class Services:
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
         self.mover = Mover(self, MoveJournal(config.moves_file))
         self.replicas = Replicator(self.mover, config.replicas_dir, config.replica_max_bytes)
+        self.usage = UsageReport(config.ledger_file, config.provider_name)
 
     # ---- engine ----------------------------------------------------------------------------
 

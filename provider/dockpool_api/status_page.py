@@ -40,13 +40,15 @@ def capacity(views: list[dict[str, Any]], specs: dict[str, Any]) -> dict[str, An
 
 
 def render(*, provider: str, version: str, specs: dict[str, Any], views: Optional[list[dict[str, Any]]],
-           client: Optional[Client], own: dict[str, Any], fleet: dict[str, Any], notice: str = "") -> str:
+           client: Optional[Client], own: dict[str, Any], fleet: dict[str, Any], notice: str = "",
+           usage: Optional[dict[str, Any]] = None) -> str:
     """``views`` is every instance (None when the engine is unreachable); a client sees only its own.
-    ``own`` is this provider's peer entry, ``fleet`` what GET /v1/fleet answers."""
+    ``own`` is this provider's peer entry, ``fleet`` what GET /v1/fleet answers, ``usage`` what
+    GET /v1/usage answers the client (its chart: CPU hours per instance)."""
     everything = views or []
     mine = [v for v in everything if client is not None and v["owner"] == client.name]
     return _ENV.get_template("status.html").render(
         provider=provider, version=version, specs=specs, engine=views is not None, capacity=capacity(everything, specs),
-        client=client.name if client else None, instances=mine, own=own, fleet=fleet, notice=notice,
+        client=client.name if client else None, instances=mine, own=own, fleet=fleet, notice=notice, usage=usage,
         refresh=REFRESH_SECONDS, now=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
     )

@@ -33,6 +33,7 @@ ACCESS = {
     ("DELETE", "/v1/instances/<ref>"): "client",
     ("POST", "/v1/instances/<ref>/replicate"): "client",
     ("GET", "/v1/instances/<ref>/replicas"): "client",
+    ("GET", "/v1/usage"): "client",
     ("GET", "/v1/peers"): "reader",
     ("POST", "/v1/peers"): "peer",
     ("DELETE", "/v1/peers/<ref>"): "admin",

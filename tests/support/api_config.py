@@ -25,6 +25,7 @@ def make_config(tmp_path, limits: Optional[dict] = None, **overrides) -> dict:
         "provider_name": "testprov",
         "policy_file": str(policy),
         "usage_file": str(tmp_path / "usage.json"),
+        "ledger_file": str(tmp_path / "usage.db"),
         "peers_file": str(tmp_path / "peers.json"),
         "drain_file": str(tmp_path / "drain.json"),
         "moves_file": str(tmp_path / "moves.json"),

@@ -1,0 +1,96 @@
+"""``GET /v1/usage``: what the caller's instances used here (an administrator: every client's,
+or one's), over a time range, as JSON or CSV, read from the usage ledger the watchdog writes
+(dockpool.ledger). The API only reads it; a ledger not made yet is an empty report."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from dockpool.errors import DockpoolError, InvalidInput
+from dockpool.ledger import Ledger
+from dockpool.validation import validate_name
+
+from .config import Client
+
+FIELDS = ("owner", "name", "instance_id", "seconds", "cpu_seconds", "memory_gib_hours", "read_bytes", "write_bytes",
+          "rx_bytes", "tx_bytes", "gpu_seconds")
+SUMMED = FIELDS[3:]
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+class OthersUsage(DockpoolError):
+    http_status = 403
+
+
+def parse_time(value: str, field: str) -> float:
+    """Whole seconds since the epoch, up to the end of 9999 (the CLI turns ISO 8601 times into these)."""
+    if not re.fullmatch(r"[0-9]{1,12}", value) or int(value) > LATEST:
+        raise InvalidInput(f"{field}: whole seconds since the epoch (1796083200 is 2026-12-01T00:00:00Z), at most "
+                           f"{int(LATEST)}", field)
+    return float(value)
+
+
+def month_start(now: float) -> float:
+    """The first moment of ``now``'s month, UTC: where a report starts unless asked otherwise."""
+    return datetime.fromtimestamp(now, timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+class UsageReport:
+    def __init__(self, path: str, provider: str) -> None:
+        self.path, self.provider = path, provider
+        self._ledger: Optional[Ledger] = None
+        self._lock = threading.Lock()
+
+    def _read(self, owner: Optional[str], since: float, until: float) -> list[dict[str, Any]]:
+        with self._lock:  # one connection, one query at a time
+            if self._ledger is None:
+                if not os.path.exists(self.path):
+                    return []  # nothing metered yet
+                self._ledger = Ledger(self.path, reader=True)
+            return self._ledger.usage(owner, since, until)
+
+    def per_client(self, clients: list[str]) -> dict[str, dict[str, float]]:
+        """Everything each of ``clients`` used here, summed over the ledger (for Prometheus: only
+        configured names become label values, so a caller cannot add series)."""
+        totals = {name: {k: 0.0 for k in SUMMED} for name in clients}
+        for row in self._read(None, 0.0, LATEST):
+            if row["owner"] in totals:
+                for k in SUMMED:
+                    totals[row["owner"]][k] += row[k]
+        return totals
+
+    def report(self, caller: Client, query: dict[str, str]) -> dict[str, Any]:
+        """``query``: ``client`` (an administrator's filter), ``since`` and ``until``."""
+        asked = query.get("client")
+        if asked is not None:
+            validate_name(asked, "client")
+            if asked != caller.name and not caller.admin:
+                raise OthersUsage("client: only an administrator reads another client's usage", "client")
+        owner = asked if asked is not None else (None if caller.admin else caller.name)
+        now = time.time()
+        since = parse_time(query["since"], "since") if "since" in query else month_start(now)
+        until = parse_time(query["until"], "until") if "until" in query else now
+        rows = [{k: row[k] for k in FIELDS} for row in self._read(owner, since, until)] if until > since else []
+        total = {k: sum(r[k] for r in rows) for k in SUMMED}
+        return {"provider": self.provider, "client": owner, "since": _iso(since), "until": _iso(until),
+                "instances": rows, "total": total}
+
+
+def as_csv(report: dict[str, Any]) -> str:
+    """One line per instance, the columns of FIELDS, with the provider and the range."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("provider", "since", "until") + FIELDS)
+    for row in report["instances"]:
+        writer.writerow([report["provider"], report["since"], report["until"], *(row[k] for k in FIELDS)])
+    return out.getvalue()
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,141 @@
+"""Metering (issue 25, part 1) against work of known size, on a real instance: the watchdog's
+pass writes what the kernel counted into the ledger, within 5% of a CPU burn of two cores for
+30 s (as the shell that ran it counts its children's CPU time) and of 200 MiB down and up
+through the instance's published SSH port."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import requests
+
+from dockpool.instances import InstanceManager
+from dockpool.ledger import Ledger
+from dockpool.metering import meter
+from dockpool.usage import run_pass
+from support.api_config import TOKENS, make_config
+from support.api_process import api_process
+from support.cli import cli
+from support.ssh import BASE_OPTIONS, ssh_run
+
+MIB = 1024**2
+
+
+def rows(ledger: Ledger, instance_id: str) -> list[dict]:
+    """The instance's rows, one per pass, oldest first."""
+    cursor = ledger.db.execute("SELECT cpu_ns, rx_bytes, tx_bytes, memory_byte_seconds FROM usage "
+                               "WHERE instance_id = ? ORDER BY start", (instance_id,))
+    return [dict(zip(("cpu_ns", "rx_bytes", "tx_bytes", "memory_byte_seconds"), r)) for r in cursor]
+
+
+def children_cpu_seconds(times_output: str) -> float:
+    """bash's ``times``: its second line is its children's user and system time, as 1m2.345s."""
+    total = 0.0
+    for value in times_output.strip().splitlines()[-1].split():
+        minutes, seconds = value.rstrip("s").split("m")
+        total += int(minutes) * 60 + float(seconds)
+    return total
+
+
+def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine, policy, names, keypair, tmp_path):
+    manager = InstanceManager(engine, policy)
+    key, public = keypair
+    view = manager.create(manager.spec({"name": names("meter"), "public_key": public, "memory": "256m", "cpu_share": 2}))
+    port = view["ssh"]["port"]
+    ledger = Ledger(str(tmp_path / "usage.db"))
+
+    def metering_pass() -> int:
+        report = run_pass(engine, str(tmp_path / "usage.json"))
+        return meter(ledger, list(report["instances"].values()))
+
+    metering_pass()  # the first reading
+    burn = ssh_run(key, port, "for n in 1 2; do timeout 30 bash -c 'while :; do :; done' & done; wait; times",
+                   timeout=120)
+    assert burn.returncode == 0, burn.stderr
+    known_cpu = children_cpu_seconds(burn.stdout)
+    assert known_cpu > 40, f"the burn got {known_cpu} s of CPU: the machine is too busy for a known size"
+    metering_pass()
+
+    ssh = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port), "root@127.0.0.1"]
+    down = subprocess.run([*ssh, "head -c 200M /dev/zero"], stdout=subprocess.PIPE, timeout=120, check=True)
+    assert len(down.stdout) == 200 * MIB
+    metering_pass()
+    with subprocess.Popen(["head", "-c", "200M", "/dev/zero"], stdout=subprocess.PIPE) as source:
+        subprocess.run([*ssh, "cat > /dev/null"], stdin=source.stdout, timeout=120, check=True)
+    metering_pass()
+
+    burned, downloaded, uploaded = rows(ledger, view["id"])
+    assert burned["cpu_ns"] / 1e9 == pytest.approx(known_cpu, rel=0.05)
+    assert burned["memory_byte_seconds"] > 0
+    # What crossed the instance's interface: the payload, SSH's framing and TCP/IP's headers.
+    assert 1.0 <= downloaded["tx_bytes"] / (200 * MIB) <= 1.05, downloaded
+    assert 1.0 <= uploaded["rx_bytes"] / (200 * MIB) <= 1.05, uploaded
+    assert downloaded["rx_bytes"] < 20 * MIB and uploaded["tx_bytes"] < 20 * MIB  # the other way: acknowledgements
+
+    engine.api.restart(view["id"], timeout=2)  # a new cgroup: its counters start again at zero
+    assert metering_pass() == 1
+    assert min(r["cpu_ns"] for r in rows(ledger, view["id"])) >= 0
+    manager.remove(view["id"])  # the ledger keeps what it used; its last reading goes
+    metering_pass()
+    assert view["id"] not in ledger.known()
+    [kept] = [r for r in ledger.usage() if r["instance_id"] == view["id"]]
+    assert kept["cpu_seconds"] >= known_cpu * 0.95 and kept["tx_bytes"] >= 200 * MIB
+
+
+def test_each_client_reads_their_own_usage_and_an_administrator_everyones(tmp_path, keypair, other_keypair, engine,
+                                                                          cleanup):
+    """GET /v1/usage on a real API process over a ledger the watchdog's pass wrote, and `dockpool usage`."""
+    settings = make_config(tmp_path)
+    auth = {who: {"Authorization": f"Bearer {TOKENS[who]}"} for who in TOKENS}
+    with api_process(tmp_path, settings) as url:
+        made = {}
+        for who, key in (("alice", keypair), ("bob", other_keypair)):
+            answer = requests.post(f"{url}/v1/instances", headers=auth[who], timeout=180,
+                                   json={"public_key": key[1], "memory_reservation": "64m"})
+            assert answer.status_code == 201, answer.text
+            made[who] = answer.json()
+        assert requests.get(f"{url}/v1/usage", headers=auth["alice"], timeout=10).json()["instances"] == []  # no ledger yet
+        ledger = Ledger(settings["ledger_file"])
+        meter(ledger, list(run_pass(engine, settings["usage_file"])["instances"].values()))
+        burn = engine.containers.get(made["alice"]["id"]).exec_run(["timeout", "3", "sh", "-c", "while :; do :; done"])
+        assert burn.exit_code == 124
+        meter(ledger, list(run_pass(engine, settings["usage_file"])["instances"].values()))
+
+        def usage(who: str, **query: str) -> requests.Response:
+            return requests.get(f"{url}/v1/usage", headers=auth[who], params=query, timeout=10)
+
+        [mine] = usage("alice").json()["instances"]
+        assert mine["name"] == made["alice"]["name"] and mine["owner"] == "alice" and mine["cpu_seconds"] > 2
+        assert usage("alice").json()["total"]["cpu_seconds"] == mine["cpu_seconds"]
+        assert [r["owner"] for r in usage("bob").json()["instances"]] == ["bob"]
+        assert sorted(r["owner"] for r in usage("ops").json()["instances"]) == ["alice", "bob"]
+        assert [r["owner"] for r in usage("ops", client="bob").json()["instances"]] == ["bob"]
+        assert usage("alice", until="946684800").json()["instances"] == []  # ends before the month began
+        assert usage("alice", since="946684800").json()["instances"][0]["cpu_seconds"] == mine["cpu_seconds"]
+        for who, query, status, field in (("bob", {"client": "alice"}, 403, "client"), ("alice", {"since": "2026-12-01"}, 400, "since"),
+                                          ("alice", {"format": "xml"}, 400, "format")):
+            refused = usage(who, **query)
+            assert refused.status_code == status and refused.json()["field"] == field, refused.text
+        exported = usage("alice", format="csv")
+        assert exported.headers["Content-Type"].startswith("text/csv")
+        header, line = exported.text.splitlines()
+        assert header.startswith("provider,since,until,owner,name") and made["alice"]["name"] in line
+
+        metrics = requests.get(f"{url}/metrics", headers=auth["ops"], timeout=10).text
+        [cpu] = [line for line in metrics.splitlines() if line.startswith('dockpool_usage_cpu_seconds_total{client="alice"}')]
+        assert float(cpu.split()[-1]) == pytest.approx(mine["cpu_seconds"])
+        assert {line.split('client="')[1].split('"')[0] for line in metrics.splitlines()
+                if line.startswith("dockpool_usage_") and 'client="' in line} == set(TOKENS)  # configured names only
+
+        page = requests.get(f"{url}/", headers=auth["alice"], timeout=10).text
+        section = page.split('id="usage"')[1].split("</section>")[0]
+        assert made["alice"]["name"] in section and made["bob"]["name"] not in section and 'class="bar"' in section
+
+        home = tmp_path / "client"
+        assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        shown = cli(home, "usage", "--json", "--since", "2000-01-01T00:00:00Z")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["total"]["cpu_seconds"] == pytest.approx(mine["cpu_seconds"])
+        table = cli(home, "usage")
+        assert made["alice"]["name"] in table.stdout and "total" in table.stdout and made["bob"]["name"] not in table.stdout
