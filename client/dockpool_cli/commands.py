@@ -663,4 +663,10 @@ def usage(settings: Settings, url: Optional[str], since: Optional[str], until: O
                       f"{human_size(r['read_bytes'])} / {human_size(r['write_bytes'])}",
                       f"{human_size(r['rx_bytes'])} / {human_size(r['tx_bytes'])}")
     out.print(table)
+    for report in reports:
+        for b in report.get("budgets") or []:
+            color = "red" if b["exhausted"] else "yellow" if b["warning"] else "green"
+            out.print(f"[{color}]{report['url']}: {b['budget']} {b['used']:g} of {b['limit']:g} used ({b['percent']:g}%)"
+                      f"{', spent' if b['exhausted'] else ''}; package {report['package']}, resets {b['resets']}[/]",
+                      highlight=False)
     return 0

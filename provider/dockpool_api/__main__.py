@@ -61,6 +61,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         config = load_config(args.config)
         services = Services(config)
+        services.usage.check()
     except DockpoolError as exc:
         log.error("%s", exc.message)
         return 2
@@ -95,6 +96,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     services.gossip.start()
     services.mover.settling(config.gossip_interval * 4)  # moves left in doubt, once the fleet is heard from
     services.replicas.refreshing()
+    services.budgets.enforcing(config.clients, services.manager, min(30.0, config.gossip_interval))
     log.info("serving %s on %s:%d", config.provider_name, config.listen, config.port)
     server.run()
     return 0

@@ -16,6 +16,8 @@ from dockpool.settings_files import read_settings
 from dockpool.usage import DEFAULT_USAGE_FILE
 from dockpool.validation import validate_image_ref, validate_name
 
+from .packages import parse_packages
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -25,6 +27,7 @@ class Client:
     token_sha256: str
     admin: bool = False
     limits: tuple[tuple[str, Any], ...] = ()  # how this client's limits narrow the provider's (limits.Limits)
+    package: str = ""  # the operator's package for this client (budgets.py): its limits and budgets
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ApiConfig:
     jump_user: str = "iaas-client"
     jump_port: int = 22000
     clients: tuple[Client, ...] = ()
+    packages: dict[str, Any] = field(default_factory=dict)  # name -> {limits, budgets} (budgets.parse_packages)
     open_read_routes: bool = True
     images: tuple[str, ...] = ("debian-sshd",)
     base_images: tuple[str, ...] = ()
@@ -80,14 +84,19 @@ class ApiConfig:
     plain_http_tokens: bool = True  # False: a request carrying a token over plain HTTP is refused
 
 
-def _clients(raw: Any) -> tuple[Client, ...]:
+def _clients(raw: Any, packages: dict[str, Any]) -> tuple[Client, ...]:
     if not isinstance(raw, list):
-        raise InvalidInput("clients: must be a list of {name, token_sha256, admin}", "clients")
+        raise InvalidInput("clients: must be a list of {name, token_sha256, admin, package}", "clients")
     clients = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not _SHA256.match(str(item.get("token_sha256", ""))):
             raise InvalidInput(f"clients[{i}]: needs a name and the SHA-256 hex of its token", f"clients[{i}]")
-        clients.append(Client(validate_name(item.get("name"), f"clients[{i}].name"), item["token_sha256"], bool(item.get("admin"))))
+        package = item.get("package") or ""
+        if package and package not in packages:
+            raise InvalidInput(f"clients[{i}].package: {package!r} is not a package of this provider (packages: "
+                               f"{', '.join(sorted(packages)) or 'none defined'})", f"clients[{i}].package")
+        clients.append(Client(validate_name(item.get("name"), f"clients[{i}].name"), item["token_sha256"],
+                              bool(item.get("admin")), packages[package]["limits"] if package else (), package))
     if len({c.name for c in clients}) != len(clients):
         raise InvalidInput("clients: names must be unique", "clients")
     return tuple(clients)
@@ -182,8 +191,9 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     unknown = sorted(set(values) - known)
     if unknown:
         raise InvalidInput(f"unknown API settings: {', '.join(unknown)}", unknown[0])
+    values["packages"] = parse_packages(values.get("packages", {}))
     if "clients" in values:
-        values["clients"] = _clients(values["clients"])
+        values["clients"] = _clients(values["clients"], values["packages"])
     if "p2prc_networks" in values:
         values["p2prc_networks"] = _trusted_networks(values["p2prc_networks"], values.get("clients", ()))
     for key in ("images", "base_images"):
@@ -221,6 +231,8 @@ def check_narrowing(config: ApiConfig, limits: Limits) -> None:
     """Every client's limits narrow the provider's ``limits`` (provider.json), never widen them."""
     for i, network in enumerate(config.p2prc_networks):
         limits.narrowed(dict(network.client.limits), f"p2prc_networks[{i}].limits")
+    for name, package in config.packages.items():
+        limits.narrowed(dict(package["limits"]), f"packages.{name}.limits")
 
 
 def load_config(path: str) -> ApiConfig:

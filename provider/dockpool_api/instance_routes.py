@@ -58,7 +58,11 @@ def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
     def usage():
         if request.query.get("format", "json") not in ("json", "csv"):
             raise InvalidInput("format: json or csv", "format")
-        report = services.usage.report(current_client(), dict(request.query.items()))
+        who = current_client()
+        report = services.usage.report(who, dict(request.query.items()))
+        whose = services.client_named(report["client"]) if report["client"] else None
+        report["package"] = whose.package if whose else None
+        report["budgets"] = services.budgets.status(whose) if whose else []
         if request.query.get("format") == "csv":
             return HTTPResponse(as_csv(report), headers={"Content-Type": "text/csv; charset=utf-8"})
         return json_body(report)

@@ -135,7 +135,8 @@ def _ref(name: str) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    text = {400: "bad input", 401: "missing or wrong token", 404: "not found", 409: "conflict or no capacity",
+    text = {400: "bad input", 401: "missing or wrong token",
+            402: "a budget of your package is spent until it resets", 404: "not found", 409: "conflict or no capacity",
             403: "not yours to read", 413: "body too large", 429: "too many failed logins",
             503: "Docker engine unavailable, or peer checks busy"}
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
@@ -211,7 +212,7 @@ def _instances_paths() -> dict:
                 "properties": {"instances": {"type": "array", "items": _ref("Instance")}}}), **_errors(401, 429, 503)},
                 secured=True),
             "post": _op("Create an instance", {"201": _json(_ref("Instance"), "created"),
-                                               **_errors(400, 401, 404, 409, 413, 429, 503)},
+                                               **_errors(400, 401, 402, 404, 409, 413, 429, 503)},
                         secured=True, requestBody={"required": True, "content": {"application/json": {"schema": _CREATE}}}),
         },
         "/v1/instances/{ref}": {
@@ -224,7 +225,7 @@ def _instances_paths() -> dict:
                                                                                **_errors(*_SECURED)},
                                                  secured=True, parameters=[_REF_PARAM])},
         "/v1/instances/{ref}/start": {"post": _op("Start a stopped instance", {"200": _json(_ref("Instance")),
-                                                                               **_errors(*_SECURED)},
+                                                                               **_errors(*_SECURED, 402)},
                                                   secured=True, parameters=[_REF_PARAM])},
         "/v1/instances/{ref}/move": {"post": _op(
             "Move your instance to another provider of this one's fleet, with the move and grant that provider gave "

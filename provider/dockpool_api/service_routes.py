@@ -34,7 +34,8 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
         except DockpoolError:
             views = None
         try:
-            usage = services.usage.report(who, {}) if who else None
+            usage = {**services.usage.report(who, {}), "package": who.package,
+                     "budgets": services.budgets.status(who)} if who else None
         except DockpoolError:
             usage = None  # an unreadable ledger: GET /v1/usage says why
         response.content_type = "text/html; charset=utf-8"

@@ -25,6 +25,7 @@ from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
+from .budgets import Budgets
 from .config import ApiConfig, Client, check_narrowing
 from .drain import Drain
 from .fleet_tls import FleetTLS
@@ -62,6 +63,7 @@ class Services:
         self.mover = Mover(self, MoveJournal(config.moves_file))
         self.replicas = Replicator(self.mover, config.replicas_dir, config.replica_max_bytes)
         self.usage = UsageReport(config.ledger_file, config.provider_name)
+        self.budgets = Budgets(config.packages, self.usage)
 
     # ---- engine ----------------------------------------------------------------------------
 
@@ -183,8 +185,13 @@ class Services:
                                            else "no other provider of its fleet is known to take one"),
                        "provider", {"draining": True, "elsewhere": elsewhere})
 
+    def client_named(self, name: str) -> Optional[Client]:
+        """A token client of this provider's settings, by name (a trusted network's has no package)."""
+        return next((c for c in self.config.clients if c.name == name), None)
+
     def create(self, client: Client, body: Any) -> dict[str, Any]:
         self.check_taking()
+        self.budgets.check(client, "a new instance")
         spec, admit = self.admission(client, body)
         return self.client_view(self.manager().create(spec, origin="api", admit=admit), None)
 
@@ -199,6 +206,7 @@ class Services:
         fenced = self.replicas.fenced(record.name)
         if fenced:
             raise Conflict(fenced, "id")
+        self.budgets.check(client, f"starting {record.name}")
         return self.client_view(self.manager().start(record.id), None)
 
     def remove(self, client: Client, ref: str) -> None:

@@ -47,13 +47,25 @@ class UsageReport:
         self._ledger: Optional[Ledger] = None
         self._lock = threading.Lock()
 
+    def check(self) -> None:
+        """At start: a ledger that cannot be read stops the service, naming its backup (never reset)."""
+        with self._lock:
+            self._open()
+
+    def _open(self) -> Optional[Ledger]:
+        if self._ledger is None and os.path.exists(self.path):
+            self._ledger = Ledger(self.path, reader=True)
+        return self._ledger
+
     def _read(self, owner: Optional[str], since: float, until: float) -> list[dict[str, Any]]:
         with self._lock:  # one connection, one query at a time
-            if self._ledger is None:
-                if not os.path.exists(self.path):
-                    return []  # nothing metered yet
-                self._ledger = Ledger(self.path, reader=True)
-            return self._ledger.usage(owner, since, until)
+            ledger = self._open()
+            return ledger.usage(owner, since, until) if ledger else []  # none: nothing metered yet
+
+    def totals(self, owner: str, since: float, until: float) -> dict[str, float]:
+        """What ``owner``'s instances used here from ``since`` to ``until``, summed."""
+        rows = self._read(owner, since, until)
+        return {k: sum(r[k] for r in rows) for k in SUMMED}
 
     def per_client(self, clients: list[str]) -> dict[str, dict[str, float]]:
         """Everything each of ``clients`` used here, summed over the ledger (for Prometheus: only

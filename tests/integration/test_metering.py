@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 import requests
@@ -20,6 +21,7 @@ from support.cli import cli
 from support.ssh import BASE_OPTIONS, ssh_run
 
 MIB = 1024**2
+pytestmark = pytest.mark.engine
 
 
 def rows(ledger: Ledger, instance_id: str) -> list[dict]:
@@ -54,7 +56,7 @@ def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine,
                    timeout=120)
     assert burn.returncode == 0, burn.stderr
     known_cpu = children_cpu_seconds(burn.stdout)
-    assert known_cpu > 40, f"the burn got {known_cpu} s of CPU: the machine is too busy for a known size"
+    assert known_cpu > 20, f"the burn got {known_cpu} s of CPU: the machine is too busy for a known size"
     metering_pass()
 
     ssh = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port), "root@127.0.0.1"]
@@ -139,3 +141,20 @@ def test_each_client_reads_their_own_usage_and_an_administrator_everyones(tmp_pa
         assert json.loads(shown.stdout)["total"]["cpu_seconds"] == pytest.approx(mine["cpu_seconds"])
         table = cli(home, "usage")
         assert made["alice"]["name"] in table.stdout and "total" in table.stdout and made["bob"]["name"] not in table.stdout
+
+
+def test_the_service_refuses_to_start_on_a_damaged_ledger_naming_its_backup(tmp_path):
+    settings = make_config(tmp_path)
+    ledger = Ledger(settings["ledger_file"])
+    ledger.backup()
+    ledger.close()  # its log checkpointed into the file, then the file damaged
+    damaged = b"SQLite format 3\0" + b"\xff" * 8192
+    with open(settings["ledger_file"], "wb") as handle:
+        handle.write(damaged)
+    (tmp_path / "api.json").write_text(json.dumps(settings))
+    started = subprocess.run([sys.executable, "-m", "dockpool_api", "--config", str(tmp_path / "api.json")],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert f"{settings['ledger_file']}.backup" in started.stderr and "left as it is" in started.stderr, started.stderr
+    with open(settings["ledger_file"], "rb") as handle:
+        assert handle.read() == damaged  # never reset

@@ -74,15 +74,17 @@ class Ledger:
             if reader:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30,
                                           check_same_thread=False)
-                self._version(self._tables())
-                return
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            [(check,)] = self.db.execute("PRAGMA quick_check").fetchall()
+            else:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            [(check,)] = self.db.execute("PRAGMA quick_check").fetchall()[:1] or [("empty answer",)]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
+            if reader:
+                self._version(self._tables())
+                return
             self._migrate()
             _share(path)
         except sqlite3.DatabaseError as exc:

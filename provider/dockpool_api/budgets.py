@@ -1,0 +1,99 @@
+"""Packages and budgets (issue 25, part 2): the operator's named packages, each a set of the
+provider's limits and budgets over a calendar month (UTC) of what the usage ledger counts;
+each client has one.
+
+A client over one of its budgets gets no new instance (402, naming the budget and when it
+resets) and cannot start a stopped one; its running instances are stopped, never removed,
+by a pass every ``PASS_SECONDS`` (or every gossip round, if shorter). At ``WARN_AT`` of a budget, GET /v1/usage, the CLI and the
+status page warn.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from dockpool.errors import DockpoolError
+from dockpool.labels import OWNER
+
+from .config import Client
+from .packages import BUDGETS
+from .usage_report import UsageReport, month_start
+
+WARN_AT = 0.8
+PASS_SECONDS = 30.0
+log = logging.getLogger("dockpool.api")
+
+
+class OverBudget(DockpoolError):
+    http_status = 402
+
+
+def month_end(now: float) -> float:
+    start = datetime.fromtimestamp(month_start(now), timezone.utc)
+    return (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)).timestamp()
+
+
+class Budgets:
+    def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Any = time.time) -> None:
+        self.packages, self.usage, self.clock = packages, usage, clock
+
+    def status(self, client: Client) -> list[dict[str, Any]]:
+        """Each budget of the client's package this month: its limit, what is used and left, when it resets."""
+        budgets = self.packages.get(client.package, {}).get("budgets", {}) if client.package else {}
+        if not budgets:
+            return []
+        now = self.clock()
+        used = self.usage.totals(client.name, month_start(now), now)
+        resets = datetime.fromtimestamp(month_end(now), timezone.utc).isoformat(timespec="seconds")
+        shown = []
+        for budget, limit in sorted(budgets.items()):
+            total, unit = BUDGETS[budget]
+            spent = used[total] / unit
+            shown.append({"budget": budget, "limit": limit, "used": round(spent, 6), "left": round(max(0.0, limit - spent), 6),
+                          "percent": round(100 * spent / limit, 1), "exhausted": spent >= limit,
+                          "warning": WARN_AT <= spent / limit < 1, "resets": resets})
+        return shown
+
+    def exhausted(self, client: Client) -> Optional[dict[str, Any]]:
+        return next((b for b in self.status(client) if b["exhausted"]), None)
+
+    def check(self, client: Client, doing: str) -> None:
+        """Refuse ``doing`` (a new instance, a start) while one of the client's budgets is spent."""
+        spent = self.exhausted(client)
+        if spent:
+            raise OverBudget(f"{doing} refused: {client.name}'s {spent['budget']} budget of package {client.package} "
+                             f"is spent ({spent['used']:g} of {spent['limit']:g}); it resets at {spent['resets']}",
+                             "budget", spent)
+
+    def enforce(self, clients: tuple[Client, ...], manager: Any) -> list[str]:
+        """Stop (never remove) the running instances of every client whose budget is spent."""
+        stopped = []
+        over = {c.name: self.exhausted(c) for c in clients if c.package}
+        over = {name: spent for name, spent in over.items() if spent}
+        if not over:
+            return stopped
+        for record in manager.records():
+            owner = record.labels.get(OWNER)
+            if owner in over and record.status == "running":
+                manager.stop(record.id)
+                stopped.append(record.name)
+                log.warning("stopped %s: %s's %s budget is spent until %s", record.name, owner, over[owner]["budget"],
+                            over[owner]["resets"])
+        return stopped
+
+    def enforcing(self, clients: tuple[Client, ...], manager: Any, every: float = PASS_SECONDS) -> None:
+        """The pass, in a thread of its own, every ``every`` seconds (the watchdog's 30 s at most)."""
+        if not any(c.package and self.packages[c.package]["budgets"] for c in clients):
+            return  # no budget to enforce
+
+        def run() -> None:
+            while True:
+                time.sleep(every)
+                try:
+                    self.enforce(clients, manager())
+                except DockpoolError as exc:  # the engine or the ledger is away: next time
+                    log.error("budgets: %s", exc.message)
+        threading.Thread(target=run, name="enforce-budgets", daemon=True).start()

@@ -1,0 +1,128 @@
+"""Packages and budgets (issue 25, part 2): the operator's packages in the settings, checked as
+the role's validate command checks them; budgets read from a real ledger; a client over one on
+a real API process gets no new instance (402), its running instance stopped and kept."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from dockpool.errors import InvalidInput
+from dockpool.ledger import Ledger, Reading
+from dockpool.metering import meter
+from dockpool.usage import run_pass
+from dockpool_api.auth import hash_token
+from dockpool_api.budgets import Budgets, month_end
+from dockpool_api.config import config_from_dict
+from dockpool_api.usage_report import UsageReport
+from support.api_config import TOKENS, make_config
+from support.api_process import api_process
+from support.cli import cli
+
+GIB = 1024**3
+CLIENTS = [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops", "package": "tiny" if n == "alice" else ""}
+           for n, t in TOKENS.items()]
+
+
+def test_an_unknown_package_fails_the_roles_validate_naming_it(tmp_path):
+    settings = make_config(tmp_path, packages={"small": {"budgets": {"cpu_hours": 10}}},
+                           clients=[{"name": "alice", "token_sha256": hash_token("x" * 20), "package": "large"}])
+    (tmp_path / "api.json").write_text(json.dumps(settings))
+    # What the role's validate: runs (PREFIX/bin/dockpool-check-settings, the launcher of its main()).
+    launcher = "import sys; from dockpool_api.check_settings import main; sys.exit(main(sys.argv[1:]))"
+    checked = subprocess.run([sys.executable, "-c", launcher, "api", str(tmp_path / "api.json")], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode != 0
+    assert "clients[0].package" in checked.stderr and "'large'" in checked.stderr and "small" in checked.stderr
+
+
+@pytest.mark.parametrize("packages, field", [
+    ({"p": {"budgets": {"cpu_hours": -1}}}, "packages.p.budgets.cpu_hours"),
+    ({"p": {"budgets": {"gpu_years": 1}}}, "packages.p.budgets"),
+    ({"p": {"limits": {"max_memory": "lots"}}}, "packages.p.limits"),
+    ({"p": {"price": 3}}, "packages.p"),
+])
+def test_a_bad_package_is_refused_naming_the_field(tmp_path, packages, field):
+    with pytest.raises(InvalidInput) as refused:
+        config_from_dict(make_config(tmp_path, packages=packages))
+    assert refused.value.field.startswith(field), refused.value.field
+
+
+def test_a_package_gives_its_client_its_limits(tmp_path):
+    config = config_from_dict(make_config(tmp_path, packages={"tiny": {"limits": {"max_memory": "128m"}}}, clients=CLIENTS))
+    alice = next(c for c in config.clients if c.name == "alice")
+    assert alice.package == "tiny" and dict(alice.limits)["max_memory"] == 128 * 1024**2
+
+
+def test_budgets_warn_at_four_fifths_and_are_spent_at_the_limit_reading_a_real_ledger(tmp_path):
+    now = [1_796_083_200.0 + 3600]  # an hour into December 2026, UTC
+    ledger = Ledger(str(tmp_path / "usage.db"), lambda: now[0])
+    budgets = Budgets({"tiny": {"limits": (), "budgets": {"cpu_hours": 1.0, "egress_gib": 2.0}}},
+                      UsageReport(str(tmp_path / "usage.db"), "p"), lambda: now[0])
+    alice = config_from_dict(make_config(tmp_path, packages={"tiny": {"budgets": {"cpu_hours": 1.0}}},
+                                         clients=CLIENTS)).clients[0]
+
+    def pass_at(cpu_s: float, tx: int) -> None:
+        now[0] += 30
+        ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, cpu_ns=int(cpu_s * 1e9), tx_bytes=tx)])
+
+    pass_at(0, 0)
+    pass_at(2000, GIB)  # 0.56 CPU hours, 1 of 2 GiB out
+    assert [b["warning"] or b["exhausted"] for b in budgets.status(alice)] == [False, False]
+    pass_at(3000, GIB)  # 0.83 CPU hours: past four fifths
+    cpu = budgets.status(alice)[0]
+    assert cpu["budget"] == "cpu_hours" and cpu["warning"] and not cpu["exhausted"] and cpu["percent"] == 83.3
+    budgets.check(alice, "a new instance")  # a warning does not refuse
+    pass_at(3700, GIB)  # over the hour
+    with pytest.raises(Exception) as refused:
+        budgets.check(alice, "a new instance")
+    assert refused.value.http_status == 402 and "cpu_hours" in refused.value.message
+    assert refused.value.detail["resets"] == "2027-01-01T00:00:00+00:00"
+    assert month_end(now[0]) == 1_798_761_600.0
+    now[0] = 1_798_761_600.0 + 60  # January: the month's budgets are whole again
+    assert not budgets.exhausted(alice)
+
+
+@pytest.mark.engine
+def test_a_client_over_budget_gets_no_new_instance_and_her_running_one_is_stopped_not_removed(
+        tmp_path, keypair, other_keypair, engine, cleanup):
+    settings = make_config(tmp_path, clients=CLIENTS, packages={"tiny": {"budgets": {"cpu_hours": 0.0003}}},
+                           gossip_interval=1.0, peer_expiry=5.0)  # 1.08 CPU seconds a month; a pass every second
+    alice = {"Authorization": f"Bearer {TOKENS['alice']}"}
+    with api_process(tmp_path, settings) as url:
+        made = requests.post(f"{url}/v1/instances", headers=alice, timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "64m"})
+        assert made.status_code == 201, made.text
+        view = made.json()
+        ledger = Ledger(settings["ledger_file"])
+        meter(ledger, list(run_pass(engine, settings["usage_file"])["instances"].values()))
+        [cpu] = requests.get(f"{url}/v1/usage", headers=alice, timeout=10).json()["budgets"]
+        assert cpu["budget"] == "cpu_hours" and not cpu["exhausted"]
+        burn = engine.containers.get(view["id"]).exec_run(["timeout", "6", "sh", "-c", "while :; do :; done"])
+        assert burn.exit_code == 124
+        meter(ledger, list(run_pass(engine, settings["usage_file"])["instances"].values()))
+
+        report = requests.get(f"{url}/v1/usage", headers=alice, timeout=10).json()
+        assert report["package"] == "tiny" and report["budgets"][0]["exhausted"], json.dumps(report)
+        refused = requests.post(f"{url}/v1/instances", headers=alice, timeout=60,
+                                json={"public_key": keypair[1], "memory_reservation": "64m"})
+        assert refused.status_code == 402 and refused.json()["field"] == "budget", refused.text
+        assert "cpu_hours" in refused.json()["error"] and "resets at" in refused.json()["error"]
+        deadline = time.monotonic() + 30
+        while engine.api.inspect_container(view["id"])["State"]["Running"]:
+            assert time.monotonic() < deadline, "the instance of a client over budget kept running"
+            time.sleep(0.5)
+        assert engine.containers.get(view["id"]).labels["dockpool.owner"] == "alice"  # stopped, kept with its disk
+        again = requests.post(f"{url}/v1/instances/{view['name']}/start", headers=alice, timeout=60)
+        assert again.status_code == 402, again.text
+        bob = requests.post(f"{url}/v1/instances", headers={"Authorization": f"Bearer {TOKENS['bob']}"}, timeout=180,
+                            json={"public_key": other_keypair[1], "memory_reservation": "64m"})
+        assert bob.status_code == 201, bob.text  # no package, no budget
+        home = tmp_path / "client"
+        assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        shown = cli(home, "usage")
+        assert shown.returncode == 0 and "cpu_hours" in shown.stdout and "spent" in shown.stdout, shown.stdout
