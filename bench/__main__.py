@@ -16,6 +16,7 @@ from bench import (
     create_latency,
     drains,
     fleet,
+    metering,
     moves,
     parallel_create,
     provisioning,
@@ -38,6 +39,8 @@ BENCHMARKS: dict[str, tuple[Any, dict, dict]] = {
     "moves": (moves, {"payloads_mib": (256, 1024)}, {"payloads_mib": (16,), "repeats": 1}),
     "drains": (drains, {"sizes": (1, 5, 10)}, {"sizes": (1,), "payload_mib": 8}),
     "replicas": (replicas, {"size_mib": 1024}, {"size_mib": 32, "changes_mib": (2, 8), "pauses": 2}),
+    "metering": (metering, {}, {"sizes": (2,), "repeats": 1, "ledger_instances": 2, "usage_instances": 3, "queries": 2,
+                                "day_passes": 48}),
     "provisioning": (provisioning, {"fleets": (1, 2, 4)}, {"fleets": (1,), "tags": "role::iaas_user"}),
 }
 

@@ -66,13 +66,13 @@ class Reading:
 
 class Ledger:
     def __init__(self, path: str, clock: Callable[[], float] = time.time, reader: bool = False) -> None:
-        """Open (and make or migrate) the ledger; ``reader``: only read it, as the API does, the
-        watchdog being its one writer."""
+        """Open (and make or migrate) the ledger; ``reader``: only read it, as the API does (in the
+        state folder, which it owns), the watchdog being its one writer."""
         self.path, self.clock = path, clock
         self.backup_path = path + ".backup"
         try:
-            if reader:
-                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30,
+            if reader:  # read-write but never written: a WAL reader makes the -shm index if it is missing
+                self.db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=30,
                                           check_same_thread=False)
             else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
