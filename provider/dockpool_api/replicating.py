@@ -76,11 +76,14 @@ def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
     if (driver.get("Name") != "overlay2" or not merged or not upper
             or (attrs.get("HostConfig") or {}).get("Runtime") not in (None, "", "runc")):
         return None  # gVisor keeps what its sandbox writes out of the host's view
-    try:  # tried, not os.access: access(2) ignores the capability of a service that is not root
-        readable = os.path.ismount(merged) and bool(os.listdir(merged)) and os.listdir(upper) is not None
+    if not os.path.ismount(merged):
+        return None  # another machine's engine: the path is not mounted here
+    try:  # listed, not os.access: access(2) ignores the capability of a service that is not root
+        os.listdir(merged)
+        os.listdir(upper)
     except OSError:
-        readable = False
-    return (merged, upper) if readable else None  # else another machine's engine, or no right to read it
+        return None  # no right to read them
+    return merged, upper
 
 
 class Replicator:

@@ -64,18 +64,13 @@ class UsageReport:
 
     def totals(self, owner: str, since: float, until: float) -> dict[str, float]:
         """What ``owner``'s instances used here from ``since`` to ``until``, summed."""
-        rows = self._read(owner, since, until)
-        return {k: sum(r[k] for r in rows) for k in SUMMED}
+        return summed(self._read(owner, since, until))
 
     def per_client(self, clients: list[str]) -> dict[str, dict[str, float]]:
         """Everything each of ``clients`` used here, summed over the ledger (for Prometheus: only
         configured names become label values, so a caller cannot add series)."""
-        totals = {name: {k: 0.0 for k in SUMMED} for name in clients}
-        for row in self._read(None, 0.0, LATEST):
-            if row["owner"] in totals:
-                for k in SUMMED:
-                    totals[row["owner"]][k] += row[k]
-        return totals
+        rows = self._read(None, 0.0, LATEST)
+        return {name: summed([r for r in rows if r["owner"] == name]) for name in clients}
 
     def report(self, caller: Client, query: dict[str, str]) -> dict[str, Any]:
         """``query``: ``client`` (an administrator's filter), ``since`` and ``until``."""
@@ -88,10 +83,14 @@ class UsageReport:
         now = time.time()
         since = parse_time(query["since"], "since") if "since" in query else month_start(now)
         until = parse_time(query["until"], "until") if "until" in query else now
-        rows = [{k: row[k] for k in FIELDS} for row in self._read(owner, since, until)] if until > since else []
-        total = {k: sum(r[k] for r in rows) for k in SUMMED}
+        rows = self._read(owner, since, until) if until > since else []
         return {"provider": self.provider, "client": owner, "since": _iso(since), "until": _iso(until),
-                "instances": rows, "total": total}
+                "instances": rows, "total": summed(rows)}
+
+
+def summed(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The SUMMED columns of ``rows`` (the ledger's per-instance rows), added up."""
+    return {k: sum(r[k] for r in rows) for k in SUMMED}
 
 
 def as_csv(report: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 import requests
@@ -27,6 +27,7 @@ from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
 from support.two_providers import FLEET_PORT, SOURCE, TARGET, three_providers, two_providers
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.engine
 MIB = 1024**2
@@ -212,13 +213,6 @@ def members(url: str) -> list[str]:
     return [m["name"] for m in requests.get(f"{url}/v1/fleet", timeout=5).json()["members"]]
 
 
-def wait_until(done: Callable[[], bool], failure: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.5)
-
-
 def tar_of(files: dict[str, int]) -> tuple[io.BytesIO, int]:
     """A refresh body: a tar of ``files`` (path: size) of random bytes, and its length."""
     body = io.BytesIO()
@@ -382,10 +376,7 @@ def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_go
         source.kill()  # the power goes out: the API and the instance with it
         engine.api.kill(view["id"])
         engine.api.kill(other["id"])
-        deadline = time.monotonic() + 30
-        while requests.get(f"{TARGET}/v1/fleet", timeout=5).json()["members"]:
-            assert time.monotonic() < deadline, "the target never expired the source"
-            time.sleep(0.5)
+        wait_until(lambda: not members(TARGET), "the target never expired the source")
 
         restored = cli(home, "restore", name, "--no-check", "--json")
         assert restored.returncode == 0, restored.stderr
@@ -406,18 +397,14 @@ def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_go
         assert engine.containers.get(view["id"]).status != "running"  # fenced before the API served
         fenced = requests.post(f"{SOURCE}/v1/instances/{view['name']}/start", headers=ALICE, timeout=60)
         assert fenced.status_code in (404, 409), fenced.text  # fenced (409), or already removed (404)
-        deadline = time.monotonic() + 30
-        while [c for c in engine.containers.list(all=True) if c.id == view["id"]]:
-            assert time.monotonic() < deadline, "the source kept its copy of the restored instance"
-            time.sleep(0.5)
+        wait_until(lambda: not [c for c in engine.containers.list(all=True) if c.id == view["id"]],
+                   "the source kept its copy of the restored instance")
         gone = requests.get(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=10)
         assert gone.status_code == 404 and gone.json()["detail"]["moved_to"]["provider"] == "target", gone.text
         store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
         assert store.chain("source", name) is None  # the mark went once the source had heard it
         assert engine2.containers.get(back["id"]).status == "running"  # the one copy
         # The one not restored runs again here once its holder said so, and keeps its replica.
-        deadline = time.monotonic() + 30
-        while engine.containers.get(other["id"]).status != "running":
-            assert time.monotonic() < deadline, "the instance that was not restored stayed fenced"
-            time.sleep(0.5)
+        wait_until(lambda: engine.containers.get(other["id"]).status == "running",
+                   "the instance that was not restored stayed fenced")
         assert store.chain("source", other["name"]) is not None

@@ -1,16 +1,13 @@
-"""Waiting for a condition, bounded: what tests poll real processes with."""
+"""Waiting for something a background pass does, bounded."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 
-def until(condition: Callable[[], Any], limit: float = 60.0) -> Any:
-    """Poll ``condition`` until it returns something true (returned), for ``limit`` seconds at most."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:  # bounded
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {limit} s")
+def wait_until(done: Callable[[], object], failure: str, seconds: float = 30, every: float = 0.5) -> None:
+    """Ask ``done`` every ``every`` seconds until it is true; fail with ``failure`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, failure
+        time.sleep(every)

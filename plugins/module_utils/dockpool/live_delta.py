@@ -21,7 +21,7 @@ import stat
 import tarfile
 from typing import IO, Iterator, Optional
 
-from .replica_delta import DELETED, Manifest, member_key
+from .replica_delta import Manifest, deletion, member_key
 
 DIRECTORY = tarfile.DIRTYPE.decode()  # the kind a manifest gives a directory (replica_delta.member_key)
 SLACK_NS = 50_000_000  # the kernel stamps ctime from a coarse clock, a tick behind time.time_ns()
@@ -83,9 +83,7 @@ class LiveDelta:
         self.written += 1
 
     def _gone(self, path: str) -> None:
-        entry = tarfile.TarInfo(path)
-        entry.pax_headers = {DELETED: "1"}
-        self.writer.addfile(entry)
+        self.writer.addfile(deletion(path))
         self.written += 1
 
     def _delete(self, path: str) -> None:

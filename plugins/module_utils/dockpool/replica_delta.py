@@ -63,11 +63,16 @@ def write_delta(chunks: Iterable[bytes], previous: Optional[Manifest], out: IO[b
                 writer.addfile(member, reader.extractfile(member) if member.isreg() else None)
                 written += 1
         for name in sorted(set(previous or {}) - set(manifest)):
-            gone = tarfile.TarInfo(name)
-            gone.pax_headers = {DELETED: "1"}
-            writer.addfile(gone)
+            writer.addfile(deletion(name))
             written += 1
     return manifest, written
+
+
+def deletion(name: str) -> tarfile.TarInfo:
+    """The header-only entry that says ``name`` is gone (is_deletion reads it)."""
+    entry = tarfile.TarInfo(name)
+    entry.pax_headers = {DELETED: "1"}
+    return entry
 
 
 def is_deletion(member: tarfile.TarInfo) -> bool:
