@@ -21,7 +21,7 @@ from dockpool_api.usage_report import UsageReport
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.cli import cli
-from support.waiting import wait_until
+from support.waiting import until
 
 GIB = 1024**3
 CLIENTS = [{"name": n, "token_sha256": hash_token(t), "admin": n == "ops", "package": "tiny" if n == "alice" else ""}
@@ -112,8 +112,8 @@ def test_a_client_over_budget_gets_no_new_instance_and_her_running_one_is_stoppe
                                 json={"public_key": keypair[1], "memory_reservation": "64m"})
         assert refused.status_code == 402 and refused.json()["field"] == "budget", refused.text
         assert "cpu_hours" in refused.json()["error"] and "resets at" in refused.json()["error"]
-        wait_until(lambda: not engine.api.inspect_container(view["id"])["State"]["Running"],
-                   "the instance of a client over budget kept running")
+        until(lambda: not engine.api.inspect_container(view["id"])["State"]["Running"], 30,
+              "the instance of a client over budget kept running")
         assert engine.containers.get(view["id"]).labels["dockpool.owner"] == "alice"  # stopped, kept with its disk
         again = requests.post(f"{url}/v1/instances/{view['name']}/start", headers=alice, timeout=60)
         assert again.status_code == 402, again.text

@@ -27,7 +27,7 @@ from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
 from support.two_providers import FLEET_PORT, SOURCE, TARGET, three_providers, two_providers
-from support.waiting import wait_until
+from support.waiting import until
 
 pytestmark = pytest.mark.engine
 MIB = 1024**2
@@ -304,7 +304,7 @@ def test_a_replica_goes_to_another_holder_when_its_holder_dies_and_not_where_the
         assert not list(held.rglob("*.tar"))  # the spare, if asked first, took nothing
 
         target.kill()  # the holder's machine stops
-        wait_until(lambda: "target" not in members(SOURCE), "the source never expired the target")
+        until(lambda: "target" not in members(SOURCE), 30, "the source never expired the target")
         refused = requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=ALICE, timeout=600)
         assert refused.status_code == 409, refused.text
         [reason] = refused.json()["detail"]["reasons"]
@@ -323,14 +323,14 @@ def test_a_replica_goes_to_another_holder_when_its_holder_dies_and_not_where_the
         stale = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
         assert stale.chain("source", name) is not None
         target.start()
-        wait_until(lambda: stale.chain("source", name) is None, "the old holder kept its stale replica")
+        until(lambda: stale.chain("source", name) is None, 30, "the old holder kept its stale replica")
         # The instance is removed while its holder is down: the holder deletes it once it is back.
         spare.kill()
-        wait_until(lambda: "spare" not in members(SOURCE), "the source never expired the spare")
+        until(lambda: "spare" not in members(SOURCE), 30, "the source never expired the spare")
         assert requests.delete(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=60).status_code == 200
         assert store.chain("source", name) is not None
         spare.start()
-        wait_until(lambda: store.chain("source", name) is None, "the holder kept the replica of a removed instance")
+        until(lambda: store.chain("source", name) is None, 30, "the holder kept the replica of a removed instance")
 
 
 @pytest.mark.parametrize("setting, value", [("replica_interval", 0), ("replica_interval", "600"),
@@ -376,7 +376,7 @@ def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_go
         source.kill()  # the power goes out: the API and the instance with it
         engine.api.kill(view["id"])
         engine.api.kill(other["id"])
-        wait_until(lambda: not members(TARGET), "the target never expired the source")
+        until(lambda: not members(TARGET), 30, "the target never expired the source")
 
         restored = cli(home, "restore", name, "--no-check", "--json")
         assert restored.returncode == 0, restored.stderr
@@ -397,14 +397,14 @@ def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_go
         assert engine.containers.get(view["id"]).status != "running"  # fenced before the API served
         fenced = requests.post(f"{SOURCE}/v1/instances/{view['name']}/start", headers=ALICE, timeout=60)
         assert fenced.status_code in (404, 409), fenced.text  # fenced (409), or already removed (404)
-        wait_until(lambda: not [c for c in engine.containers.list(all=True) if c.id == view["id"]],
-                   "the source kept its copy of the restored instance")
+        until(lambda: not [c for c in engine.containers.list(all=True) if c.id == view["id"]], 30,
+              "the source kept its copy of the restored instance")
         gone = requests.get(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=10)
         assert gone.status_code == 404 and gone.json()["detail"]["moved_to"]["provider"] == "target", gone.text
         store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
         assert store.chain("source", name) is None  # the mark went once the source had heard it
         assert engine2.containers.get(back["id"]).status == "running"  # the one copy
         # The one not restored runs again here once its holder said so, and keeps its replica.
-        wait_until(lambda: engine.containers.get(other["id"]).status == "running",
-                   "the instance that was not restored stayed fenced")
+        until(lambda: engine.containers.get(other["id"]).status == "running", 30,
+              "the instance that was not restored stayed fenced")
         assert store.chain("source", other["name"]) is not None

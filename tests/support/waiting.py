@@ -1,13 +1,17 @@
-"""Waiting for something a background pass does, bounded."""
+"""Waiting for a condition, bounded: what tests poll real processes with."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
-def wait_until(done: Callable[[], object], failure: str, seconds: float = 30, every: float = 0.5) -> None:
-    """Ask ``done`` every ``every`` seconds until it is true; fail with ``failure`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not done():
-        assert time.monotonic() < deadline, failure
-        time.sleep(every)
+def until(condition: Callable[[], Any], limit: float = 60.0, failure: str = "") -> Any:
+    """Poll ``condition`` until it returns something true (returned), for ``limit`` seconds at most;
+    ``failure`` says what did not happen."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:  # bounded
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{failure}: not within {limit} s" if failure else f"not within {limit} s")
