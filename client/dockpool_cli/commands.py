@@ -655,11 +655,11 @@ def usage(settings: Settings, url: Optional[str], since: Optional[str], until: O
     if as_json:
         _print_json({"providers": reports, "total": total})
         return 0
-    table = Table("PROVIDER", "INSTANCE", "CPU HOURS", "MEMORY GiB-HOURS", "DISK READ / WRITTEN", "NET IN / OUT",
+    table = Table("PROVIDER", "INSTANCE", "CPU HOURS", "MEMORY GiB-HOURS", "GPU HOURS", "DISK READ / WRITTEN", "NET IN / OUT",
                   title=f"since {reports[0]['since']}")
     for r in [*rows, {**total, "provider": "", "name": "[bold]total[/]"}]:
         table.add_row(plain(r["provider"]), r["name"] if r["provider"] == "" else plain(r["name"]),
-                      f"{r['cpu_seconds'] / 3600:.3f}", f"{r['memory_gib_hours']:.3f}",
+                      f"{r['cpu_seconds'] / 3600:.3f}", f"{r['memory_gib_hours']:.3f}", f"{r['gpu_seconds'] / 3600:.3f}",
                       f"{human_size(r['read_bytes'])} / {human_size(r['write_bytes'])}",
                       f"{human_size(r['rx_bytes'])} / {human_size(r['tx_bytes'])}")
     out.print(table)

@@ -55,6 +55,8 @@ class UsageCollector:
             "cpu_seconds": CounterMetricFamily("dockpool_usage_cpu_seconds", "CPU time used", labels=["client"]),
             "memory_gib_hours": CounterMetricFamily("dockpool_usage_memory_gib_hours", "Memory held over time",
                                                     labels=["client"]),
+            "gpu_seconds": CounterMetricFamily("dockpool_usage_gpu_seconds", "GPU time used (NVML's samples)",
+                                               labels=["client"]),
             "network": CounterMetricFamily("dockpool_usage_network_bytes", "Bytes into and out of the instances",
                                            labels=["client", "direction"]),
             "disk": CounterMetricFamily("dockpool_usage_disk_bytes", "Bytes read and written", labels=["client", "direction"]),
@@ -66,6 +68,7 @@ class UsageCollector:
         for client, used in sorted(totals.items()):
             families["cpu_seconds"].add_metric([client], used["cpu_seconds"])
             families["memory_gib_hours"].add_metric([client], used["memory_gib_hours"])
+            families["gpu_seconds"].add_metric([client], used["gpu_seconds"])
             for direction, key in (("in", "rx_bytes"), ("out", "tx_bytes")):
                 families["network"].add_metric([client, direction], used[key])
             for direction, key in (("read", "read_bytes"), ("write", "write_bytes")):

@@ -10,7 +10,7 @@ from dockpool.limits import Limits
 
 # budget -> (the ledger's sum it bounds, that sum's units per budget unit)
 BUDGETS = {"cpu_hours": ("cpu_seconds", 3600.0), "memory_gib_hours": ("memory_gib_hours", 1.0),
-           "egress_gib": ("tx_bytes", float(1024**3))}
+           "egress_gib": ("tx_bytes", float(1024**3)), "gpu_hours": ("gpu_seconds", 3600.0)}
 
 
 def parse_packages(raw: Any) -> dict[str, dict[str, Any]]:

@@ -87,6 +87,29 @@ def test_budgets_warn_at_four_fifths_and_are_spent_at_the_limit_reading_a_real_l
     assert not budgets.exhausted(alice)
 
 
+def test_a_gpu_hours_budget_is_spent_by_gpu_time_the_ledger_integrated(tmp_path):
+    now = [1_796_083_200.0 + 3600]
+    ledger = Ledger(str(tmp_path / "usage.db"), lambda: now[0])
+    budgets = Budgets({"gpu": {"limits": (), "budgets": {"gpu_hours": 0.5}}},
+                      UsageReport(str(tmp_path / "usage.db"), "p"), lambda: now[0])
+    alice = config_from_dict(make_config(tmp_path, packages={"gpu": {"budgets": {"gpu_hours": 0.5}}},
+                                         clients=[{**CLIENTS[0], "package": "gpu"}])).clients[0]
+    for step in range(12):  # two GPUs busy for a minute at a time: 2 GPU-minutes per pass
+        ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])
+        now[0] += 60
+        if step == 10:
+            [gpu_budget] = budgets.status(alice)
+            assert gpu_budget["budget"] == "gpu_hours" and gpu_budget["used"] == pytest.approx(20 / 60)
+            assert not gpu_budget["warning"] and not gpu_budget["exhausted"]
+    ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])  # 24 GPU-minutes
+    assert budgets.status(alice)[0]["warning"]
+    now[0] += 180
+    ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])  # 30: spent
+    with pytest.raises(Exception) as refused:
+        budgets.check(alice, "a new instance")
+    assert refused.value.http_status == 402 and "gpu_hours" in refused.value.message
+
+
 @pytest.mark.engine
 def test_a_client_over_budget_gets_no_new_instance_and_her_running_one_is_stopped_not_removed(
         tmp_path, keypair, other_keypair, engine, cleanup):

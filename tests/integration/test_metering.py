@@ -5,12 +5,15 @@ through the instance's published SSH port."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 
+from dockpool.cgroups import pids_of
 from dockpool.instances import InstanceManager
 from dockpool.ledger import Ledger
 from dockpool.metering import meter
@@ -18,6 +21,7 @@ from dockpool.usage import run_pass
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.cli import cli
+from support.fake_nvml import FakeNVML, gpu
 from support.ssh import BASE_OPTIONS, ssh_run
 
 MIB = 1024**2
@@ -83,6 +87,34 @@ def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine,
     assert view["id"] not in ledger.known()
     [kept] = [r for r in ledger.usage() if r["instance_id"] == view["id"]]
     assert kept["cpu_seconds"] >= known_cpu * 0.95 and kept["tx_bytes"] >= 200 * MIB
+
+
+def test_gpu_time_goes_to_the_instance_whose_processes_kept_a_gpu_busy(engine, policy, names, keypair, tmp_path):
+    """Real instances, cgroups and ledger; only NVML is faked (its one seam), reporting the real
+    host PIDs of one instance's processes busy on two GPUs, and a host process busy too."""
+    manager = InstanceManager(engine, policy)
+    busy, idle = (manager.create(manager.spec({"name": names(n), "public_key": keypair[1], "memory": "128m"}))
+                  for n in ("gpu", "nogpu"))
+    busy_pids = [int(pid) for pid in pids_of(busy["id"]) or []]
+    assert busy_pids, "the instance has no process in its cgroup"
+    nvml = FakeNVML([gpu(0), gpu(1)])
+    ledger = Ledger(str(tmp_path / "usage.db"))
+
+    def metering_pass() -> int:
+        now = time.time()  # NVML's samples of the last moments, as the driver keeps them
+        nvml.gpus[0]["samples"] = [(busy_pids[0], now - 1, 100), (os.getpid(), now - 1, 100)]
+        nvml.gpus[1]["samples"] = [(busy_pids[-1], now - 2, 50)]
+        return meter(ledger, list(run_pass(engine, str(tmp_path / "usage.json"))["instances"].values()), nvml)
+
+    metering_pass()
+    time.sleep(2)
+    assert metering_pass() >= 2
+    got = {r["instance_id"]: r for r in ledger.usage()}
+    assert got[busy["id"]]["gpu_seconds"] == pytest.approx(1.5 * got[busy["id"]]["seconds"])
+    assert got[busy["id"]]["seconds"] >= 2
+    assert got[idle["id"]]["gpu_seconds"] == 0  # the host's own process counts for no instance
+    for view in (busy, idle):
+        manager.remove(view["id"])
 
 
 def test_each_client_reads_their_own_usage_and_an_administrator_everyones(tmp_path, keypair, other_keypair, engine,

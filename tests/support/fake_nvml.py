@@ -65,6 +65,15 @@ class FakeNVML:
     def nvmlDeviceGetMemoryInfo(self, h):
         return SimpleNamespace(total=h["mem"][0], used=h["mem"][1])
 
+    def nvmlDeviceGetProcessUtilization(self, h, last_seen_us):
+        """``h["samples"]``: (pid, time in s, SM %) as the driver keeps them; NVML answers
+        "not found" when none is newer than ``last_seen_us``."""
+        samples = [SimpleNamespace(pid=pid, timeStamp=int(at * 1e6), smUtil=sm, memUtil=0, encUtil=0, decUtil=0)
+                   for pid, at, sm in self._get(h, "samples") if at * 1e6 > last_seen_us]
+        if not samples:
+            raise NVMLError("Not Found")
+        return samples
+
 
 def gpu(index=0, **overrides):
     base = {
@@ -76,6 +85,7 @@ def gpu(index=0, **overrides):
         "temp": 41,
         "clocks": {0: 1395, 2: 9751},
         "mem": (24 * 1024**3, 1024**3),
+        "samples": [],
     }
     base.update(overrides)
     return base

@@ -1,7 +1,7 @@
 """GPU facts through NVML, faked at its one seam (support/fake_nvml.py)."""
 import pytest
 
-from dockpool.gpus import read_gpus
+from dockpool.gpus import busy_by_process, read_gpus
 from support.fake_nvml import FakeNVML, NVMLError, gpu
 
 
@@ -43,3 +43,21 @@ def test_real_nvml_on_this_gpu_less_host_is_empty():
     assert read_gpus() == []
 
 
+
+
+def test_busy_by_process_sums_each_process_latest_sample_over_gpus_within_the_window():
+    now = 1_800_000_000.0
+    nvml = FakeNVML([
+        gpu(0, samples=[(4101, now - 20, 40), (4101, now - 2, 100), (4102, now - 3, 25), (4103, now - 45, 90)]),
+        gpu(1, samples=[(4101, now - 1, 50)]),
+        gpu(2),  # idle: NVML answers "not found"
+    ])
+    busy = busy_by_process(nvml, window_s=30.0, clock=lambda: now)
+    assert busy == {4101: 1.5, 4102: 0.25}  # 4103's last sample is older than the pass before
+    assert nvml.shutdown_called
+
+
+def test_busy_by_process_without_driver_or_per_process_samples_is_empty():
+    assert busy_by_process(FakeNVML([gpu()], init_error=OSError("libnvidia-ml.so.1 not found"))) == {}
+    assert busy_by_process(FakeNVML([gpu(samples=NVMLError("Not Supported"))])) == {}
+    assert busy_by_process() == {}  # the real library on this GPU-less host

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from dockpool.ledger import MAX_GAP_S, SCHEMA_VERSION, Ledger, LedgerUnreadable, Reading
+from dockpool.ledger import MAX_GAP_S, MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerUnreadable, Reading
 
 GIB = 1024**3
 
@@ -113,6 +113,39 @@ def test_a_damaged_ledger_is_refused_naming_its_backup_and_left_as_it_is(tmp_pat
     assert path.read_bytes() == damaged  # never reset
     restored = Ledger(f"{path}.backup", clock)  # the backup is a whole ledger
     assert restored.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == 1
+
+
+def test_gpu_time_is_what_was_busy_integrated_over_the_time_between_passes(tmp_path):
+    clock = Clock()
+    ledger = Ledger(str(tmp_path / "usage.db"), clock)
+    busy = [0.0, 1.5, 0.25, 1.0]  # GPUs' worth busy at each pass (NVML's samples)
+    for step, gpus in enumerate(busy):
+        ledger.record([Reading("id-1", "alice", "alice-p-1", "t0", GIB, cpu_ns=step, gpu_busy=gpus)])
+        clock.now += 30
+    assert ledger.usage()[0]["gpu_seconds"] == pytest.approx(30 * (1.5 + 0.25 + 1.0))
+    clock.now -= 3600  # a clock stepped back integrates no GPU time, as no memory
+    ledger.record([Reading("id-1", "alice", "alice-p-1", "t0", GIB, gpu_busy=2.0)])
+    assert ledger.usage()[0]["gpu_seconds"] == pytest.approx(82.5)
+
+
+def test_a_version_1_ledger_is_migrated_keeping_its_rows_and_last_readings(tmp_path):
+    path = str(tmp_path / "usage.db")
+    old = sqlite3.connect(path, isolation_level=None)  # what the first dockpool with a ledger made
+    for statement in MIGRATIONS[1]:
+        old.execute(statement)
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old.execute("INSERT INTO readings VALUES ('id-alice-p-1', 't0', 1800000000.0, 100000000000, 0, 0, 5000, 0, 0)")
+    old.execute("INSERT INTO usage VALUES ('id-alice-p-1', 'alice', 'alice-p-1', 1799999970.0, 30.0, 0, 0.0, "
+                "40000000000, 0, 0, 1000, 0, 7000000000)")
+    old.close()
+    clock = Clock(1_800_000_030.0)
+    ledger = Ledger(path, clock)
+    assert ledger.db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "2"
+    assert "gpu_ns" not in [c[1] for c in ledger.db.execute("PRAGMA table_info(readings)")]
+    assert ledger.record([reading(160.0, rx=9000)]) == 1  # counts from the reading version 1 kept
+    [row] = ledger.usage("alice")
+    assert row["cpu_seconds"] == pytest.approx(40 + 60) and row["rx_bytes"] == 1000 + 4000
+    assert row["gpu_seconds"] == pytest.approx(7.0)
 
 
 def test_a_ledger_from_a_newer_dockpool_is_refused(tmp_path):

@@ -5,7 +5,9 @@ there is no GPU on CI machines. No library, no driver or no GPU all give [].
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 from .libraries import pynvml
 
@@ -49,20 +51,55 @@ def _read_device(nvml: Any, index: int, driver: Optional[str]) -> dict:
     }
 
 
-def read_gpus(nvml: Any = None) -> list[dict]:
-    """Every NVIDIA GPU with its identity and live readings, in NVML's index order."""
+@contextmanager
+def _opened(nvml: Any) -> Iterator[Any]:
+    """NVML initialised (``nvml``, else the real library) and shut down after; None where there
+    is no library or no driver."""
     nvml = nvml if nvml is not None else pynvml
     if nvml is None:
-        return []
+        yield None
+        return
     try:
         nvml.nvmlInit()
     except Exception:  # pylint: disable=broad-except  # no driver: NVMLError or OSError from ctypes
-        return []
+        yield None
+        return
     try:
-        driver = _safe(nvml, nvml.nvmlSystemGetDriverVersion)
-        return [_read_device(nvml, index, driver) for index in range(nvml.nvmlDeviceGetCount())]
+        yield nvml
     finally:
         try:
             nvml.nvmlShutdown()
         except nvml.NVMLError:
             pass
+
+
+def read_gpus(nvml: Any = None) -> list[dict]:
+    """Every NVIDIA GPU with its identity and live readings, in NVML's index order."""
+    with _opened(nvml) as opened:
+        if opened is None:
+            return []
+        driver = _safe(opened, opened.nvmlSystemGetDriverVersion)
+        return [_read_device(opened, index, driver) for index in range(opened.nvmlDeviceGetCount())]
+
+
+def busy_by_process(nvml: Any = None, window_s: float = 30.0, clock: Callable[[], float] = time.time) -> dict[int, float]:
+    """How many GPUs' worth each process kept busy lately: per host PID, the sum over GPUs of
+    its latest NVML sample's SM utilisation (0.99 is one GPU nearly all the time) within the last
+    ``window_s``. A gauge sampled each metering pass, as memory is: NVML keeps no cumulative
+    per-process GPU time for processes still running. No library, driver, GPU, or support for
+    per-process samples (GPUs before Maxwell) gives {}."""
+    since_us = int((clock() - window_s) * 1e6)  # NVML's sample times are the host's, in microseconds
+    busy: dict[int, float] = {}
+    with _opened(nvml) as opened:
+        for index in range(opened.nvmlDeviceGetCount() if opened else 0):
+            try:
+                samples = opened.nvmlDeviceGetProcessUtilization(opened.nvmlDeviceGetHandleByIndex(index), since_us)
+            except opened.NVMLError:
+                continue  # no process sampled since (NVML says "not found"), or not supported
+            latest: dict[int, Any] = {}
+            for sample in samples:
+                if sample.pid not in latest or sample.timeStamp > latest[sample.pid].timeStamp:
+                    latest[sample.pid] = sample
+            for pid, sample in latest.items():
+                busy[pid] = busy.get(pid, 0.0) + min(100, sample.smUtil) / 100
+    return busy

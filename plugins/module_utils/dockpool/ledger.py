@@ -1,8 +1,9 @@
 """The usage ledger (issue 25): what every instance used, in a SQLite database on the provider.
 
 Each metering pass gives every instance's cumulative kernel counters (CPU time, bytes read and
-written, bytes in and out, GPU time) and its memory now; the ledger keeps the last reading per
-instance and writes one row per instance and pass with what was used since. So a row never
+written, bytes in and out) and its memory and GPUs in use now; the ledger keeps the last reading
+per instance and writes one row per instance and pass with what was used since (memory and GPU
+time integrated over the time between passes). So a row never
 depends on the clock being right: a counter that went down (the instance or the engine
 restarted: a new cgroup starts at zero, and ``started`` changes) counts from zero, and memory
 is integrated over the time between passes only when that time is plausible (a clock stepped
@@ -24,21 +25,35 @@ from typing import Any, Callable, Optional
 
 from .errors import DockpoolError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_GAP_S = 300.0  # the most time one pass integrates memory over (the watchdog runs every 30 s)
 RAW_FOR_S = 86400.0  # rows younger than this stay per pass; older ones are rolled up by hour
-COUNTERS = ("cpu_ns", "read_bytes", "write_bytes", "rx_bytes", "tx_bytes", "gpu_ns")
+COUNTERS = ("cpu_ns", "read_bytes", "write_bytes", "rx_bytes", "tx_bytes")  # the kernel's, cumulative
+USED = COUNTERS + ("gpu_ns",)  # a row's sums: the counters' increase, and GPU time integrated from samples
 
+
+def _columns(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{c} INTEGER NOT NULL" for c in names)
+
+
+_KERNEL_1 = ("cpu_ns", "read_bytes", "write_bytes", "rx_bytes", "tx_bytes")  # migrations are history: never COUNTERS
 MIGRATIONS: dict[int, tuple[str, ...]] = {  # version -> statements that make it from the one before
     1: ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "CREATE TABLE readings (instance_id TEXT PRIMARY KEY, started TEXT NOT NULL, at REAL NOT NULL, "
-        + ", ".join(f"{c} INTEGER NOT NULL" for c in COUNTERS) + ")",
+        + _columns(_KERNEL_1 + ("gpu_ns",)) + ")",
         "CREATE TABLE usage (instance_id TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
         "start REAL NOT NULL, seconds REAL NOT NULL, hourly INTEGER NOT NULL DEFAULT 0, "
-        "memory_byte_seconds REAL NOT NULL, " + ", ".join(f"{c} INTEGER NOT NULL" for c in COUNTERS) + ")",
+        "memory_byte_seconds REAL NOT NULL, " + _columns(_KERNEL_1 + ("gpu_ns",)) + ")",
         "CREATE INDEX usage_owner_start ON usage (owner, start)",
         "CREATE INDEX usage_instance_start ON usage (instance_id, start)",
         "CREATE INDEX usage_raw_start ON usage (hourly, start)"),
+    # GPU time became a sampled gauge integrated per pass (NVML keeps no running process's total),
+    # so a last reading holds no GPU counter; the readings are kept
+    2: ("CREATE TABLE readings_2 (instance_id TEXT PRIMARY KEY, started TEXT NOT NULL, at REAL NOT NULL, "
+        + _columns(_KERNEL_1) + ")",
+        f"INSERT INTO readings_2 SELECT instance_id, started, at, {', '.join(_KERNEL_1)} FROM readings",
+        "DROP TABLE readings",
+        "ALTER TABLE readings_2 RENAME TO readings"),
 }
 
 
@@ -48,8 +63,8 @@ class LedgerUnreadable(DockpoolError):
 
 @dataclass(frozen=True)
 class Reading:
-    """One instance's counters at one pass: cumulative since ``started`` (its start time, which
-    changes when it restarts), and its memory in use now."""
+    """One instance's counters at one pass: cumulative since ``started`` (its cgroup, which
+    changes when it restarts), and its memory and GPUs in use now."""
 
     instance_id: str
     owner: str
@@ -61,7 +76,7 @@ class Reading:
     write_bytes: int = 0
     rx_bytes: int = 0
     tx_bytes: int = 0
-    gpu_ns: int = 0
+    gpu_busy: float = 0.0  # GPUs' worth busy now (NVML's samples, gpus.busy_by_process)
 
 
 class Ledger:
@@ -133,9 +148,9 @@ class Ledger:
                 elapsed = now - before[1]
                 seconds = min(elapsed, MAX_GAP_S) if elapsed > 0 else 0.0
                 self.db.execute(f"INSERT INTO usage (instance_id, owner, name, start, seconds, memory_byte_seconds, "
-                                f"{', '.join(COUNTERS)}) VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(COUNTERS))})",
+                                f"{', '.join(USED)}) VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(USED))})",
                                 (reading.instance_id, reading.owner, reading.name, now - seconds, seconds,
-                                 reading.memory_bytes * seconds, *used))
+                                 reading.memory_bytes * seconds, *used, round(reading.gpu_busy * seconds * 1e9)))
                 written += 1
         return written
 
@@ -152,7 +167,7 @@ class Ledger:
         """Merge the per-pass rows older than a day into one row per instance and hour, and back the
         ledger up when it did. Returns the rows merged."""
         cutoff = (self.clock() - RAW_FOR_S) // 3600 * 3600  # whole hours only
-        columns = ("seconds", "memory_byte_seconds") + COUNTERS
+        columns = ("seconds", "memory_byte_seconds") + USED
         hour = "CAST(start / 3600 AS INTEGER)"
         with self._transaction():
             merged = self.db.execute("SELECT COUNT(*) FROM usage WHERE hourly = 0 AND start < ?", (cutoff,)).fetchone()[0]
@@ -179,7 +194,7 @@ class Ledger:
     def usage(self, owner: Optional[str] = None, since: float = 0.0, until: Optional[float] = None) -> list[dict[str, Any]]:
         """Per instance (of ``owner``, or every one), what it used from ``since`` to ``until``."""
         query = (f"SELECT owner, instance_id, name, SUM(seconds), SUM(memory_byte_seconds), "
-                 f"{', '.join(f'SUM({c})' for c in COUNTERS)} FROM usage WHERE start >= ? AND start < ?")
+                 f"{', '.join(f'SUM({c})' for c in USED)} FROM usage WHERE start >= ? AND start < ?")
         values: list[Any] = [since, until if until is not None else float("inf")]
         if owner is not None:
             query += " AND owner = ?"
