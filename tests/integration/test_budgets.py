@@ -4,6 +4,7 @@ a real API process gets no new instance (402), its running instance stopped and 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -108,6 +109,32 @@ def test_a_gpu_hours_budget_is_spent_by_gpu_time_the_ledger_integrated(tmp_path)
     with pytest.raises(Exception) as refused:
         budgets.check(alice, "a new instance")
     assert refused.value.http_status == 402 and "gpu_hours" in refused.value.message
+
+
+def test_the_status_page_and_the_cli_show_a_warning_and_a_spent_budget_in_their_colours(tmp_path):
+    """The real service and CLI over a ledger holding what the watchdog would have written: alice
+    spent her CPU budget, bob used 90% of his."""
+    clients = [{**c, "package": {"alice": "tiny", "bob": "roomy"}.get(c["name"], "")} for c in CLIENTS]
+    settings = make_config(tmp_path, clients=clients, packages={"tiny": {"budgets": {"cpu_hours": 1.0}},
+                                                                "roomy": {"budgets": {"cpu_hours": 2.0}}})
+    ledger = Ledger(settings["ledger_file"])
+    for cpu_hours in (0.0, None):  # the first reading, then one pass later
+        ledger.record([Reading(f"id-{who}", who, f"{who}-p-1", "g1", GIB,
+                               cpu_ns=int((used if cpu_hours is None else 0.0) * 3600e9))
+                       for who, used in (("alice", 1.2), ("bob", 1.8))])
+    with api_process(tmp_path, settings) as url:
+        for who, css, words in (("alice", "budget bad", "spent: no new instance until"), ("bob", "budget state-stopped", "resets")):
+            page = requests.get(f"{url}/", headers={"Authorization": f"Bearer {TOKENS[who]}"}, timeout=30).text
+            [line] = re.findall(r'<p class="budget[^"]*">[^<]*</p>', page)
+            assert f'class="{css}"' in line and "cpu_hours" in line and words in line, line
+            home = tmp_path / who
+            assert cli(home, "login", url, "--token", TOKENS[who]).returncode == 0
+            shown = cli(home, "usage", env={"FORCE_COLOR": "1", "TERM": "xterm-256color"})
+            colour = {"alice": "\x1b[31m", "bob": "\x1b[33m"}[who]  # red: spent; yellow: a warning
+            [budget_line] = [line for line in shown.stdout.splitlines() if "cpu_hours" in line]
+            assert colour in budget_line and ("spent" in budget_line) == (who == "alice"), repr(budget_line)
+        ops = requests.get(f"{url}/", headers={"Authorization": f"Bearer {TOKENS['ops']}"}, timeout=30).text
+        assert 'class="budget' not in ops  # no package, no budget line
 
 
 @pytest.mark.engine

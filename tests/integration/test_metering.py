@@ -17,7 +17,9 @@ from dockpool.cgroups import pids_of
 from dockpool.instances import InstanceManager
 from dockpool.ledger import Ledger
 from dockpool.metering import meter
+from dockpool.policy import Policy, PortRange
 from dockpool.usage import run_pass
+from support import second_engine
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.cli import cli
@@ -87,6 +89,45 @@ def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine,
     assert view["id"] not in ledger.known()
     [kept] = [r for r in ledger.usage() if r["instance_id"] == view["id"]]
     assert kept["cpu_seconds"] >= known_cpu * 0.95 and kept["tx_bytes"] >= 200 * MIB
+
+
+def test_an_engine_restart_with_live_restore_neither_loses_nor_doubles_counted_use(names, keypair, tmp_path):
+    """On the second engine (live-restore on, as the docker_engine role sets it), restarted as
+    `systemctl restart docker` does between two CPU burns: the instance and its cgroup run on,
+    and the ledger counts what the kernel counted (as the engine's own stats read it), once."""
+    engine2 = second_engine.ensure()
+    if not engine2.info()["LiveRestoreEnabled"]:  # started by an older checkout without it
+        engine2 = second_engine.restart()
+    manager = InstanceManager(engine2, Policy(port_range=PortRange(46200, 46209), bind_address="127.0.0.1",
+                                              shared_cores_min=0))
+    view = manager.create(manager.spec({"name": names("restart"), "public_key": keypair[1], "memory": "128m"}))
+    ledger = Ledger(str(tmp_path / "usage.db"))
+
+    def metering_pass() -> int:
+        return meter(ledger, list(run_pass(engine2, str(tmp_path / "usage.json"))["instances"].values()))
+
+    def kernel_cpu_ns() -> int:
+        return engine2.api.stats(view["id"], stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
+
+    def burn() -> None:
+        assert engine2.containers.get(view["id"]).exec_run(["timeout", "3", "sh", "-c", "while :; do :; done"]).exit_code == 124
+
+    try:
+        before = kernel_cpu_ns()
+        metering_pass()
+        burn()
+        metering_pass()
+        started = engine2.api.inspect_container(view["id"])["State"]["StartedAt"]
+        engine2 = second_engine.restart()
+        assert engine2.api.inspect_container(view["id"])["State"]["StartedAt"] == started  # it ran on
+        burn()
+        assert metering_pass() == 1
+        after = kernel_cpu_ns()
+        counted = sum(r["cpu_ns"] for r in rows(ledger, view["id"]))
+        assert counted > 5e9, counted  # both burns
+        assert counted == pytest.approx(after - before, rel=0.05), (counted, before, after)
+    finally:
+        InstanceManager(engine2, manager.policy).remove(view["id"])
 
 
 def test_gpu_time_goes_to_the_instance_whose_processes_kept_a_gpu_busy(engine, policy, names, keypair, tmp_path):

@@ -1,10 +1,12 @@
 """A second Docker engine on this machine, for what needs two (moving an instance between
 providers): its own daemon, data, socket and bridge, published ports through Docker's
 userland proxy on loopback (no iptables of its own, so it never touches the first
-engine's rules). Started on first use and left running, like the first."""
+engine's rules), and live-restore on, as the docker_engine role sets it. Started on first use
+and left running, like the first."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -56,7 +58,7 @@ def ensure(images: tuple[str, ...] = ("dockpool/debian-sshd:latest",)) -> docker
         with open(f"/run/{NAME}/dockerd.log", "ab") as log:
             subprocess.Popen(["dockerd", "--data-root", f"/var/lib/{NAME}", "--exec-root", f"/run/{NAME}",
                               "--pidfile", f"/run/{NAME}/docker.pid", "-H", HOST, "--bridge", BRIDGE,
-                              "--iptables=false", "--ip6tables=false"],
+                              "--iptables=false", "--ip6tables=false", "--live-restore"],
                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
         while not _answers():  # bounded
@@ -71,3 +73,16 @@ def ensure(images: tuple[str, ...] = ("dockpool/debian-sshd:latest",)) -> docker
         except docker.errors.ImageNotFound:
             client.images.load(first.images.get(image).save(chunk_size=1024 * 1024, named=True))  # tags kept
     return client
+
+
+def restart() -> docker.DockerClient:
+    """Stop the second engine as `systemctl restart docker` does (SIGTERM, then wait until it
+    has removed its pid file) and start it again; under live-restore its containers run on."""
+    pidfile = Path(f"/run/{NAME}/docker.pid")
+    os.kill(int(pidfile.read_text(encoding="ascii").strip()), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while pidfile.exists():  # bounded
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the second engine did not stop; see /run/{NAME}/dockerd.log")
+        time.sleep(0.2)
+    return ensure(())
