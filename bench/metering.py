@@ -93,32 +93,40 @@ def ledger_bytes(work: Path, instances: int, day_passes: int = DAY_PASSES) -> di
             "hourly_bytes_per_instance_day": rolled / instances}
 
 
+def month_of_passes(ledger: Any, clock: list[float], instances: int, now: float) -> None:
+    """What the watchdog writes in a month, pass by pass: 29 days of a pass an hour (one row an
+    instance and hour, as the roll-up leaves them), then the last day's passes every 30 s."""
+    from dockpool.ledger import Reading
+    from support.api_config import TOKENS
+
+    owners = sorted(TOKENS)
+    moments = [now - 30 * 86400 + h * 3600 for h in range(29 * 24)] + [now - 86400 + p * 30 for p in range(DAY_PASSES)]
+    for step, moment in enumerate(moments):
+        clock[0] = moment
+        ledger.record([Reading(f"id-{i}", owners[i % 3], f"{owners[i % 3]}-p-{i}", "g", 64 * 1024**2, cpu_ns=step * 10**8,
+                               rx_bytes=step * 5000, tx_bytes=step * 9000) for i in range(instances)])
+    clock[0] = now
+    ledger.roll_up()
+
+
 def usage_latency(work: Path, instances: int, queries: int) -> dict[str, Any]:
-    """GET /v1/usage on a real API process: a month of rows (29 days by the hour, the last day
-    by the pass) of ``instances`` instances, against an empty ledger."""
-    from dockpool.ledger import COUNTERS, Ledger
+    """GET /v1/usage on a real API process: a month of ``instances`` instances' passes, against an
+    empty ledger."""
+    from dockpool.ledger import Ledger
     from support.api_config import TOKENS, make_config
     from support.api_process import api_process
 
-    owners = sorted(TOKENS)
     now = time.time()
     result: dict[str, Any] = {"instances": instances}
     for label, filled in (("empty", False), ("month", True)):
         folder = work / label
         folder.mkdir()
         settings = make_config(folder)
-        ledger = Ledger(settings["ledger_file"])
+        clock = [now]
+        ledger = Ledger(settings["ledger_file"], lambda: clock[0])
         if filled:
-            columns = "instance_id, owner, name, start, seconds, hourly, memory_byte_seconds, " + ", ".join(COUNTERS)
-            marks = ", ".join("?" * (7 + len(COUNTERS)))
-            hourly = [(f"id-{i}", owners[i % 3], f"{owners[i % 3]}-p-{i}", now - 30 * 86400 + h * 3600, 3600.0, 1,
-                       1e9 * 3600, *(10**9 * 60,) * len(COUNTERS)) for i in range(instances) for h in range(29 * 24)]
-            raw = [(f"id-{i}", owners[i % 3], f"{owners[i % 3]}-p-{i}", now - 86400 + p * 30, 30.0, 0, 1e9 * 30,
-                    *(10**8,) * len(COUNTERS)) for i in range(instances) for p in range(DAY_PASSES)]
-            ledger.db.execute("BEGIN")
-            ledger.db.executemany(f"INSERT INTO usage ({columns}) VALUES ({marks})", hourly + raw)
-            ledger.db.execute("COMMIT")
-            result["rows"] = len(hourly) + len(raw)
+            month_of_passes(ledger, clock, instances, now)
+            result["rows"] = ledger.db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
         ledger.close()
         with api_process(folder, settings) as url:
             for who in ("ops", "alice"):

@@ -22,6 +22,7 @@ from dockpool.usage import run_pass
 from support import second_engine
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
+from support.cgroups import cpu_ns
 from support.cli import cli
 from support.fake_nvml import FakeNVML, gpu
 from support.ssh import BASE_OPTIONS, ssh_run
@@ -94,7 +95,7 @@ def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine,
 def test_an_engine_restart_with_live_restore_neither_loses_nor_doubles_counted_use(names, keypair, tmp_path):
     """On the second engine (live-restore on, as the docker_engine role sets it), restarted as
     `systemctl restart docker` does between two CPU burns: the instance and its cgroup run on,
-    and the ledger counts what the kernel counted (as the engine's own stats read it), once."""
+    and the ledger counts what the kernel counted (read here from its cgroup file), once."""
     engine2 = second_engine.ensure()
     if not engine2.info()["LiveRestoreEnabled"]:  # started by an older checkout without it
         engine2 = second_engine.restart()
@@ -106,14 +107,11 @@ def test_an_engine_restart_with_live_restore_neither_loses_nor_doubles_counted_u
     def metering_pass() -> int:
         return meter(ledger, list(run_pass(engine2, str(tmp_path / "usage.json"))["instances"].values()))
 
-    def kernel_cpu_ns() -> int:
-        return engine2.api.stats(view["id"], stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
-
     def burn() -> None:
         assert engine2.containers.get(view["id"]).exec_run(["timeout", "3", "sh", "-c", "while :; do :; done"]).exit_code == 124
 
     try:
-        before = kernel_cpu_ns()
+        before = cpu_ns(view["id"])
         metering_pass()
         burn()
         metering_pass()
@@ -122,7 +120,7 @@ def test_an_engine_restart_with_live_restore_neither_loses_nor_doubles_counted_u
         assert engine2.api.inspect_container(view["id"])["State"]["StartedAt"] == started  # it ran on
         burn()
         assert metering_pass() == 1
-        after = kernel_cpu_ns()
+        after = cpu_ns(view["id"])
         counted = sum(r["cpu_ns"] for r in rows(ledger, view["id"]))
         assert counted > 5e9, counted  # both burns
         assert counted == pytest.approx(after - before, rel=0.05), (counted, before, after)

@@ -11,6 +11,7 @@ FILES = {
     "cpuset": ("cpuset", "cpuset.cpus", "cpuset.cpus"),
     "pids": ("pids", "pids.max", "pids.max"),
     "cpu_quota": ("cpu", "cpu.cfs_quota_us", "cpu.max"),
+    "cpu_usage": ("cpuacct", "cpuacct.usage", "cpu.stat"),
 }
 
 
@@ -23,3 +24,11 @@ def cgroup_value(container_id: str, limit: str) -> str:
         if v2.exists():
             return v2.read_text().strip()
     raise FileNotFoundError(f"no cgroup file for {limit} of {container_id[:12]}")
+
+
+def cpu_ns(container_id: str) -> int:
+    """The CPU time the kernel counted for the container's cgroup, in nanoseconds."""
+    value = cgroup_value(container_id, "cpu_usage")
+    if value.isdigit():
+        return int(value)  # v1: nanoseconds
+    return int(dict(line.split() for line in value.splitlines())["usage_usec"]) * 1000

@@ -140,12 +140,48 @@ def test_a_version_1_ledger_is_migrated_keeping_its_rows_and_last_readings(tmp_p
     old.close()
     clock = Clock(1_800_000_030.0)
     ledger = Ledger(path, clock)
-    assert ledger.db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "2"
+    assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert "gpu_ns" not in [c[1] for c in ledger.db.execute("PRAGMA table_info(readings)")]
     assert ledger.record([reading(160.0, rx=9000)]) == 1  # counts from the reading version 1 kept
     [row] = ledger.usage("alice")
     assert row["cpu_seconds"] == pytest.approx(40 + 60) and row["rx_bytes"] == 1000 + 4000
     assert row["gpu_seconds"] == pytest.approx(7.0)
+
+
+def row_sums(ledger: Ledger, since: float, until: float) -> dict[str, float]:
+    """The reference: every row whose start is in the range, summed per instance (no daily totals)."""
+    found = ledger.db.execute("SELECT instance_id, SUM(cpu_ns), SUM(seconds), SUM(rx_bytes) FROM usage "
+                              "WHERE start >= ? AND start < ? GROUP BY instance_id", (since, until)).fetchall()
+    return {r[0]: (r[1] / 1e9, r[2], r[3]) for r in found}
+
+
+def test_daily_totals_give_the_same_sums_as_the_rows_for_any_range(tmp_path):
+    clock = Clock(1_800_000_000.0 - 7 * 3600)  # starts mid-day (UTC)
+    ledger = Ledger(str(tmp_path / "usage.db"), clock)
+    names = ("alice-p-1", "bob-p-2")
+    for step in range(3 * 24 * 12 + 40):  # three days and more of passes every 5 minutes
+        ledger.record([reading(step * 2.0 + (n == "bob-p-2"), rx=step * 7, name=n) for n in names])
+        clock.now += 300
+        if step % 200 == 0:
+            ledger.roll_up()
+    clock.now -= 7200  # a clock stepped back: later passes start before earlier ones
+    ledger.record([reading(3 * 24 * 12 * 2.0 + 500, name=n) for n in names])
+    last = clock.now
+    day = 86400
+    start = clock.now // day * day - 3 * day
+    ranges = [(0.0, None), (start, None), (start + 3600, None), (start + day, start + 2 * day), (start + 5, start + 7),
+              (start + day - 30, start + 3 * day + 123), (start, last - 1000), (start, last + 3600), (last - 600, None),
+              (start + 2 * day + 1, start + 2 * day + 1), (start + 2 * day, start + day)]
+    for since, until in ranges:
+        for owner in (None, "alice"):
+            got = {r["instance_id"]: (r["cpu_seconds"], r["seconds"], r["rx_bytes"])
+                   for r in ledger.usage(owner, since, until)}
+            want = {k: v for k, v in row_sums(ledger, since, until if until is not None else float("inf")).items()
+                    if owner is None or k.startswith(f"id-{owner}")}
+            assert got.keys() == want.keys(), (since, until, owner)
+            for key, values in want.items():
+                assert got[key] == pytest.approx(values), (since, until, owner, key)
+    assert ledger.usage(None, start, None)[0]["cpu_seconds"] > 0
 
 
 def test_a_ledger_from_a_newer_dockpool_is_refused(tmp_path):

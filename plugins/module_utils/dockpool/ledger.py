@@ -25,9 +25,10 @@ from typing import Any, Callable, Optional
 
 from .errors import DockpoolError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_GAP_S = 300.0  # the most time one pass integrates memory over (the watchdog runs every 30 s)
 RAW_FOR_S = 86400.0  # rows younger than this stay per pass; older ones are rolled up by hour
+DAY_S = 86400  # the daily totals' days: UTC, as the months budgets run over
 COUNTERS = ("cpu_ns", "read_bytes", "write_bytes", "rx_bytes", "tx_bytes")  # the kernel's, cumulative
 USED = COUNTERS + ("gpu_ns",)  # a row's sums: the counters' increase, and GPU time integrated from samples
 
@@ -37,6 +38,8 @@ def _columns(names: tuple[str, ...]) -> str:
 
 
 _KERNEL_1 = ("cpu_ns", "read_bytes", "write_bytes", "rx_bytes", "tx_bytes")  # migrations are history: never COUNTERS
+_USED_1 = _KERNEL_1 + ("gpu_ns",)
+_SUMS_1 = ("seconds", "memory_byte_seconds") + _USED_1
 MIGRATIONS: dict[int, tuple[str, ...]] = {  # version -> statements that make it from the one before
     1: ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "CREATE TABLE readings (instance_id TEXT PRIMARY KEY, started TEXT NOT NULL, at REAL NOT NULL, "
@@ -54,7 +57,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {  # version -> statements that make it
         f"INSERT INTO readings_2 SELECT instance_id, started, at, {', '.join(_KERNEL_1)} FROM readings",
         "DROP TABLE readings",
         "ALTER TABLE readings_2 RENAME TO readings"),
+    # Daily totals per instance, kept up to date by each pass, so a month's report sums a row a
+    # day (days by the start of each row, as a range selects rows); and the last pass's time,
+    # after which the day's total is whole
+    3: ("CREATE TABLE daily (instance_id TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, day INTEGER NOT NULL, "
+        "seconds REAL NOT NULL, memory_byte_seconds REAL NOT NULL, " + _columns(_USED_1) + ", PRIMARY KEY (instance_id, day))",
+        "CREATE INDEX daily_owner_day ON daily (owner, day)",
+        "CREATE INDEX usage_start ON usage (start)",
+        f"INSERT INTO daily SELECT instance_id, owner, name, CAST(start / {DAY_S} AS INTEGER), "
+        f"{', '.join(f'SUM({c})' for c in _SUMS_1)} FROM usage GROUP BY instance_id, CAST(start / {DAY_S} AS INTEGER)",
+        "INSERT INTO meta SELECT 'last_pass', COALESCE(MAX(start + seconds), 0) FROM usage"),
 }
+
+
+_SUMS = ("seconds", "memory_byte_seconds") + USED  # what a row and a day's total add up
+_ADD_TO_DAY = (f"INSERT INTO daily (instance_id, owner, name, day, {', '.join(_SUMS)}) VALUES (?, ?, ?, ?, "
+               f"{', '.join('?' * len(_SUMS))}) ON CONFLICT (instance_id, day) DO UPDATE SET "
+               + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS))
 
 
 class LedgerUnreadable(DockpoolError):
@@ -81,8 +100,8 @@ class Reading:
 
 class Ledger:
     def __init__(self, path: str, clock: Callable[[], float] = time.time, reader: bool = False) -> None:
-        """Open (and make or migrate) the ledger; ``reader``: only read it, as the API does (in the
-        state folder, which it owns), the watchdog being its one writer."""
+        """Open (and make or migrate) the ledger; ``reader``: only read it (and take an older one
+        forward), as the API does, the watchdog being its one writer of usage."""
         self.path, self.clock = path, clock
         self.backup_path = path + ".backup"
         try:
@@ -98,7 +117,7 @@ class Ledger:
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
             if reader:
-                self._version(self._tables())
+                self._migrate()  # a ledger the watchdog has not taken forward yet (its next pass would)
                 return
             self._migrate()
             _share(path)
@@ -120,11 +139,16 @@ class Ledger:
         return version
 
     def _migrate(self) -> None:
-        for target in range(self._version(self._tables()) + 1, SCHEMA_VERSION + 1):
+        """One version at a time, each in a transaction that reads the version first: the API and
+        the watchdog may both open an older ledger at once."""
+        while True:
             with self._transaction():
-                for statement in MIGRATIONS[target]:
+                version = self._version(self._tables())
+                if version >= SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version + 1]:
                     self.db.execute(statement)
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version + 1),))
 
     def _transaction(self) -> Any:
         return _Transaction(self.db)
@@ -151,7 +175,11 @@ class Ledger:
                                 f"{', '.join(USED)}) VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(USED))})",
                                 (reading.instance_id, reading.owner, reading.name, now - seconds, seconds,
                                  reading.memory_bytes * seconds, *used, round(reading.gpu_busy * seconds * 1e9)))
+                self.db.execute(_ADD_TO_DAY, (reading.instance_id, reading.owner, reading.name, int((now - seconds) // DAY_S),
+                                              seconds, reading.memory_bytes * seconds, *used,
+                                              round(reading.gpu_busy * seconds * 1e9)))
                 written += 1
+            self.db.execute("UPDATE meta SET value = MAX(CAST(value AS REAL), ?) WHERE key = 'last_pass'", (now,))
         return written
 
     def known(self) -> set[str]:
@@ -192,14 +220,27 @@ class Ledger:
         return self.backup_path
 
     def usage(self, owner: Optional[str] = None, since: float = 0.0, until: Optional[float] = None) -> list[dict[str, Any]]:
-        """Per instance (of ``owner``, or every one), what it used from ``since`` to ``until``."""
-        query = (f"SELECT owner, instance_id, name, SUM(seconds), SUM(memory_byte_seconds), "
-                 f"{', '.join(f'SUM({c})' for c in USED)} FROM usage WHERE start >= ? AND start < ?")
-        values: list[Any] = [since, until if until is not None else float("inf")]
-        if owner is not None:
-            query += " AND owner = ?"
-            values.append(owner)
-        rows = self.db.execute(query + " GROUP BY owner, instance_id ORDER BY owner, name", values).fetchall()
+        """Per instance (of ``owner``, or every one), what it used from ``since`` to ``until``: the
+        daily totals of the whole days in the range (and of the last one, when the range ends
+        after the last pass), and the rows of the part days at its ends."""
+        until = float("inf") if until is None else until
+        [(last_pass,)] = self.db.execute("SELECT CAST(value AS REAL) FROM meta WHERE key = 'last_pass'").fetchall()
+        first_day = min(-(-since // DAY_S), until // DAY_S)  # the first whole day in the range
+        if first_day * DAY_S >= until:
+            end_day = first_day  # no whole day: rows only
+        elif until > last_pass:
+            end_day = max(first_day, last_pass // DAY_S + 1)  # every row is before ``until``: each day is whole
+        else:
+            end_day = until // DAY_S
+        parts = [("daily", "day >= ? AND day < ?", (first_day, end_day)),
+                 ("usage", "start >= ? AND start < ?", (since, min(until, first_day * DAY_S))),
+                 ("usage", "start >= ? AND start < ?", (max(since, end_day * DAY_S), until))]
+        mine = "" if owner is None else " AND owner = ?"
+        query = " UNION ALL ".join(f"SELECT owner, instance_id, name, {', '.join(_SUMS)} FROM {table} WHERE {where}{mine}"
+                                   for table, where, _values in parts)
+        values = [v for _table, _where, bounds in parts for v in (*bounds, *([owner] if owner is not None else []))]
+        rows = self.db.execute(f"SELECT owner, instance_id, name, {', '.join(f'SUM({c})' for c in _SUMS)} FROM "
+                               f"({query}) GROUP BY owner, instance_id ORDER BY owner, name", values).fetchall()
         return [{"owner": r[0], "instance_id": r[1], "name": r[2], "seconds": r[3],
                  "cpu_seconds": r[5] / 1e9, "memory_gib_hours": r[4] / 1024**3 / 3600,
                  "read_bytes": r[6], "write_bytes": r[7], "rx_bytes": r[8], "tx_bytes": r[9], "gpu_seconds": r[10] / 1e9}
