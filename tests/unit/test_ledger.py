@@ -148,6 +148,24 @@ def test_a_version_1_ledger_is_migrated_keeping_its_rows_and_last_readings(tmp_p
     assert row["gpu_seconds"] == pytest.approx(7.0)
 
 
+def test_the_api_reading_a_ledger_the_watchdog_has_not_migrated_yet_takes_it_forward(tmp_path):
+    path = str(tmp_path / "usage.db")
+    old = sqlite3.connect(path, isolation_level=None)
+    for version in (1, 2):
+        for statement in MIGRATIONS[version]:
+            old.execute(statement)
+    old.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    old.execute("INSERT INTO usage VALUES ('id-alice-p-1', 'alice', 'alice-p-1', 1799999970.0, 30.0, 0, 0.0, "
+                "40000000000, 0, 0, 1000, 0, 0)")
+    old.close()
+    reader = Ledger(path, Clock(), reader=True)
+    assert reader.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    [row] = reader.usage("alice", 1_799_913_600.0)  # its day is whole in the range: read from the daily totals
+    assert row["cpu_seconds"] == pytest.approx(40.0) and row["rx_bytes"] == 1000
+    writer = Ledger(path, Clock())  # the watchdog's next pass finds it current
+    assert writer.usage("alice") == reader.usage("alice")
+
+
 def row_sums(ledger: Ledger, since: float, until: float) -> dict[str, float]:
     """The reference: every row whose start is in the range, summed per instance (no daily totals)."""
     found = ledger.db.execute("SELECT instance_id, SUM(cpu_ns), SUM(seconds), SUM(rx_bytes) FROM usage "
