@@ -93,14 +93,15 @@ def ledger_bytes(work: Path, instances: int, day_passes: int = DAY_PASSES) -> di
             "hourly_bytes_per_instance_day": rolled / instances}
 
 
-def month_of_passes(ledger: Any, clock: list[float], instances: int, now: float) -> None:
+def month_of_passes(ledger: Any, clock: list[float], instances: int, now: float, day_passes: int = DAY_PASSES) -> None:
     """What the watchdog writes in a month, pass by pass: 29 days of a pass an hour (one row an
-    instance and hour, as the roll-up leaves them), then the last day's passes every 30 s."""
+    instance and hour, as the roll-up leaves them), then the last day's ``day_passes`` (every 30 s)."""
     from dockpool.ledger import Reading
     from support.api_config import TOKENS
 
     owners = sorted(TOKENS)
-    moments = [now - 30 * 86400 + h * 3600 for h in range(29 * 24)] + [now - 86400 + p * 30 for p in range(DAY_PASSES)]
+    moments = [now - 30 * 86400 + h * 3600 for h in range(29 * 24)] + [now - 86400 + p * 86400 / day_passes
+                                                                         for p in range(day_passes)]
     for step, moment in enumerate(moments):
         clock[0] = moment
         ledger.record([Reading(f"id-{i}", owners[i % 3], f"{owners[i % 3]}-p-{i}", "g", 64 * 1024**2, cpu_ns=step * 10**8,
@@ -109,7 +110,7 @@ def month_of_passes(ledger: Any, clock: list[float], instances: int, now: float)
     ledger.roll_up()
 
 
-def usage_latency(work: Path, instances: int, queries: int) -> dict[str, Any]:
+def usage_latency(work: Path, instances: int, queries: int, day_passes: int = DAY_PASSES) -> dict[str, Any]:
     """GET /v1/usage on a real API process: a month of ``instances`` instances' passes, against an
     empty ledger."""
     from dockpool.ledger import Ledger
@@ -118,14 +119,15 @@ def usage_latency(work: Path, instances: int, queries: int) -> dict[str, Any]:
 
     now = time.time()
     result: dict[str, Any] = {"instances": instances}
+    clock = [now]
     for label, filled in (("empty", False), ("month", True)):
         folder = work / label
         folder.mkdir()
         settings = make_config(folder)
-        clock = [now]
+        clock[0] = now
         ledger = Ledger(settings["ledger_file"], lambda: clock[0])
         if filled:
-            month_of_passes(ledger, clock, instances, now)
+            month_of_passes(ledger, clock, instances, now, day_passes)
             result["rows"] = ledger.db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
         ledger.close()
         with api_process(folder, settings) as url:
@@ -154,7 +156,7 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = REPEATS, ledger_instances
     linear = max(per) <= 2 * min(per)
     cheap = max(per) <= 1.0
     return {"sizes": rows, "ledger": ledger_bytes(work, ledger_instances, day_passes),
-            "usage": usage_latency(work, usage_instances, queries),
+            "usage": usage_latency(work, usage_instances, queries, day_passes),
             "linear": linear, "cheap": cheap, "met": linear and cheap}
 
 
