@@ -71,6 +71,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {  # version -> statements that make it
 
 
 _SUMS = ("seconds", "memory_byte_seconds") + USED  # what a row and a day's total add up
+_ADD_ROW = (f"INSERT INTO usage (instance_id, owner, name, start, {', '.join(_SUMS)}) "
+            f"VALUES (?, ?, ?, ?, {', '.join('?' * len(_SUMS))})")
 _ADD_TO_DAY = (f"INSERT INTO daily (instance_id, owner, name, day, {', '.join(_SUMS)}) VALUES (?, ?, ?, ?, "
                f"{', '.join('?' * len(_SUMS))}) ON CONFLICT (instance_id, day) DO UPDATE SET "
                + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS))
@@ -171,13 +173,10 @@ class Ledger:
                 used = [value if restarted or value < old else value - old for value, old in zip(counters, before[2:])]
                 elapsed = now - before[1]
                 seconds = min(elapsed, MAX_GAP_S) if elapsed > 0 else 0.0
-                self.db.execute(f"INSERT INTO usage (instance_id, owner, name, start, seconds, memory_byte_seconds, "
-                                f"{', '.join(USED)}) VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(USED))})",
-                                (reading.instance_id, reading.owner, reading.name, now - seconds, seconds,
-                                 reading.memory_bytes * seconds, *used, round(reading.gpu_busy * seconds * 1e9)))
-                self.db.execute(_ADD_TO_DAY, (reading.instance_id, reading.owner, reading.name, int((now - seconds) // DAY_S),
-                                              seconds, reading.memory_bytes * seconds, *used,
-                                              round(reading.gpu_busy * seconds * 1e9)))
+                sums = (seconds, reading.memory_bytes * seconds, *used, round(reading.gpu_busy * seconds * 1e9))
+                self.db.execute(_ADD_ROW, (reading.instance_id, reading.owner, reading.name, now - seconds, *sums))
+                self.db.execute(_ADD_TO_DAY, (reading.instance_id, reading.owner, reading.name,
+                                              int((now - seconds) // DAY_S), *sums))
                 written += 1
             self.db.execute("UPDATE meta SET value = MAX(CAST(value AS REAL), ?) WHERE key = 'last_pass'", (now,))
         return written
@@ -195,7 +194,7 @@ class Ledger:
         """Merge the per-pass rows older than a day into one row per instance and hour, and back the
         ledger up when it did. Returns the rows merged."""
         cutoff = (self.clock() - RAW_FOR_S) // 3600 * 3600  # whole hours only
-        columns = ("seconds", "memory_byte_seconds") + USED
+        columns = _SUMS
         hour = "CAST(start / 3600 AS INTEGER)"
         with self._transaction():
             merged = self.db.execute("SELECT COUNT(*) FROM usage WHERE hourly = 0 AND start < ?", (cutoff,)).fetchone()[0]
