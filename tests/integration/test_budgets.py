@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ from dockpool_api.budgets import Budgets, month_end
 from dockpool_api.config import config_from_dict
 from dockpool_api.usage_report import UsageReport
 from support.api_config import TOKENS, make_config
-from support.api_process import api_process
+from support.api_process import api_process, free_port
 from support.cli import cli
 from support.waiting import until
 
@@ -174,3 +175,36 @@ def test_a_client_over_budget_gets_no_new_instance_and_her_running_one_is_stoppe
         assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
         shown = cli(home, "usage")
         assert shown.returncode == 0 and "cpu_hours" in shown.stdout and "spent" in shown.stdout, shown.stdout
+
+
+def test_dockpool_usage_adds_up_every_provider_logged_in_to_and_names_one_that_does_not_answer(tmp_path):
+    """Two real services, each over its own ledger (as its watchdog wrote it), and a third login
+    whose provider is gone: the CLI shows both providers' instances, their total, and a warning."""
+    with ExitStack() as stack:
+        urls = []
+        for n, cpu_hours in ((1, 0.5), (2, 0.25)):
+            folder = tmp_path / f"p{n}"
+            folder.mkdir()
+            settings = make_config(folder, provider_name=f"prov{n}", clients=CLIENTS,
+                                   packages={"tiny": {"budgets": {"cpu_hours": 1.0}}})
+            ledger = Ledger(settings["ledger_file"])
+            for cpu_s in (0.0, cpu_hours * 3600):
+                ledger.record([Reading(f"id-{n}", "alice", f"alice-prov{n}-1", "g1", GIB, cpu_ns=int(cpu_s * 1e9))])
+            urls.append(stack.enter_context(api_process(folder, settings)))
+        home = tmp_path / "client"
+        gone = f"http://127.0.0.1:{free_port()}"
+        for url in urls:
+            assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        settings_file = home / "dockpool" / "config.json"
+        saved = json.loads(settings_file.read_text())
+        saved["providers"][gone] = saved["providers"][urls[0]]  # logged in once; the provider has gone since
+        settings_file.write_text(json.dumps(saved))
+        shown = cli(home, "usage", "--json")
+        assert shown.returncode == 0, shown.stderr
+        answer = json.loads(shown.stdout)
+        assert sorted(r["url"] for r in answer["providers"]) == sorted(urls)
+        assert answer["total"]["cpu_seconds"] == pytest.approx(0.75 * 3600)
+        assert gone.split("//")[1] in shown.stderr  # the one that did not answer is named
+        table = cli(home, "usage")
+        assert "alice-prov1-1" in table.stdout and "alice-prov2-1" in table.stdout and "0.750" in table.stdout
+        assert table.stdout.count("cpu_hours") == 2  # each provider's budget line
