@@ -67,14 +67,5 @@ rm -f "$base_log"
 if [ "$mode" = dev ]; then
     .venv/bin/ansible-playbook playbooks/images.yml >/dev/null
     as_root .venv/bin/python scripts/host-runsc.py
-    # The tests' and benchmarks' instance ports (40000-46999) lie in the kernel's ephemeral
-    # range (32768-60999): an outgoing connection that happens to take one makes a create
-    # fail with 409 (seen once in CI, with a range of one port). The kernel hands out no
-    # reserved port as an ephemeral one; binding it on purpose still works.
-    reserved=$(cat /proc/sys/net/ipv4/ip_local_reserved_ports)
-    case ",$reserved," in
-        *,40000-46999,*) ;;
-        *) echo "${reserved:+$reserved,}40000-46999" | as_root tee /proc/sys/net/ipv4/ip_local_reserved_ports >/dev/null ;;
-    esac
 fi
 echo "setup done: Docker $(docker version --format '{{.Server.Version}}'), $(.venv/bin/ansible --version | head -1)"
