@@ -96,17 +96,20 @@ def test_a_gpu_hours_budget_is_spent_by_gpu_time_the_ledger_integrated(tmp_path)
                       UsageReport(str(tmp_path / "usage.db"), "p"), lambda: now[0])
     alice = config_from_dict(make_config(tmp_path, packages={"gpu": {"budgets": {"gpu_hours": 0.5}}},
                                          clients=[{**CLIENTS[0], "package": "gpu"}])).clients[0]
-    for step in range(12):  # two GPUs busy for a minute at a time: 2 GPU-minutes per pass
+    def two_gpus_busy() -> None:
         ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])
+
+    for step in range(12):  # two GPUs busy for a minute at a time: 2 GPU-minutes per pass
+        two_gpus_busy()
         now[0] += 60
         if step == 10:
             [gpu_budget] = budgets.status(alice)
             assert gpu_budget["budget"] == "gpu_hours" and gpu_budget["used"] == pytest.approx(20 / 60)
             assert not gpu_budget["warning"] and not gpu_budget["exhausted"]
-    ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])  # 24 GPU-minutes
+    two_gpus_busy()  # 24 GPU-minutes
     assert budgets.status(alice)[0]["warning"]
     now[0] += 180
-    ledger.record([Reading("id-1", "alice", "alice-p-1", "g1", GIB, gpu_busy=2.0)])  # 30: spent
+    two_gpus_busy()  # 30: spent
     with pytest.raises(Exception) as refused:
         budgets.check(alice, "a new instance")
     assert refused.value.http_status == 402 and "gpu_hours" in refused.value.message
@@ -119,9 +122,8 @@ def test_the_status_page_and_the_cli_show_a_warning_and_a_spent_budget_in_their_
     settings = make_config(tmp_path, clients=clients, packages={"tiny": {"budgets": {"cpu_hours": 1.0}},
                                                                 "roomy": {"budgets": {"cpu_hours": 2.0}}})
     ledger = Ledger(settings["ledger_file"])
-    for cpu_hours in (0.0, None):  # the first reading, then one pass later
-        ledger.record([Reading(f"id-{who}", who, f"{who}-p-1", "g1", GIB,
-                               cpu_ns=int((used if cpu_hours is None else 0.0) * 3600e9))
+    for share in (0.0, 1.0):  # the first reading, then one pass later with the CPU hours used
+        ledger.record([Reading(f"id-{who}", who, f"{who}-p-1", "g1", GIB, cpu_ns=int(share * used * 3600e9))
                        for who, used in (("alice", 1.2), ("bob", 1.8))])
     with api_process(tmp_path, settings) as url:
         for who, css, words in (("alice", "budget bad", "spent: no new instance until"), ("bob", "budget state-stopped", "resets")):

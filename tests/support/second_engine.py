@@ -13,6 +13,8 @@ from pathlib import Path
 
 import docker
 
+from .waiting import until
+
 NAME = "dockpool-engine2"
 SOCKET = f"/run/{NAME}/docker.sock"
 HOST = f"unix://{SOCKET}"
@@ -80,9 +82,5 @@ def restart() -> docker.DockerClient:
     has removed its pid file) and start it again; under live-restore its containers run on."""
     pidfile = Path(f"/run/{NAME}/docker.pid")
     os.kill(int(pidfile.read_text(encoding="ascii").strip()), signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while pidfile.exists():  # bounded
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the second engine did not stop; see /run/{NAME}/dockerd.log")
-        time.sleep(0.2)
+    until(lambda: not pidfile.exists(), 60, f"the second engine stopping (see /run/{NAME}/dockerd.log)")
     return ensure(())

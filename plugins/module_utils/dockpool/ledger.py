@@ -43,10 +43,10 @@ _SUMS_1 = ("seconds", "memory_byte_seconds") + _USED_1
 MIGRATIONS: dict[int, tuple[str, ...]] = {  # version -> statements that make it from the one before
     1: ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "CREATE TABLE readings (instance_id TEXT PRIMARY KEY, started TEXT NOT NULL, at REAL NOT NULL, "
-        + _columns(_KERNEL_1 + ("gpu_ns",)) + ")",
+        + _columns(_USED_1) + ")",
         "CREATE TABLE usage (instance_id TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
         "start REAL NOT NULL, seconds REAL NOT NULL, hourly INTEGER NOT NULL DEFAULT 0, "
-        "memory_byte_seconds REAL NOT NULL, " + _columns(_KERNEL_1 + ("gpu_ns",)) + ")",
+        "memory_byte_seconds REAL NOT NULL, " + _columns(_USED_1) + ")",
         "CREATE INDEX usage_owner_start ON usage (owner, start)",
         "CREATE INDEX usage_instance_start ON usage (instance_id, start)",
         "CREATE INDEX usage_raw_start ON usage (hourly, start)"),
@@ -118,11 +118,9 @@ class Ledger:
             [(check,)] = self.db.execute("PRAGMA quick_check").fetchall()[:1] or [("empty answer",)]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
-            if reader:
-                self._migrate()  # a ledger the watchdog has not taken forward yet (its next pass would)
-                return
-            self._migrate()
-            _share(path)
+            self._migrate()  # the API too: a ledger the watchdog has not taken forward yet (its next pass would)
+            if not reader:
+                _share(path)
         except sqlite3.DatabaseError as exc:
             raise LedgerUnreadable(
                 f"the usage ledger {path} cannot be read ({exc}); it was left as it is. Move it aside and copy the "
