@@ -5,7 +5,8 @@
 #   scripts/setup.sh sandbox  only what the sandbox needs (make sandbox): no
 #                             browser, no nginx, no test or benchmark tools, no
 #                             instance images on this machine's engine (the
-#                             sandbox provider builds its own)
+#                             sandbox provider builds its own); the developers'
+#                             tools (devtools/: the local fleet) are in both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-dev}
@@ -50,13 +51,16 @@ if [ ! -x .venv/bin/python ] || { [ "$have" != "$(digest "$requirements")" ] && 
     .venv/bin/pip install -q --upgrade pip
     # Bytecode is compiled on first import instead (halves the install: most of the bundle's files are never imported).
     .venv/bin/pip install -q --no-compile -r "$requirements"
-    # The two distributions, editable (they follow this checkout): the client (the core and the
-    # `dockpool` command) and the provider's service. This is how tests, benchmarks and scripts
-    # import the packages; nothing patches sys.path or PYTHONPATH for them.
-    .venv/bin/pip install -q --no-deps -e . -e ./provider
-    # Developers' tools (a test CA, a local fleet): development machines only.
-    if [ "$mode" = dev ]; then .venv/bin/pip install -q --no-deps -e ./devtools; fi
     digest "$requirements" >"$stamp"
+    requirements_changed=yes
+fi
+# The three distributions, editable (they follow this checkout): the client (the core and the
+# `dockpool` command), the provider's service, and the developers' tools (a test CA, the README's
+# local fleet), in both modes: the README's commands work after either. This is how tests,
+# benchmarks and scripts import the packages; nothing patches sys.path or PYTHONPATH for them.
+# Also when one is missing: a venv from an earlier sandbox setup had no developers' tools.
+if [ "${requirements_changed:-}" = yes ] || ! .venv/bin/python -c 'import dockpool, dockpool_api, dockpool_dev' 2>/dev/null; then
+    .venv/bin/pip install -q --no-deps -e . -e ./provider -e ./devtools
 fi
 
 wait "$base_pid" || { cat "$base_log"; exit 1; }
