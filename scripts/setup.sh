@@ -16,8 +16,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(docker.io mmdebstrap openssh-client python3-venv git make curl)
 # The tests' HTTPS front (the role's nginx template), the status page's browser tests, and
-# gVisor for the tests and benchmarks that run instances under both runtimes.
-[ "$mode" = dev ] && packages+=(nginx chromium runsc)
+# gVisor for the tests and benchmarks that run instances under both runtimes, and promtool
+# (Debian's prometheus package) for the suite's `promtool check metrics` on the served /metrics.
+[ "$mode" = dev ] && packages+=(nginx chromium runsc prometheus)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
