@@ -82,16 +82,46 @@ def counters(container_id: str, root: str = ROOT) -> Optional[Counters]:
         return None
 
 
-def network_bytes(pid: str, proc: str = "/proc") -> Optional[tuple[int, int]]:
-    """(bytes in, bytes out) of every interface but loopback in the network namespace of ``pid``."""
+def _interfaces(pid: str, proc: str) -> Optional[dict[str, tuple[int, int]]]:
+    """Interface -> (bytes in, bytes out) in the network namespace of ``pid``; None when it is gone."""
     try:
         lines = _read(os.path.join(proc, pid, "net", "dev")).splitlines()[2:]
     except OSError:
         return None
-    received = sent = 0
+    found = {}
     for line in lines:
         name, _sep, numbers = line.partition(":")
-        if name.strip() != "lo":
-            fields = numbers.split()
-            received, sent = received + int(fields[0]), sent + int(fields[8])
-    return received, sent
+        fields = numbers.split()
+        found[name.strip()] = (int(fields[0]), int(fields[8]))
+    return found
+
+
+def _parent(pid: str, proc: str) -> Optional[str]:
+    """The parent of ``pid`` (the field after the command, which may hold spaces and parentheses)."""
+    try:
+        return _read(os.path.join(proc, pid, "stat")).rsplit(")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return None
+
+
+def network_bytes(pids: list[str], proc: str = "/proc") -> Optional[tuple[int, int]]:
+    """(bytes in, bytes out) of every interface but loopback in the instance's own network
+    namespace, the one the engine made for it: that of the first process the runtime started
+    (its parent is outside the cgroup) whose namespace has an interface besides loopback. Under
+    runc that is the instance's init; under gVisor the cgroup's first process is runsc's gofer,
+    alone in an empty namespace (loopback only), and the sandbox, which carries the instance's
+    traffic, comes next. The tenant's own processes descend from those, so they can never point
+    the meter at a namespace of their own. None when no process is left (it stopped meanwhile)."""
+    members = set(pids)
+    counted: Optional[tuple[int, int]] = None
+    for pid in sorted(pids, key=int):
+        if _parent(pid, proc) in members:
+            continue
+        interfaces = _interfaces(pid, proc)
+        if interfaces is None:
+            continue
+        outside = [v for name, v in interfaces.items() if name != "lo"]
+        counted = (sum(v[0] for v in outside), sum(v[1] for v in outside))
+        if outside:
+            return counted
+    return counted  # no interface but loopback (an instance without a network): (0, 0)

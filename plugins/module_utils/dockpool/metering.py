@@ -5,7 +5,9 @@ GPU time from NVML's per-process samples (gpus.py, the seam where tests fake the
 
 It rides on the watchdog's pass, which already lists every instance once (one engine call)
 every 30 s as root; reading a few cgroup files and /proc/PID/net/dev per instance adds no
-engine call. A stopped instance uses nothing and has no cgroup: it has no row for that pass.
+engine call. The network's bytes are those of the instance's own namespace, under runc and
+gVisor alike (cgroups.network_bytes says how it is found). A stopped instance uses nothing
+and has no cgroup: it has no row for that pass.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def readings(entries: list[dict[str, Any]], nvml: Any = None) -> list[Reading]:
             continue
         counted = counters(entry["id"])
         pids = pids_of(entry["id"])
-        network = network_bytes(pids[0]) if pids else None
+        network = network_bytes(pids) if pids else None
         if counted is None or network is None:
             continue  # it stopped meanwhile
         found.append(Reading(entry["id"], entry["owner"] or "", entry["name"], counted.generation, counted.memory_bytes,
