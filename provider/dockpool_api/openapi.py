@@ -192,14 +192,15 @@ def _service_paths() -> dict:
                                                        **_errors(401, 429, 503)})},
         "/v1/drain": {
             "get": _op("Is this provider draining (taking no new instance)?", {"200": _json(_DRAIN), **_errors(401, 429)}),
-            "put": _op("Start or end draining (admin): while it lasts, creations and moves in answer 409",
+            "put": _op("Start or end draining (an admin, or the operator's local credential from the provider "
+                       "itself): while it lasts, creations and moves in answer 409",
                        {"200": _json(_DRAIN), **_errors(400, 401, 429)}, secured=True,
                        requestBody={"required": True, "content": {"application/json": {"schema": {
                            "type": "object", "required": ["draining"], "additionalProperties": False,
                            "properties": {"draining": {"type": "boolean"}}}}}}),
         },
         "/v1/drain/moves": {"post": _op(
-            "Move every instance to other members of the fleet that take it (admin, while draining); each moved "
+            "Move every instance to other members of the fleet that take it (as PUT /v1/drain, while draining); each moved "
             "one with where it went and how long its client was cut off, each that fits nowhere with the reasons",
             {"200": _json({"type": "object", "required": ["moved", "stayed"], "properties": {
                 "moved": {"type": "array"}, "stayed": {"type": "array"}}}), **_errors(401, 409, 429, 503)},

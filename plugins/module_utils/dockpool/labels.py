@@ -16,7 +16,7 @@ from .cputopology import parse_cpulist
 from .desktop import desktop_view
 from .errors import InvalidInput
 from .spec import REQUEST_FIELDS, InstanceSpec
-from .validation import key_material, validate_public_key
+from .validation import key_fingerprint, key_material, validate_public_key
 
 PREFIX = "dockpool."
 MANAGED_BY = PREFIX + "managed-by"
@@ -186,6 +186,7 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
     ports = published_ports(labels)
     ssh_port = next((p for p in ports if p.container_port == 22 and p.protocol == "tcp"), None)
     user = labels.get(SSH_USER, "root")
+    key = record_key_material(record)
     return {
         "id": record.id,
         "name": labels.get(NAME, record.name),
@@ -204,6 +205,8 @@ def instance_view(record: Record, ssh_host: str, shared_cpuset: str) -> dict[str
             "host": ssh_host,
             "port": ssh_port.host_port,
             "command": f"ssh -p {ssh_port.host_port} {user}@{ssh_host}",
+            # Which of the client's keys logs in (as `ssh-keygen -l` prints it), so a client can tell.
+            "key_fingerprint": key_fingerprint(key) if key else None,
         },
         "ports": [asdict(p) for p in ports],
         "desktop": desktop_view(ports, ssh_host),
