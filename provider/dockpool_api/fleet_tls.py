@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import IO, Any, Callable, Optional, Union
+from urllib.parse import quote, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from dockpool.addresses import family
@@ -123,11 +124,23 @@ class _Connection(http.client.HTTPSConnection):
         check_name(self.sock, self.expected)
 
 
+def route_path(*segments: str) -> str:
+    """The path of a fleet route: each segment quoted whole, so that no value (an id a client
+    sent, a name) can add a segment, climb one (``..``), or end the path (``?``, ``#``, spaces,
+    line breaks). Every call to a member is built here, and ``request`` takes nothing else."""
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(f"a fleet path segment may not be empty, '.' or '..': {segments!r}")
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
 def request(context: ssl.SSLContext, address: str, port: int, name: str, method: str, path: str,
             body: Optional[Union[bytes, IO[bytes]]] = None, headers: Optional[dict[str, str]] = None,
             timeout: float = 30.0) -> http.client.HTTPResponse:
     """One request to the member ``name`` at address:port over mutual TLS; the answer is read as a
-    stream by the caller (who closes it). Raises OSError (ssl.SSLError, WrongPeer included)."""
+    stream by the caller (who closes it). Raises OSError (ssl.SSLError, WrongPeer included); a
+    ``path`` that ``route_path()`` would not have built is a ValueError, before anything is sent."""
+    if not path.startswith("/") or _rebuilt(path) != path:
+        raise ValueError(f"not a fleet path built by route_path(): {path[:100]!r}")
     connection = _Connection(address, port, context, name, timeout)
     try:
         connection.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
@@ -135,6 +148,13 @@ def request(context: ssl.SSLContext, address: str, port: int, name: str, method:
     except BaseException:
         connection.close()
         raise
+
+
+def _rebuilt(built: str) -> str:
+    try:
+        return route_path(*(unquote(segment) for segment in built[1:].split("/")))
+    except ValueError:
+        return ""
 
 
 class _Handler(WSGIRequestHandler):

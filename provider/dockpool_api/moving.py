@@ -47,6 +47,9 @@ from .move_journal import MoveJournal
 
 log = logging.getLogger("dockpool.api")
 GRANT_SECONDS = 600.0
+# What Grants.issue makes (secrets.token_hex(8), secrets.token_urlsafe(32)): a move request carries nothing else.
+MOVE_ID = re.compile(r"^[0-9a-f]{16}$")
+GRANT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SETTLE_RETRY = 2.0  # seconds between asking a target what became of a move whose answer was lost
 SNAPSHOT_MARGIN = 64 * 1024**2  # the tar's headers over the files' own sizes
 
@@ -270,7 +273,7 @@ class Mover:
 
         @contextmanager
         def fetched() -> Iterator[Iterable[bytes]]:
-            answer = self.call_member(source, "GET", f"/v1/exports/{body['export']}", body["secret"], timeout=120)
+            answer = self.call_member(source, "GET", fleet_tls.route_path("v1", "exports", body["export"]), body["secret"], timeout=120)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
@@ -326,8 +329,10 @@ class Mover:
         if not isinstance(body, dict) or set(body) != {"target", "move", "grant"}:
             raise InvalidInput("the body is {target, move, grant}: the target provider's name, and the move and "
                                "grant it gave", "body")
+        move_id = _matching(body, "move", MOVE_ID, "the move's id the target gave (16 hexadecimal digits)")
+        token = _matching(body, "grant", GRANT_TOKEN, "the grant the target gave (43 characters of base64url)")
         target = self._member(body["target"], "target")  # first: a target no member is refused before a lookup
-        return self.transfer(client, self.services.find(client, ref), target, str(body["move"]), str(body["grant"]))
+        return self.transfer(client, self.services.find(client, ref), target, move_id, token)
 
     def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:
         """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is
@@ -371,7 +376,7 @@ class Mover:
               secret: str) -> dict[str, Any]:
         """Tell the target to fetch the export; the instance it made. Its answer lost: what it says it made."""
         try:
-            status, text = self.ask_member(target, "POST", f"/v1/moves/{move_id}/pull", token,
+            status, text = self.ask_member(target, "POST", fleet_tls.route_path("v1", "moves", move_id, "pull"), token,
                                            {"export": grant.id, "snapshot": moves.snapshot_ref(name, grant.id),
                                             "secret": secret}, timeout=3600, most=1024**2)
         except OSError as exc:
@@ -400,7 +405,7 @@ class Mover:
             if member is None or self.services.fleet_context is None:
                 continue
             try:
-                status, text = self.ask_member(member, "GET", f"/v1/fleet/moves/{export_id}", "", timeout=10)
+                status, text = self.ask_member(member, "GET", fleet_tls.route_path("v1", "fleet", "moves", export_id), "", timeout=10)
             except OSError:
                 continue
             if status == 404:
@@ -476,6 +481,14 @@ class Mover:
         """Whether a move is streaming this instance's filesystem, or is in doubt (it must stay
         stopped until the move ends)."""
         return self.grants.moving(container_id) or self.journal.held(container_id) is not None
+
+
+def _matching(body: dict[str, Any], field_name: str, pattern: re.Pattern[str], what: str) -> str:
+    """A value the client copies from the target's answer, checked before anything is stopped."""
+    value = body[field_name]
+    if not isinstance(value, str) or not pattern.fullmatch(value):  # fullmatch: "$" lets a final "\n" through
+        raise InvalidInput(f"{field_name}: must be {what}, as POST /v1/moves on the target answered it", field_name)
+    return value
 
 
 def error_of(text: bytes) -> str:

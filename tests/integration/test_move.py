@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dockpool.moves import MOVE_LABEL
+from dockpool.moves import MOVE_LABEL, move_request
 from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
 from support.ssh import make_keypair, ssh_run
@@ -154,3 +154,30 @@ def test_the_target_dying_mid_transfer_leaves_the_source_running_and_nothing_on_
         target.start()  # after its restart: no half-made instance or image
         assert snapshots(engine2) == []
         assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
+
+
+# Values a move request never carries (issue 34, item 15): each used to stop and restart the
+# instance and answer 500, and the last reached the target as /v1/moves/../../fleet/exchange/pull.
+UNFIT_MOVE_VALUES = [("move", "a b"), ("move", "abc\r\nX-Evil: 1"), ("grant", "g\r\nX-Evil: 1"),
+                     ("move", "..%2F..%2Ffleet%2Fexchange"), ("move", "../../fleet/exchange"), ("grant", 7)]
+
+
+def test_move_values_outside_their_pattern_are_refused_before_the_instance_stops(tmp_path, keypair, engine, cleanup):
+    with two_providers(tmp_path) as (source, target, engine2):
+        home, name, view = client_with_instance(tmp_path, keypair, engine)
+        started = engine.containers.get(view["id"]).attrs["State"]["StartedAt"]
+        alice = {"Authorization": f"Bearer {TOKENS['alice']}"}
+        offer = requests.post(f"{TARGET}/v1/moves", headers=alice, timeout=60,
+                              json={**move_request(view, keypair[1]), "source": "source"})
+        assert offer.status_code == 201, offer.text
+        good = {"target": "target", "move": offer.json()["id"], "grant": offer.json()["grant"]}
+        for field, value in UNFIT_MOVE_VALUES + [("move", good["move"] + "\n"), ("grant", good["grant"] + "\n")]:
+            answer = requests.post(f"{SOURCE}/v1/instances/{name}/move", json={**good, field: value}, headers=alice,
+                                   timeout=60)
+            assert answer.status_code == 400 and answer.json()["field"] == field, (field, value, answer.text)
+        still = engine.containers.get(view["id"])
+        assert still.status == "running" and still.attrs["State"]["StartedAt"] == started  # never stopped
+        # The target was never told anything: its grant is untouched, and moves the instance still.
+        assert requests.get(f"{TARGET}/v1/moves/{good['move']}", headers=alice, timeout=10).json()["state"] == "granted"
+        moved = requests.post(f"{SOURCE}/v1/instances/{name}/move", json=good, headers=alice, timeout=600)
+        assert moved.status_code == 200 and moved.json()["instance"]["name"] == "alice-target-1", moved.text
