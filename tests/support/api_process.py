@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import requests
 
@@ -35,8 +36,10 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run ``python -m dockpool_api`` with ``settings``; yields its base URL, stops it afterwards."""
+def api_process(directory: Path, settings: dict, host: str = "127.0.0.1",
+                env: Optional[dict[str, str]] = None) -> Iterator[str]:
+    """Run ``python -m dockpool_api`` with ``settings`` (and ``env`` over this process's environment);
+    yields its base URL, stops it afterwards."""
     port = settings.get("port") or free_port(host)
     config = directory / f"api-{host}-{port}.json"
     config.write_text(json.dumps({"listen": host, "port": port, **settings}))
@@ -44,7 +47,7 @@ def api_process(directory: Path, settings: dict, host: str = "127.0.0.1") -> Ite
         update_policy(settings["policy_file"], defaults={"public_address": host})
     log = open(directory / f"api-{host}-{port}.log", "w")  # closed below
     proc = subprocess.Popen([sys.executable, "-m", "dockpool_api", "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://{host}:{port}"
     try:
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from dockpool.errors import InvalidInput
-from dockpool.membership import Membership, Signer, signature_valid
-from dockpool.peers import validate_entry
+from dockpool.membership import Membership, Signer, signature_valid, signed_bytes
+from dockpool.peers import FIELDS, validate_entry
 
 EXPIRY = 30.0
 
@@ -263,3 +263,27 @@ def test_this_provider_signs_its_drain_when_it_changes(tmp_path):
     me.renew()
     own = me.table()["ip_address"][0]
     assert own["dockpool"]["draining"] is True and signature_valid(own)
+
+
+def test_p2prc_s_tables_of_either_age_are_read_and_typed_as_its_current_client_decodes():
+    """P2PRC's IpAddress since April 2025: NAT and ProxyServer booleans, Latency a time.Duration (an
+    integer of ns), CustomInformation a string that Go may write as null; its older tables spell the
+    flags "True"/"False". Fields it may add are dropped, as Go's decoder drops them."""
+    current = validate_entry({"IPV4": "192.0.2.9", "ServerPort": "8088", "NAT": True, "ProxyServer": True,
+                              "Latency": 48211873, "CustomInformation": None, "CustomInformationKey": "x"})
+    older = validate_entry({"IPV4": "192.0.2.9", "ServerPort": "8088", "NAT": "True", "ProxyServer": "False",
+                            "Latency": 1.5, "Country": {"nested": [1]}})
+    assert (current["NAT"], current["ProxyServer"], current["Latency"], current["CustomInformation"]) == (True, True, 48211873, "")
+    assert (older["NAT"], older["ProxyServer"], older["Latency"]) == (True, False, 2)
+    assert set(current) == set(older) == set(FIELDS)
+    with pytest.raises(InvalidInput) as refused:
+        validate_entry({"IPV4": "192.0.2.9", "ServerPort": "8088", "Latency": 2**63})
+    assert refused.value.field == "ip_address[0].Latency"
+
+
+def test_a_member_s_signature_covers_its_flags_as_providers_before_booleans_signed_them(tmp_path):
+    """A fleet upgraded one provider at a time: the old spelling and the new one sign the same bytes."""
+    as_text = validate_entry({"Name": "p", "IPV4": "192.0.2.9", "ServerPort": "8088", "NAT": "True"})
+    as_bool = validate_entry({"Name": "p", "IPV4": "192.0.2.9", "ServerPort": "8088", "NAT": True})
+    assert signed_bytes(as_text, 1, "k", 8444) == signed_bytes(as_bool, 1, "k", 8444)
+    assert b'"NAT":"True"' in signed_bytes(as_bool, 1, "k", 8444) and b'"ProxyServer":"False"' in signed_bytes(as_bool, 1, "k", 8444)

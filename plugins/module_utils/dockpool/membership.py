@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional
 
 from .atomicfile import read_json, write_json
 from .errors import Busy, InvalidInput
-from .peers import FIELDS, NetworkRule, peer_key, validate_table, verify_peer
+from .peers import FIELDS, FLAGS, NetworkRule, peer_key, validate_table, verify_peer
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -56,6 +56,9 @@ def signed_bytes(entry: dict[str, Any], version: int, key: str, fleet_port: int,
     """What a signature covers: the P2PRC fields (normalised), the version, the key, the fleet port,
     and whether the provider is draining (only when it is: an entry without it reads as before)."""
     fields = {name: entry[name] for name in FIELDS}
+    # Signed in the spelling providers signed before flags became booleans, so that members of
+    # both versions keep verifying each other while a fleet is upgraded one provider at a time.
+    fields.update({name: "True" if entry[name] else "False" for name in FLAGS})
     signed: list[Any] = [fields, version, key, fleet_port] + ([{"draining": True}] if draining else [])
     return json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
 

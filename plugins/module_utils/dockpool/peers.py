@@ -25,8 +25,12 @@ log = logging.getLogger("dockpool.peers")
 
 _TEXT = {"Name": 64, "MachineUsername": 64, "EscapeImplementation": 32, "PublicKey": 16384, "CustomInformation": 1024}
 _PORTS = ("ServerPort", "UDPServerPort", "BareMetalSSHPort")
-_FLAGS = ("NAT", "ProxyServer")  # P2PRC writes these as "True"/"False"
-_NUMBERS = ("Latency", "Download", "Upload")
+# Booleans in P2PRC's IpAddress since April 2025; its older tables (and its shipped
+# p2p/ip_table.json) write "True"/"False". Both are read; booleans are answered.
+FLAGS = ("NAT", "ProxyServer")
+_FLAG_TEXT = {"true": True, "false": False, "": False}
+_NUMBERS = ("Download", "Upload")  # float64 in P2PRC
+MAX_DURATION = 2**63 - 1  # Latency is a Go time.Duration: an int64 of ns, which its decoder takes only whole
 FIELDS = ("Name", "MachineUsername", "IPV4", "IPV6", "Latency", "Download", "Upload", "ServerPort", "UDPServerPort",
           "BareMetalSSHPort", "NAT", "EscapeImplementation", "ProxyServer", "UnSafeMode", "PublicKey", "CustomInformation")
 _MAX_HEAD = 16384  # bytes of status line and headers accepted from a peer
@@ -38,16 +42,15 @@ def _error(index: int, key: str, problem: str) -> InvalidInput:
 
 
 def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
-    """One P2PRC peer entry, normalised: every field present, typed and bounded; a dockpool
-    provider's entry also carries its signed membership record (see membership.py)."""
+    """One P2PRC peer entry, normalised: every field present, typed (as P2PRC's Go client decodes
+    them) and bounded; a dockpool provider's entry also carries its signed membership record
+    (see membership.py). Fields P2PRC may add are dropped, as Go's decoder drops them."""
     if not isinstance(entry, dict):
         raise InvalidInput(f"ip_address[{index}]: must be an object", f"ip_address[{index}]")
-    unknown = sorted(set(entry) - set(FIELDS) - {"dockpool"})
-    if unknown:
-        raise _error(index, unknown[0], f"unknown field; allowed: {', '.join(FIELDS)}")
     out: dict[str, Any] = {}
     for key, limit in _TEXT.items():
-        value = entry.get(key, "")
+        value = entry.get(key)
+        value = "" if value is None else value  # Go writes a null string as null, and reads it as ""
         if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value if key != "PublicKey"):
             raise _error(index, key, f"must be text of at most {limit} characters")
         out[key] = value
@@ -62,16 +65,13 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
         out[key] = value
     if not out["ServerPort"]:
         raise _error(index, "ServerPort", "the peer's API port is required")
-    for key in _NUMBERS:
+    for key, high in (("Latency", MAX_DURATION), *((k, 10**18) for k in _NUMBERS)):
         value = entry.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > 1e18:
-            raise _error(index, key, "must be a number from 0")
-        out[key] = value
-    for key in _FLAGS:
-        value = entry.get(key, "False")
-        if not (isinstance(value, bool) or (isinstance(value, str) and value in ("True", "False", ""))):
-            raise _error(index, key, 'must be "True" or "False"')  # and not 0 or 1, which equal False and True
-        out[key] = "True" if value is True or value == "True" else "False"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise _error(index, key, f"must be a number from 0 to {high}")
+        out[key] = round(value) if key == "Latency" else value
+    for key in FLAGS:
+        out[key] = _flag(entry.get(key, False), index, key)
     unsafe = entry.get("UnSafeMode", False)
     if not isinstance(unsafe, bool):
         raise _error(index, "UnSafeMode", "must be true or false")
@@ -79,6 +79,15 @@ def validate_entry(entry: Any, index: int = 0) -> dict[str, Any]:
     if "dockpool" in entry:
         out["dockpool"] = _record(entry["dockpool"], index)
     return out
+
+
+def _flag(value: Any, index: int, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _FLAG_TEXT:
+        return _FLAG_TEXT[value.lower()]
+    # and not 0 or 1, which equal False and True
+    raise _error(index, key, 'must be true or false (or P2PRC\'s older "True" or "False")')
 
 
 def _record(record: Any, index: int) -> dict[str, Any]:
@@ -124,8 +133,9 @@ def _address(value: Any, version: int, index: int, key: str) -> str:
 
 
 def validate_table(data: Any, max_entries: int) -> list[dict[str, Any]]:
-    if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list) or set(data) != {"ip_address"}:
-        raise InvalidInput('the peer table must be an object with an "ip_address" list and nothing else', "ip_address")
+    """A table's entries; other keys are ignored, as P2PRC's decoder ignores them."""
+    if not isinstance(data, dict) or not isinstance(data.get("ip_address"), list):
+        raise InvalidInput('the peer table must be an object with an "ip_address" list', "ip_address")
     if len(data["ip_address"]) > max_entries:
         raise InvalidInput(f"ip_address: at most {max_entries} peers may be sent", "ip_address", {"max": max_entries})
     return [validate_entry(entry, i) for i, entry in enumerate(data["ip_address"])]
