@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import waitress
 from bottle import Bottle
 
 app = Bottle()
@@ -16,8 +15,10 @@ def constant() -> dict:
 
 
 if __name__ == "__main__":
-    from dockpool_api.__main__ import server_settings  # the very settings the API runs with
+    from dockpool_api.__main__ import server_settings  # the very settings and server the API runs with
     from dockpool_api.config import ApiConfig
+    from dockpool_api.plain_listener import PlainServer
 
-    settings = server_settings(ApiConfig(listen="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2])))
-    waitress.serve(app, **{**settings, "ident": "bare"})
+    config = ApiConfig(listen="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]))
+    PlainServer(app, config.connections_per_source, config.header_timeout,
+                **{**server_settings(config), "ident": "bare"}).run()

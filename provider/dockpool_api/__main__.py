@@ -10,13 +10,11 @@ import logging
 import sys
 from typing import Optional
 
-import waitress
-
 from dockpool import moves
 from dockpool.errors import DockpoolError
 from dockpool.usage import run_pass, usage_readable
 
-from . import fleet_tls
+from . import fleet_tls, plain_listener
 from .app import make_app
 from .config import ApiConfig, load_config
 from .services import Services
@@ -49,7 +47,7 @@ def server_settings(config: ApiConfig) -> dict:
         "host": config.listen, "port": config.port, "threads": config.threads, "ident": "dockpool",
         "max_request_body_size": config.max_upload_bytes + mib, "clear_untrusted_proxy_headers": True,
         "send_bytes": mib, "recv_bytes": mib, "outbuf_overflow": 8 * mib, "outbuf_high_watermark": 16 * mib,
-        "inbuf_overflow": 8 * mib,
+        "inbuf_overflow": 8 * mib, **plain_listener.settings(),
     }
 
 
@@ -90,7 +88,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     rebuild_usage(services)
     # Bind before announcing: a bootstrap peer verifies us by calling back at once.
     app = make_app(config, services)
-    server = waitress.create_server(app, **server_settings(config))
+    server = plain_listener.PlainServer(app, config.connections_per_source, config.header_timeout,
+                                        **server_settings(config))
     if services.fleet is not None:
         fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
     services.gossip.start()

@@ -43,6 +43,8 @@ class ApiConfig:
     listen: str = "127.0.0.1"
     port: int = 8088
     threads: int = 8
+    connections_per_source: int = 32  # the plain listener's, per client address (plain_listener.py)
+    header_timeout: float = 10.0  # seconds a request's header may take to arrive whole
     provider_name: str = "provider"
     jump_user: str = "iaas-client"
     jump_port: int = 22000
@@ -185,6 +187,17 @@ def _replicas(values: dict[str, Any]) -> None:
         raise InvalidInput(f"replica_all: {values['replica_all']!r} is not true or false", "replica_all")
 
 
+def _listener(values: dict[str, Any]) -> None:
+    per_source = values.get("connections_per_source", ApiConfig.connections_per_source)
+    if type(per_source) is not int or not 1 <= per_source <= 1000:
+        raise InvalidInput(f"connections_per_source: {per_source!r} is not a whole number from 1 to 1000",
+                           "connections_per_source")
+    header = values.get("header_timeout", ApiConfig.header_timeout)
+    if isinstance(header, bool) or not isinstance(header, (int, float)) or not 1 <= header <= 300:
+        raise InvalidInput(f"header_timeout: {header!r} is not a number of seconds from 1 to 300", "header_timeout")
+    values["header_timeout"] = float(header)
+
+
 def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     values = dict(data)
     known = set(ApiConfig.__dataclass_fields__) - {"peer_rule"} | {"peer_networks", "peer_deny_networks"}
@@ -213,6 +226,7 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     values["peer_rule"] = NetworkRule(allow, deny)
     _gossip(values)
     _replicas(values)
+    _listener(values)
     try:
         _fleet(values)
     except ValueError as exc:

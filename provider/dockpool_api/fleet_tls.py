@@ -8,8 +8,10 @@ its ``provider_name``: a provider that changes address stays the same member.
 The listener runs in the API's own process, so the caller's verified name comes from the
 TLS socket the request arrived on (``FLEET_PEER`` in the WSGI environ, which no HTTP header
 can set), never from a header a front could forget to clear. It serves only the fleet's
-routes (access.py refuses the rest there), at most ``CONNECTIONS`` connections at once,
-each with a bounded handshake.
+routes (access.py refuses the rest there), at most ``CONNECTIONS`` members' connections at once.
+A connection takes one of those slots only once its handshake has proved a fleet certificate;
+before that it holds one of ``HANDSHAKES`` (at most ``HANDSHAKES_PER_SOURCE`` from one address)
+for ``HANDSHAKE_SECONDS`` at most, so bare connections from one source cannot shut members out.
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ from dockpool.errors import InvalidInput
 
 log = logging.getLogger("dockpool.fleet")
 FLEET_PEER = "dockpool.fleet_peer"  # environ key: the verified common name of the calling provider
-CONNECTIONS = 16  # fleet connections served at once; more are closed at once
-HANDSHAKE_SECONDS = 5.0
+CONNECTIONS = 16  # members' connections served at once; more are closed at once
+HANDSHAKES = 64  # handshakes under way at once, from anyone
+HANDSHAKES_PER_SOURCE = 4  # of those, from one address (a member opens one connection per request)
+HANDSHAKE_SECONDS = 3.0
 IO_SECONDS = 120.0
 
 
@@ -168,6 +172,28 @@ class _Handler(WSGIRequestHandler):
         log.debug("%s %s", self.client_address[0], format % args)
 
 
+class Handshakes:
+    """Handshakes under way, at most ``total`` and ``per_source`` from one address."""
+
+    def __init__(self, total: int, per_source: int) -> None:
+        self.total, self.per_source = total, per_source
+        self._lock = threading.Lock()
+        self._by_source: dict[str, int] = {}
+
+    def take(self, source: str) -> bool:
+        with self._lock:
+            if sum(self._by_source.values()) >= self.total or self._by_source.get(source, 0) >= self.per_source:
+                return False
+            self._by_source[source] = self._by_source.get(source, 0) + 1
+            return True
+
+    def give(self, source: str) -> None:
+        with self._lock:
+            left = self._by_source.pop(source) - 1
+            if left:
+                self._by_source[source] = left
+
+
 class FleetServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -176,30 +202,36 @@ class FleetServer(ThreadingMixIn, WSGIServer):
         self.address_family = family(address[0])
         self.context = context
         self._slots = threading.BoundedSemaphore(CONNECTIONS)
+        self._handshakes = Handshakes(HANDSHAKES, HANDSHAKES_PER_SOURCE)
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # as many as it serves: the next one tries again
+        if not self._handshakes.take(client_address[0]):
+            self.shutdown_request(request)  # one source's connections beyond its share: closed at once
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._handshakes.give(client_address[0])
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def _handshake(self, request: Any, client_address: Any) -> Optional[ssl.SSLSocket]:
+        """The request's TLS socket once a fleet certificate is proved, or None; frees its handshake."""
         request.settimeout(HANDSHAKE_SECONDS)
         try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError) as exc:  # no certificate, an unknown CA, a port scan
+            return self.context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError) as exc:  # no certificate, an unknown CA, a port scan, silence
             log.info("fleet connection from %s refused: %s", client_address[0], exc)
+            return None
+        finally:
+            self._handshakes.give(client_address[0])
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        tls = self._handshake(request, client_address)
+        if tls is None:
+            return
+        if not self._slots.acquire(blocking=False):  # as many members as it serves: the next one tries again
+            tls.close()
             return
         try:
             tls.settimeout(IO_SECONDS)
@@ -208,6 +240,7 @@ class FleetServer(ThreadingMixIn, WSGIServer):
         except (OSError, ssl.SSLError):
             pass  # the other end went first
         finally:
+            self._slots.release()
             tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -15,11 +15,13 @@ from typing import Iterator, Optional
 
 import jinja2
 import requests
+import yaml
 
 from .api_process import free_port
 from .paths import ROOT
 
 TEMPLATE = ROOT / "roles" / "provider_api" / "templates" / "nginx.conf.j2"
+ROLE_DEFAULTS = yaml.safe_load((ROOT / "roles" / "provider_api" / "defaults" / "main.yml").read_text())
 
 
 @dataclass
@@ -66,7 +68,8 @@ def render(directory: Path, api_port: int, tls_port: int, cert: Path, key: Path,
         ansible_managed="rendered by tests/support/tls_front.py", provider_api_tls_port=tls_port,
         provider_api__upstream=f"{api_host}:{api_port}", provider_api__nginx_user="www-data",
         provider_api__tls_cache_dir=str(directory), provider_api__tls_pid_file=str(directory / "nginx.pid"), provider_api__tls_certificate_path=str(cert),
-        provider_api__tls_key_path=str(key), provider_api_max_upload_bytes=max_upload)
+        provider_api__tls_key_path=str(key), provider_api_max_upload_bytes=max_upload,
+        **{name: ROLE_DEFAULTS[name] for name in ("provider_api_connections_per_source", "provider_api_header_timeout")})
     conf = directory / "nginx.conf"
     conf.write_text(text)
     return conf

@@ -1,0 +1,100 @@
+"""One unauthenticated source must not lock others out (issue 34, items 10 and 11): floods from one
+loopback address (tests/support/floods.py, bounded in count and time) against the real API on its
+plain port and behind the role's nginx front, and against a real provider's fleet listener, while a
+real client from another address keeps being served."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from dockpool_api import fleet_tls
+from support.api_config import TOKENS, make_config
+from support.api_process import api_process, free_port
+from support.floods import Probes, flood, probe
+from support.tls_front import tls_front
+from support.two_providers import FLEET_PORT, two_providers
+
+
+def test_a_slowloris_on_the_plain_port_leaves_healthz_answering(tmp_path, figures):
+    port = free_port()
+    with api_process(tmp_path, make_config(tmp_path, listen="0.0.0.0", port=port)):
+        with flood("127.0.0.1", port, count=110, seconds=30, trickle=3.0, mode="header") as stats:
+            time.sleep(3)  # the flood's connections are all open
+            probes = probe("127.0.0.1", port, "/healthz", count=30, pause=0.5, timeout=5)
+    figures["slowloris_8088_healthz"] = probes.summary()
+    print(f"slowloris on the plain port: {stats}; /healthz: {probes.summary()}")
+    assert stats.opened >= 110, stats
+    _all_answered_fast(probes)
+
+
+def test_a_header_that_never_ends_is_cut_at_the_header_timeout(tmp_path):
+    """Five connections (under the per-source share) each sending a header byte every second: the
+    default header_timeout (10 s) closes every one, however busy each keeps its connection."""
+    port = free_port()
+    with api_process(tmp_path, make_config(tmp_path, listen="0.0.0.0", port=port)):
+        began = time.monotonic()
+        with flood("127.0.0.1", port, count=5, seconds=14, trickle=1.0, mode="header") as stats:
+            while stats.closed_by_server < 5 and time.monotonic() - began < 14:
+                time.sleep(0.2)
+            cut = time.monotonic() - began
+    print(f"headers that never end: {stats}, the first five cut after {cut:.1f} s")
+    assert stats.closed_by_server >= 5 and 9 < cut < 13, (stats, cut)
+
+
+def test_slow_bodies_through_the_https_front_leave_authenticated_requests_answering(tmp_path, figures):
+    api_port, tls_port = free_port(), free_port()
+    settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
+    with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
+        with flood("127.0.0.1", tls_port, count=110, seconds=30, trickle=3.0, mode="body", tls=True) as stats:
+            time.sleep(4)
+            # 30 authenticated clients at once, three requests each, from another address.
+            with ThreadPoolExecutor(max_workers=30) as pool:
+                rounds = list(pool.map(lambda _: probe(
+                    "127.0.0.1", tls_port, "/v1/instances", count=3, pause=1.0, timeout=5, tls=True,
+                    headers={"Authorization": f"Bearer {TOKENS['alice']}"}), range(30)))
+    probes = Probes([t for r in rounds for t in r.latencies], [f for r in rounds for f in r.failures])
+    figures["slow_bodies_8443_instances"] = probes.summary()
+    print(f"slow bodies through nginx: {stats}; GET /v1/instances: {probes.summary()}")
+    assert stats.opened >= 110, stats
+    _all_answered_fast(probes, seconds=3.0)  # 30 TLS handshakes at once on two cores
+
+
+def test_bare_connections_to_the_fleet_listener_leave_the_members_exchanging(tmp_path, figures):
+    with two_providers(tmp_path) as (source, target, _engine2):
+        fleet = tmp_path / "target" / "fleet"
+        context = fleet_tls.FleetTLS(str(fleet / "fleet.crt"), str(fleet / "fleet.key"),
+                                     str(tmp_path / "fleet-ca" / "ca.crt")).client_context()
+        # 40 bare TCP connections (no TLS at all) to the source's fleet listener, reopened when dropped,
+        # for longer than two of the fleet's expiries (5 s).
+        with flood("127.0.0.1", FLEET_PORT, count=40, seconds=16, mode="") as stats:
+            time.sleep(1)
+            probes = Probes()
+            for _ in range(24):  # the target asks the source what a replica deletion or exchange would
+                began = time.monotonic()
+                try:
+                    answer = fleet_tls.request(context, "127.0.0.1", FLEET_PORT, "source", "GET",
+                                               "/v1/fleet/identity", timeout=5)
+                    answer.read()
+                    answer.close()
+                    probes.latencies.append(time.monotonic() - began)
+                except OSError as exc:
+                    probes.failures.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(max(0.0, 0.5 - (time.monotonic() - began)))
+            members = {p: [m["name"] for m in _members(p.url)] for p in (source, target)}
+    figures["bare_flood_fleet_identity"] = probes.summary()
+    print(f"bare connections to the fleet listener: {stats}; member requests: {probes.summary()}")
+    assert stats.opened >= 40, stats
+    _all_answered_fast(probes)
+    # Neither expired the other while the flood lasted: nothing could be restored over a live member.
+    assert members == {source: ["target"], target: ["source"]}, members
+
+
+def _members(url: str) -> list[dict]:
+    return [m for m in requests.get(f"{url}/v1/fleet", timeout=5).json()["members"] if m.get("tier") == "member"]
+
+
+def _all_answered_fast(probes: Probes, seconds: float = 2.0) -> None:
+    assert not probes.failures, probes.summary()
+    assert max(probes.latencies) < seconds, probes.summary()
