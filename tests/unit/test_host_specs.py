@@ -4,7 +4,7 @@ import pytest
 from dockpool.cputopology import Topology
 from dockpool.gpus import read_gpus
 from dockpool.host_specs import collect_specs, cpu_specs, existing_path, parse_cpu_model, parse_os_release, to_p2prc_server_info
-from support.fake_nvml import FakeNVML, gpu
+from support.fake_nvml import FakeNVML, NVMLError, gpu
 
 
 @pytest.mark.parametrize(
@@ -59,9 +59,14 @@ def test_p2prc_server_info_first_gpu_in_p2prc_keys():
         "Gpu": {
             "GpuName": "NVIDIA GeForce RTX 3090",
             "BiosVersion": "94.02.42.00.A9",
-            "FanSpeed": 30,
-            "Utilization": {"GpuUsage": 12, "MemoryUsage": 5},
-            "Temperature": {"GpuTemp": 41},
-            "Clock": {"GpuClock": 1395, "GpuMemClock": 9751},
+            "FanSpeed": "30 %",
+            "Utilization": {"GpuUsage": "12 %", "MemoryUsage": "5 %"},
+            "Temperature": {"GpuTemp": "41 C"},
+            "Clock": {"GpuClock": "1395 MHz", "GpuMemClock": "9751 MHz"},
         },
     }
+
+
+def test_p2prc_server_info_says_n_a_where_the_gpu_has_no_reading_as_nvidia_smi_does():
+    info = to_p2prc_server_info(_specs(read_gpus(FakeNVML([gpu(0, fan=NVMLError("Not Supported"))]))))
+    assert info["GPU"]["Gpu"]["FanSpeed"] == "N/A" and info["GPU"]["Gpu"]["Temperature"] == {"GpuTemp": "41 C"}

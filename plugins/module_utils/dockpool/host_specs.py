@@ -113,8 +113,17 @@ def collect_specs(data_root: str = DEFAULT_DATA_ROOT, nvml: Any = None, topology
     }
 
 
+def _smi(value: Any, unit: str = "") -> str:
+    """A reading as ``nvidia-smi -q -x`` writes it, which P2PRC's Gpu structs hold as text:
+    "30 %", "41 C", "1395 MHz"; "N/A" where the GPU has no such reading."""
+    if value is None:
+        return "N/A"
+    return f"{value} {unit}" if unit else str(value)
+
+
 def to_p2prc_server_info(specs: dict[str, Any]) -> dict[str, Any]:
-    """Project specs onto the exact keys P2PRC clients read from /server_info."""
+    """Project specs onto the exact keys and types P2PRC clients read from /server_info
+    (its GPU readings are nvidia-smi's text; /v1/specs keeps the numbers)."""
     gpu = specs["gpus"][0] if specs["gpus"] else None
     return {
         "Hostname": specs["hostname"],
@@ -125,14 +134,15 @@ def to_p2prc_server_info(specs: dict[str, Any]) -> dict[str, Any]:
         "GPU": None
         if gpu is None
         else {
-            "DriveVersion": gpu["driver"],
+            "DriveVersion": _smi(gpu["driver"]),
             "Gpu": {
-                "GpuName": gpu["name"],
-                "BiosVersion": gpu["vbios"],
-                "FanSpeed": gpu["fan_speed"],
-                "Utilization": {"GpuUsage": gpu["utilization"]["gpu"], "MemoryUsage": gpu["utilization"]["memory"]},
-                "Temperature": {"GpuTemp": gpu["temperature"]},
-                "Clock": {"GpuClock": gpu["clocks"]["graphics"], "GpuMemClock": gpu["clocks"]["memory"]},
+                "GpuName": _smi(gpu["name"]),
+                "BiosVersion": _smi(gpu["vbios"]),
+                "FanSpeed": _smi(gpu["fan_speed"], "%"),
+                "Utilization": {"GpuUsage": _smi(gpu["utilization"]["gpu"], "%"),
+                                "MemoryUsage": _smi(gpu["utilization"]["memory"], "%")},
+                "Temperature": {"GpuTemp": _smi(gpu["temperature"], "C")},
+                "Clock": {"GpuClock": _smi(gpu["clocks"]["graphics"], "MHz"), "GpuMemClock": _smi(gpu["clocks"]["memory"], "MHz")},
             },
         },
     }
