@@ -14,6 +14,9 @@ Every route carries ``access=`` in its Bottle config::
   mutual TLS proved its certificate (fleet_tls.py): no token opens these routes.
 - ``grant``: one step of a move between providers: on the fleet's listener, from the
   provider the step was granted to, with the secret it was given (moving.py).
+- ``metrics``: Prometheus's page: as ``reader`` without a token; with one, the operator's
+  scrape credential (``metrics_token_sha256``) or a client token. Only the scrape credential
+  and admins are shown the series that name clients (``sees_clients``).
 
 The fleet's listener serves the ``fleet``, ``grant`` and ``open`` routes and refuses
 every other: a provider's certificate is no client token.
@@ -27,6 +30,7 @@ when the app is built, not a route open by accident.
 """
 from __future__ import annotations
 
+import hmac
 from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
@@ -34,14 +38,15 @@ from bottle import Bottle, Route, request
 from dockpool.addresses import host_port
 from dockpool.peers import NetworkRule
 
-from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token
+from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
 from .fleet_tls import FLEET_PEER
 
-ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "fleet", "grant")
+ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "fleet", "grant", "metrics")
 FLEET_ROUTES = ("fleet", "grant", "open")
 GRANT_KEY = "dockpool.grant"
 _ENVIRON_KEY = "dockpool.client"
+_SCRAPER_KEY = "dockpool.scraper"
 
 
 def caller_address() -> str:
@@ -88,6 +93,8 @@ class AccessPlugin:
             # The token has crossed already; refusing tells the client to move before it sends it again.
             raise PlainHttpRefused("this provider takes tokens over HTTPS only: use "
                                    + self._https, "Authorization")
+        if access == "metrics":
+            return self._scraper(header)
         if access == "open" or (access == "reader" and self.config.open_read_routes):
             return None
         if access == "grant":
@@ -109,6 +116,18 @@ class AccessPlugin:
             raise Unauthorized("this route is for the provider's administrators", "Authorization")
         return who
 
+    def _scraper(self, header: Optional[str]) -> Optional[Client]:
+        """/metrics: the scrape credential, else a client's token (a wrong one is 401, counted
+        against its address like any), else nobody where read routes are open."""
+        expected = self.config.metrics_token_sha256
+        token = bearer_token(header)
+        if expected and token and hmac.compare_digest(hash_token(token), expected):
+            request.environ[_SCRAPER_KEY] = True
+            return None
+        if not header and self.config.open_read_routes:
+            return None
+        return self.identify(header)
+
     def apply(self, callback: Callable, route: Route) -> Callable:
         access = route.config.get("access")
 
@@ -127,6 +146,12 @@ def fleet_peer() -> str:
 def resolved_client() -> Optional[Client]:
     """The client the plugin resolved, or None (an open route, a provider of the fleet, a trusted P2PRC peer)."""
     return request.environ.get(_ENVIRON_KEY)
+
+
+def sees_clients() -> bool:
+    """Whether this caller is shown what names clients: the scrape credential or an admin."""
+    who = resolved_client()
+    return bool(request.environ.get(_SCRAPER_KEY)) or bool(who and who.admin)
 
 
 def current_client() -> Client:

@@ -37,8 +37,10 @@ def month_end(now: float) -> float:
 
 
 class Budgets:
-    def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Any = time.time) -> None:
+    def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Any = time.time,
+                 refusals: Any = None) -> None:
         self.packages, self.usage, self.clock = packages, usage, clock
+        self.refusals = refusals  # a Prometheus counter by budget (fleet_metrics.py), if served
 
     def status(self, client: Client) -> list[dict[str, Any]]:
         """Each budget of the client's package this month: its limit, what is used and left, when it resets."""
@@ -64,6 +66,8 @@ class Budgets:
         """Refuse ``doing`` (a new instance, a start) while one of the client's budgets is spent."""
         spent = self.exhausted(client)
         if spent:
+            if self.refusals is not None:
+                self.refusals.labels(spent["budget"]).inc()
             raise OverBudget(f"{doing} refused: {client.name}'s {spent['budget']} budget of package {client.package} "
                              f"is spent ({spent['used']:g} of {spent['limit']:g}); it resets at {spent['resets']}",
                              "budget", spent)

@@ -84,6 +84,7 @@ class ApiConfig:
     docker_host: Optional[str] = None
     tls_port: int = 0  # where the HTTPS front (nginx, on this machine) listens; 0: none
     plain_http_tokens: bool = True  # False: a request carrying a token over plain HTTP is refused
+    metrics_token_sha256: str = ""  # the operator's scrape credential: /metrics with every client's series
 
 
 def _clients(raw: Any, packages: dict[str, Any]) -> tuple[Client, ...]:
@@ -238,7 +239,14 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         raise InvalidInput("plain_http_tokens: false needs a tls_port, where clients can send their tokens instead",
                            "plain_http_tokens")
     validate_name(values.get("provider_name", "provider"), "provider_name")
+    _optional_sha256(values, "metrics_token_sha256", "the operator's scrape credential for /metrics")
     return ApiConfig(**values)
+
+
+def _optional_sha256(values: dict[str, Any], key: str, what: str) -> None:
+    digest = values.get(key, "")
+    if digest and not (isinstance(digest, str) and _SHA256.match(digest)):
+        raise InvalidInput(f"{key}: the SHA-256 hex of {what}, or empty for none", key)
 
 
 def check_narrowing(config: ApiConfig, limits: Limits) -> None:

@@ -29,10 +29,13 @@ def drain(mover: Mover) -> dict[str, list[dict[str, Any]]]:
     if not services.drain.draining():
         raise Conflict("this provider is not draining: start the drain first (PUT /v1/drain), so that nothing "
                        "new arrives while its instances leave", "draining")
-    records = [r for r in services.manager().records() if r.managed]
-    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-        results = list(pool.map(lambda r: _move_one(mover, r), records))
-    return {"moved": [r for r in results if "to" in r], "stayed": [r for r in results if "to" not in r]}
+    with services.events.drain() as outcome:
+        records = [r for r in services.manager().records() if r.managed]
+        with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+            results = list(pool.map(lambda r: _move_one(mover, r), records))
+        shown = {"moved": [r for r in results if "to" in r], "stayed": [r for r in results if "to" not in r]}
+        outcome["stayed"] = len(shown["stayed"])
+    return shown
 
 
 def _targets(mover: Mover) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from dockpool.peers import exchange, peer_key
 
 from . import fleet_tls
 from .config import ApiConfig, parse_peer_url
+from .fleet_metrics import FleetMetrics
 
 log = logging.getLogger("dockpool.gossip")
 
@@ -73,8 +74,8 @@ class Bootstrap:
 
 class Gossip:
     def __init__(self, config: ApiConfig, peers: Membership, traffic: Traffic,
-                 context: Optional[ssl.SSLContext]) -> None:
-        self.config, self.peers, self.traffic, self.context = config, peers, traffic, context
+                 context: Optional[ssl.SSLContext], events: FleetMetrics) -> None:
+        self.config, self.peers, self.traffic, self.context, self.events = config, peers, traffic, context, events
         self.rounds = 0
         self.bytes_last_round = 0
         self._bytes_at_round = 0
@@ -97,7 +98,10 @@ class Gossip:
     def round(self) -> None:
         sent = self.traffic.sent
         self.bytes_last_round, self._bytes_at_round = sent - self._bytes_at_round, sent
+        if self.rounds:  # what the round that just ended sent
+            self.events.round_bytes.observe(self.bytes_last_round)
         self.rounds += 1
+        self.events.rounds.inc()
         self.peers.heartbeat()
         targets: list[Any] = self.peers.p2prc_targets(self.config.gossip_fanout)
         if self.context is not None:  # members only with a fleet certificate
@@ -113,6 +117,7 @@ class Gossip:
     def _exchange_with(self, target: Any) -> None:
         if isinstance(target, Bootstrap):
             ok = self._push_pull(target.address, target.port, None)
+            self.events.exchanges.labels("answered" if ok else "failed").inc()
             target.answered = target.answered or ok
             # Backoff per bootstrap peer: doubled after each failure, up to 32 rounds; reset when it answers.
             target.delay = self.config.gossip_interval if ok else min(target.delay * 2, 32 * self.config.gossip_interval)
@@ -121,7 +126,9 @@ class Gossip:
         if target.get("dockpool") is None:  # a P2PRC peer: is it there?
             self.peers.answered(target, bool(self.peers.verify_p2prc and self.peers.verify_p2prc(target)))
             return
-        self.peers.answered(target, self._push_pull(peer_key(target)[0], fleet_port(target), target["Name"]))
+        ok = self._push_pull(peer_key(target)[0], fleet_port(target), target["Name"])
+        self.events.exchanges.labels("answered" if ok else "failed").inc()
+        self.peers.answered(target, ok)
 
     def _deadline(self) -> float:
         return min(max(1.0, self.config.gossip_interval), 10.0)

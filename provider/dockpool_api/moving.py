@@ -43,6 +43,7 @@ from dockpool.spec import InstanceSpec
 from . import fleet_tls
 from .auth import hash_token
 from .config import ApiConfig, Client
+from .fleet_metrics import FleetMetrics
 from .move_journal import MoveJournal
 
 log = logging.getLogger("dockpool.api")
@@ -167,6 +168,7 @@ class ProviderSide(Protocol):
     config: ApiConfig
     fleet_context: Optional[ssl.SSLContext]
     peers: Membership
+    events: FleetMetrics
 
     def manager(self) -> InstanceManager: ...
 
@@ -347,6 +349,12 @@ class Mover:
         if limit and written > limit:
             raise Conflict(f"disk_limit: {record.name} holds {written} bytes, over its disk limit of {limit}; "
                            "remove files before moving it", "disk_limit", {"size_rw": written, "disk_limit": limit})
+        with self.services.events.move() as outcome:
+            return self._transfer(client, record, target, move_id, token, outcome)
+
+    def _transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str,
+                  outcome: dict[str, str]) -> dict[str, Any]:
+        manager = self.services.manager()
         was_running = record.status == "running"
         grant, secret = self.grants.issue("export", client, peer=target["Name"])
         grant.container_id, grant.state = record.id, "moving"  # from now on nobody starts it (Services.start)
@@ -360,6 +368,7 @@ class Mover:
             except BaseException as exc:
                 grant.state = "failed"
                 if isinstance(exc, MoveInDoubt):
+                    outcome["result"] = "in_doubt"
                     raise
                 self._restore(self.journal.outgoing()[grant.id])
                 self.journal.end(grant.id)

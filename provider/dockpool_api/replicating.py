@@ -151,6 +151,7 @@ class Replicator:
                         return self._refresh_to(record, member, None)
                 except (OSError, DockpoolError) as exc:
                     reasons.append(f"{holder}: {getattr(exc, 'message', exc)}")
+            self.services.events.replica_refreshes.labels("failed").inc()
             raise Conflict(f"no member of the fleet holds a replica of {record.name}: "
                            + ("; ".join(reasons) or "no other live member takes instances"), "replica",
                            {"reasons": reasons})
@@ -193,6 +194,8 @@ class Replicator:
                  "shipped_bytes": length, "entries": entries, "pause_seconds": read["pause_seconds"],
                  "read": read["read"]}
         self._save(record.name, state)
+        self.services.events.replica_refreshes.labels("done").inc()
+        self.services.events.replica_shipped.inc(length)
         if state["full"]:
             log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member["Name"], length)
         return self.shown(record)[0]
@@ -272,6 +275,12 @@ class Replicator:
             log.warning("away %.0f s: fenced %s until their replicas' holders answer", away, ", ".join(fenced))
         return fenced
 
+    def replicated(self) -> list[str]:
+        """The names of this provider's instances that have a replica (a state file here)."""
+        if not os.path.isdir(self.out):
+            return []
+        return sorted(f[:-5] for f in os.listdir(self.out) if f.endswith(".json") and not f.endswith(".manifest.json"))
+
     def _touch(self) -> None:
         os.makedirs(os.path.dirname(self.alive), exist_ok=True)
         with open(self.alive, "a", encoding="utf-8"):
@@ -285,8 +294,7 @@ class Replicator:
         again. Returns the names settled."""
         settled = []
         expiry = self.services.config.peer_expiry
-        for name in sorted(f[:-5] for f in os.listdir(self.out) if f.endswith(".json")
-                           and not f.endswith(".manifest.json")) if os.path.isdir(self.out) else []:
+        for name in self.replicated():
             state = self.state(name)
             if not state or not state.get("fenced"):
                 continue

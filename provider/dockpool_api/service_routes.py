@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from dockpool import __version__
 from dockpool.errors import DockpoolError, InvalidInput
 
+from .access import sees_clients
 from .draining import drain
 from .openapi import openapi_document
 from .responses import json_body, read_stream, zeros
@@ -53,9 +54,9 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
     def openapi():
         return json_body(openapi_document(__version__))
 
-    @app.get("/metrics", access="reader")
+    @app.get("/metrics", access="metrics")
     def metrics():
-        return HTTPResponse(ctx.metrics.page(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return HTTPResponse(ctx.metrics.page(sees_clients()), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.get("/v1/specs", access="reader")
     def specs():

@@ -28,6 +28,7 @@ from dockpool.usage import read_usage
 from .budgets import Budgets
 from .config import ApiConfig, Client, check_narrowing
 from .drain import Drain
+from .fleet_metrics import FleetMetrics
 from .fleet_tls import FleetTLS
 from .gossip import Gossip, RateLimit, Traffic, verify_member
 from .move_journal import MoveJournal
@@ -42,6 +43,7 @@ SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
 class Services:
     def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[dict], bool]] = None) -> None:
         self.config = config
+        self.events = FleetMetrics()  # what the fleet's parts count as it happens (served at /metrics)
         self.policy = load_policy(config.policy_file)
         check_narrowing(config, self.policy.limits)  # a client's limits above the provider's: refuse to start
         self.topology = read_topology()
@@ -59,11 +61,11 @@ class Services:
                                 draining=self.drain.draining)
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
-        self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context)
+        self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context, self.events)
         self.mover = Mover(self, MoveJournal(config.moves_file))
         self.replicas = Replicator(self.mover, config.replicas_dir, config.replica_max_bytes)
         self.usage = UsageReport(config.ledger_file, config.provider_name)
-        self.budgets = Budgets(config.packages, self.usage)
+        self.budgets = Budgets(config.packages, self.usage, refusals=self.events.budget_refusals)
 
     # ---- engine ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ ACCESS = {
     ("GET", "/"): "reader",
     ("GET", "/healthz"): "reader",
     ("GET", "/openapi.json"): "open",
-    ("GET", "/metrics"): "reader",
+    ("GET", "/metrics"): "metrics",
     ("GET", "/v1/specs"): "reader",
     ("GET", "/v1/images"): "reader",
     ("GET", "/v1/drain"): "reader",
