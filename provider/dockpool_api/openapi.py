@@ -183,9 +183,12 @@ def _service_paths() -> dict:
                           **_errors(401, 429, 503)})},
         "/healthz": {"get": _op("Is the Docker engine reachable?", {"200": _json(_OBJECT), **_errors(401, 429, 503)})},
         "/openapi.json": {"get": _op("This document", {"200": _json(_OBJECT)})},
-        "/metrics": {"get": _op("Prometheus metrics", {"200": {"description": "text format",
-                                                                 "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                                       **_errors(401, 429)})},
+        "/metrics": {"get": _op(
+            "Prometheus metrics",
+            {"200": {"description": "text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **_errors(401, 429)},
+            description="Without a token, or with an ordinary client's, no series names a client. With the operator's "
+                        "scrape credential or an admin's token, also each client's usage and each replica's.")},
         "/v1/specs": {"get": _op("The provider's hardware", {"200": _json(_OBJECT), **_errors(401, 429)})},
         "/v1/images": {"get": _op("Images offered", {"200": _json({"type": "object", "required": ["images"],
                                                                      "properties": {"images": {"type": "array"}}}),
