@@ -7,6 +7,9 @@ Every route carries ``access=`` in its Bottle config::
 - ``open``: anyone (the health check, the API description);
 - ``reader``: anyone while the operator keeps read routes open, else a client;
 - ``client``: a client token; ``admin``: an admin's token;
+- ``operator``: what a drain needs: an admin's token, or the operator's local credential
+  (a root-only file on the provider, its hash in the settings) sent from this machine
+  itself; no other route takes that credential.
 - ``peer``: writes to P2PRC's tier of the peer table (never a member): a client
   token, or a caller inside the networks the operator lists for P2PRC peers
   (``peer_sources``, empty by default).
@@ -31,6 +34,7 @@ when the app is built, not a route open by accident.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
@@ -42,7 +46,7 @@ from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, h
 from .config import ApiConfig, Client
 from .fleet_tls import FLEET_PEER
 
-ACCESS = ("open", "reader", "client", "admin", "peer", "p2prc", "fleet", "grant", "metrics")
+ACCESS = ("open", "reader", "client", "admin", "operator", "peer", "p2prc", "fleet", "grant", "metrics")
 FLEET_ROUTES = ("fleet", "grant", "open")
 GRANT_KEY = "dockpool.grant"
 _ENVIRON_KEY = "dockpool.client"
@@ -53,6 +57,13 @@ def caller_address() -> str:
     # The socket peer; X-Forwarded-For only from the HTTPS front on 127.0.0.1 (waitress's
     # trusted_proxy), never from anyone else, who could forge it to dodge the limiter.
     return request.environ.get("REMOTE_ADDR") or "unknown"
+
+
+def _from_this_machine(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _trusted_source(address: str, networks: NetworkRule) -> bool:
@@ -111,10 +122,22 @@ class AccessPlugin:
             for network, client in self._p2prc:  # P2PRC's client sends no token: trusted by where it is
                 if _trusted_source(caller_address(), network):
                     return client
+        if access == "operator" and self._operator(header):
+            return None
         who = self.identify(header)
-        if access == "admin" and not who.admin:
+        if access in ("admin", "operator") and not who.admin:
             raise Unauthorized("this route is for the provider's administrators", "Authorization")
         return who
+
+    def _operator(self, header: Optional[str]) -> bool:
+        """The operator's local credential; refused (never passed on as a client token) from elsewhere."""
+        expected = self.config.operator_token_sha256
+        if not expected or not hmac.compare_digest(hash_token(bearer_token(header)), expected):
+            return False
+        if not _from_this_machine(caller_address()):
+            raise Unauthorized("the operator's local credential is taken only from this machine itself "
+                               "(the drain play calls the API on loopback)", "Authorization")
+        return True
 
     def _scraper(self, header: Optional[str]) -> Optional[Client]:
         """/metrics: the scrape credential, else a client's token (a wrong one is 401, counted

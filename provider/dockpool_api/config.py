@@ -49,6 +49,8 @@ class ApiConfig:
     jump_user: str = "iaas-client"
     jump_port: int = 22000
     clients: tuple[Client, ...] = ()
+    # The operator's local credential (a root-only file the provider_api role makes): drains only, from this machine.
+    operator_token_sha256: str = ""
     packages: dict[str, Any] = field(default_factory=dict)  # name -> {limits, budgets} (budgets.parse_packages)
     open_read_routes: bool = True
     images: tuple[str, ...] = ("debian-sshd",)
@@ -239,6 +241,7 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
         raise InvalidInput("plain_http_tokens: false needs a tls_port, where clients can send their tokens instead",
                            "plain_http_tokens")
     validate_name(values.get("provider_name", "provider"), "provider_name")
+    _optional_sha256(values, "operator_token_sha256", "the operator's local credential (drains, from this machine)")
     _optional_sha256(values, "metrics_token_sha256", "the operator's scrape credential for /metrics")
     return ApiConfig(**values)
 

@@ -78,7 +78,7 @@ def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
     def drain_state():
         return json_body(services.drain.shown())
 
-    @app.put("/v1/drain", access="admin")
+    @app.put("/v1/drain", access="operator")
     def set_drain():
         body = ctx.body_json()
         if not isinstance(body, dict) or set(body) != {"draining"} or not isinstance(body["draining"], bool):
@@ -88,7 +88,7 @@ def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
         services.peers.renew()  # the fleet hears it with this provider's next exchange
         return json_body(state)
 
-    @app.post("/v1/drain/moves", access="admin")
+    @app.post("/v1/drain/moves", access="operator")
     def drain_moves():
         return json_body(drain(services.mover))
 

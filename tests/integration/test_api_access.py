@@ -23,8 +23,8 @@ ACCESS = {
     ("GET", "/v1/specs"): "reader",
     ("GET", "/v1/images"): "reader",
     ("GET", "/v1/drain"): "reader",
-    ("PUT", "/v1/drain"): "admin",
-    ("POST", "/v1/drain/moves"): "admin",
+    ("PUT", "/v1/drain"): "operator",
+    ("POST", "/v1/drain/moves"): "operator",
     ("POST", "/v1/instances"): "client",
     ("GET", "/v1/instances"): "client",
     ("GET", "/v1/instances/<ref>"): "client",
@@ -91,7 +91,7 @@ def _call(api: TestApp, method: str, rule: str, **kwargs):
 @pytest.mark.parametrize("method, rule", sorted(ACCESS))
 def test_anonymous_callers_get_exactly_the_open_routes(tmp_path, method, rule):
     answer = _call(app_with(tmp_path), method, rule)
-    needs_token = ACCESS[(method, rule)] in ("client", "admin", "peer", "p2prc", "fleet", "grant")
+    needs_token = ACCESS[(method, rule)] in ("client", "admin", "operator", "peer", "p2prc", "fleet", "grant")
     assert (answer.status_int == 401) is needs_token, (method, rule, answer.status_int, answer.body[:200])
 
 

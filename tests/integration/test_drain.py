@@ -20,10 +20,11 @@ from dockpool.instances import InstanceManager
 from dockpool.policy import load_policy
 from dockpool.sshprobe import wait_for_ssh
 from dockpool_api.app import make_app
+from dockpool_api.auth import hash_token
 from dockpool_api.config import config_from_dict
 from support.ansible_run import run_playbook_file
 from support.api_config import TOKENS, make_config
-from support.api_process import api_process
+from support.api_process import api_process, free_port
 from support.cli import cli
 from support.paths import ROOT
 from support.ssh import ssh_run
@@ -31,10 +32,58 @@ from support.two_providers import SOURCE, TARGET, two_providers
 
 pytestmark = pytest.mark.engine
 PLAY = ROOT / "playbooks" / "drain.yml"
+OPERATOR = "operator-local-token-0123456789abcdef"  # the provider's root-only credential (provider_api role)
 
 
 def auth(who: str) -> dict:
     return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
+def operator_file(tmp_path) -> tuple:
+    """The operator's local credential as the role leaves it: a file only root reads, and its hash
+    for the service's settings."""
+    token = tmp_path / "operator.token"
+    token.write_text(OPERATOR + "\n")
+    token.chmod(0o600)
+    return token, {"operator_token_sha256": hash_token(OPERATOR)}
+
+
+def test_the_operators_local_credential_opens_the_drain_routes_from_this_machine_and_nothing_else(tmp_path):
+    """It is no client token: every client and admin route refuses it, and so does the drain when the
+    caller is not on the provider itself (a request the HTTPS front forwards from elsewhere)."""
+    _, hashed = operator_file(tmp_path)
+    settings = make_config(tmp_path, clients=[], tls_port=free_port(), **hashed)
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+    with api_process(tmp_path, settings) as url:
+        early = requests.post(f"{url}/v1/drain/moves", headers=operator, timeout=30)
+        assert early.status_code == 409 and "not draining" in early.json()["error"], early.text  # let in
+        started = requests.put(f"{url}/v1/drain", json={"draining": True}, headers=operator, timeout=10)
+        assert started.status_code == 200 and started.json()["draining"] is True, started.text
+        for method, path in (("GET", "/v1/instances"), ("POST", "/v1/instances"), ("GET", "/v1/usage"),
+                             ("DELETE", "/v1/peers/someone")):
+            refused = requests.request(method, f"{url}{path}", headers=operator, json={}, timeout=10)
+            assert refused.status_code == 401 and refused.json()["field"] == "Authorization", (path, refused.text)
+        forwarded = {**operator, "X-Forwarded-For": "192.0.2.7"}  # as the front passes a remote caller on
+        remote = requests.put(f"{url}/v1/drain", json={"draining": False}, headers=forwarded, timeout=10)
+        assert remote.status_code == 401 and "this machine" in remote.json()["error"], remote.text
+        assert requests.get(f"{url}/v1/drain", timeout=10).json()["draining"] is True
+
+
+def test_a_bad_operator_credential_hash_stops_the_start_naming_the_setting(tmp_path):
+    with pytest.raises(InvalidInput) as refused:
+        config_from_dict(make_config(tmp_path, operator_token_sha256="not-a-hash"))
+    assert refused.value.field == "operator_token_sha256" and "SHA-256" in refused.value.message
+
+
+def test_drain_without_the_local_credential_fails_before_any_call_saying_what_to_run(tmp_path):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"providers": {"hosts": {"alone": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "provider_api_port": 9,
+        "provider_api_operator_token_file": str(tmp_path / "missing.token")}}}}))
+    played = run_playbook_file(PLAY, inventory=str(inventory), host="alone")
+    assert played.rc == 2 and not [t for t in played.tasks if "status" in t], played.raw
+    failed = next(t for t in played.tasks if t.get("failed"))
+    assert str(tmp_path / "missing.token") in failed["msg"] and "provision.yml" in failed["msg"], failed
 
 
 def test_a_draining_provider_refuses_new_instances_says_why_and_keeps_the_state_across_restarts(tmp_path, keypair,
@@ -105,8 +154,9 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
                                                                                            other_keypair, engine, cleanup):
     """Running instances move and run there, a stopped one moves and stays stopped, each with its
     files; one the other member cannot take stays here, running, named with the reason."""
-    with two_providers(tmp_path, target_limits={"max_memory": "160m", "default_memory": "96m"}) as (source, target,
-                                                                                                    engine2):
+    token, hashed = operator_file(tmp_path)
+    with two_providers(tmp_path, target_limits={"max_memory": "160m", "default_memory": "96m"},
+                       api=hashed) as (source, target, engine2):
         def make(who: str, reservation: str) -> dict:
             key = (keypair if who == "alice" else other_keypair)[1]  # a key belongs to one client
             made = requests.post(f"{SOURCE}/v1/instances", headers=auth(who), timeout=180,
@@ -127,11 +177,13 @@ def test_a_drain_moves_every_instance_that_fits_elsewhere_and_reports_the_one_th
         early = requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=60)
         assert early.status_code == 409 and "not draining" in early.json()["error"]
         assert requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("alice"), timeout=60).status_code in (401, 403)
-        # The operator's way: the play, against this provider (its API on loopback, an admin's token).
+        # The operator's way: the play, against this provider (its API on loopback), with the provider's
+        # own root-only credential: the inventory lists only an ordinary client, no administrator.
         inventory = tmp_path / "inventory.yml"
         inventory.write_text(yaml.safe_dump({"providers": {"hosts": {"source": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "provider_api_port": 8091,
-            "provider_api_clients": [{"name": "ops", "token": TOKENS["ops"], "admin": True}]}}}}))
+            "provider_api_operator_token_file": str(token),
+            "provider_api_clients": [{"name": "alice", "token": TOKENS["alice"]}]}}}}))
         played = run_playbook_file(PLAY, inventory=str(inventory), host="source")
         assert played.rc == 2, played.raw  # it fails, naming the one that stays
         result = next(t["json"] for t in played.tasks if isinstance(t.get("json"), dict) and "moved" in t["json"])
