@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-import time
-from collections import deque
 from typing import Optional
 
 from dockpool.errors import DockpoolError
 
 from .config import Client
+from .windows import SlidingWindows
 
 
 class Unauthorized(DockpoolError):
@@ -43,29 +41,19 @@ class FailureLimiter:
     """At most ``limit`` failed logins per address within ``window`` seconds."""
 
     def __init__(self, limit: int = 10, window: float = 60.0, max_addresses: int = 10000) -> None:
-        self.limit, self.window, self.max_addresses = limit, window, max_addresses
-        self._failures: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, address: str, now: float) -> deque:
-        failures = self._failures.setdefault(address, deque())
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
+        self.windows = SlidingWindows(limit, window, max_addresses)
 
     def check(self, address: str) -> None:
-        with self._lock:
-            failures = self._recent(address, time.monotonic())
-            if len(failures) >= self.limit:
-                wait = int(self.window - (time.monotonic() - failures[0])) + 1
-                raise TooManyFailures(f"too many failed logins from {address}; try again in {wait} s", "Authorization",
-                                      {"retry_after": wait})
+        with self.windows.lock:
+            wait = self.windows.wait(address)
+        if wait:
+            seconds = int(wait) + 1
+            raise TooManyFailures(f"too many failed logins from {address}; try again in {seconds} s", "Authorization",
+                                  {"retry_after": seconds})
 
     def failed(self, address: str) -> None:
-        with self._lock:
-            if len(self._failures) >= self.max_addresses:
-                self._failures.clear()  # bounded memory under a spray of addresses
-            self._recent(address, time.monotonic()).append(time.monotonic())
+        with self.windows.lock:
+            self.windows.add(address)
 
 
 class Authenticator:

@@ -65,6 +65,9 @@ class ApiConfig:
     replica_max_bytes: int = 20 * 1024**3  # what the replicas held here may take of the disk, at most
     replica_interval: float = 600.0  # seconds between refreshes of the replicas asked for (replica: true)
     replica_all: bool = False  # True: every instance here has a replica, asked for or not
+    replica_refreshes_per_hour: int = 6  # refreshes a client may ask for of one instance in any hour
+    replica_client_refreshes_per_hour: int = 30  # ... and of all her instances here together
+    replica_client_share: float = 0.25  # of replica_max_bytes, what one client's replicas may take here
     peers_max: int = 256
     peer_rule: NetworkRule = field(default_factory=NetworkRule)
     peer_sources: tuple[str, ...] = ()  # networks whose P2PRC peers may write the peer table without a token
@@ -188,6 +191,15 @@ def _replicas(values: dict[str, Any]) -> None:
                            "replica_max_bytes")
     if type(values.get("replica_all", False)) is not bool:
         raise InvalidInput(f"replica_all: {values['replica_all']!r} is not true or false", "replica_all")
+    for name in ("replica_refreshes_per_hour", "replica_client_refreshes_per_hour"):
+        count = values.get(name, ApiConfig.__dataclass_fields__[name].default)
+        if type(count) is not int or not 1 <= count <= 3600:
+            raise InvalidInput(f"{name}: {count!r} is not a whole number from 1 to 3600", name)
+    share = values.get("replica_client_share", ApiConfig.replica_client_share)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise InvalidInput(f"replica_client_share: {share!r} is not a fraction of replica_max_bytes above 0 and at "
+                           "most 1 (1: no client's share is smaller than the whole)", "replica_client_share")
+    values["replica_client_share"] = float(share)
 
 
 def _listener(values: dict[str, Any]) -> None:

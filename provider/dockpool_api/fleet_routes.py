@@ -7,6 +7,7 @@ import math
 from bottle import Bottle, request, response
 
 from dockpool.errors import Busy, InvalidInput, NotFound
+from dockpool.validation import validate_name
 
 from .access import GRANT_KEY, current_client, fleet_peer
 from .replicating import instance_header
@@ -68,7 +69,8 @@ def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.get("/v1/fleet/replicas/<name>", access="fleet")
     def held_replica(name: str):
-        return json_body(store.status(fleet_peer(), name))
+        owner = request.get_header("X-Dockpool-Owner", "")  # whose share a refresh would take: the room left of it
+        return json_body(store.status(fleet_peer(), name, validate_name(owner, "owner") if owner else ""))
 
     @app.delete("/v1/fleet/replicas/<name>", access="fleet")
     def drop_replica(name: str):

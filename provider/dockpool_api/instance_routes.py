@@ -52,7 +52,7 @@ def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.post("/v1/instances/<ref>/replicate", access="client")
     def replicate_instance(ref: str):
-        return json_body(services.replicas.refresh(services.find(current_client(), ref)))
+        return json_body(services.replicas.refresh(services.find(current_client(), ref), asked=True))
 
     @app.get("/v1/usage", access="client")
     def usage():

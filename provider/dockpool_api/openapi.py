@@ -157,6 +157,8 @@ def _op(summary: str, responses: dict, secured: bool = False, **extra: Any) -> d
 _REF = {"type": "string", "pattern": f"{NAME_PATTERN}|{ID_PATTERN}"}
 _REF_PARAM = {"name": "ref", "in": "path", "required": True, "schema": _REF, "description": "instance id or name"}
 _OBJECT = {"type": "object"}
+_OWNER_PARAM = {"name": "X-Dockpool-Owner", "in": "header", "required": False,
+                "schema": {"type": "string", "pattern": NAME_PATTERN}, "description": "the instance's owner"}
 _USAGE_PARAMS = [
     {"name": "client", "in": "query", "required": False, "schema": {"type": "string", "pattern": NAME_PATTERN},
      "description": "an administrator's filter: this client's instances"},
@@ -245,8 +247,12 @@ def _instances_paths() -> dict:
                                           "grant": {"type": "string"}}}}}})},
         "/v1/instances/{ref}/replicate": {"post": _op(
             "Refresh your instance's replica on another member of the fleet now: frozen while its filesystem is read, "
-            "then what changed since the last refresh is shipped (the first time, all of it)",
-            {"200": _json(_OBJECT), **_errors(*_SECURED)}, secured=True, parameters=[_REF_PARAM])},
+            "then what changed since the last refresh is shipped (the first time, all of it). At most "
+            "replica_refreshes_per_hour of one instance and replica_client_refreshes_per_hour of all yours (429 with "
+            "Retry-After naming the limit); 402 while your package's budget is spent; what it cost this provider (its "
+            "CPU time, the bytes shipped as egress) is charged to your usage; 409 when no member has room (each "
+            "holder keeps a client to replica_client_share of what it holds)",
+            {"200": _json(_OBJECT), **_errors(*_SECURED, 402, 409)}, secured=True, parameters=[_REF_PARAM])},
         "/v1/usage": {"get": _op(
             "What your instances used here over a time range (from the start of this month to now unless asked), "
             "per instance and in total; an administrator reads every client's, or one's",
@@ -296,8 +302,9 @@ def _moves_paths() -> dict:
                        {"200": _json(_OBJECT), **_errors(400, 401, 409, 429), "507": _json(_ref("Error"), "no room")},
                        parameters=[_REF_PARAM], requestBody={"required": True, "content": {"application/octet-stream": {
                            "schema": {"type": "string", "format": "binary"}}}}),
-            "get": _op("On the fleet's listener only: the calling member's replica held here",
-                       {"200": _json(_OBJECT), **_errors(401, 404, 429)}, parameters=[_REF_PARAM]),
+            "get": _op("On the fleet's listener only: the calling member's replica held here, and the room for a "
+                       "refresh of it (within the owner's share, when she is named)",
+                       {"200": _json(_OBJECT), **_errors(400, 401, 404, 429)}, parameters=[_REF_PARAM, _OWNER_PARAM]),
             "delete": _op("On the fleet's listener only: drop the calling member's replica",
                           {"200": _json(_OBJECT), **_errors(401, 429)}, parameters=[_REF_PARAM]),
         },

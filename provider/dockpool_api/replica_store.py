@@ -8,8 +8,10 @@ the replica as it was. A delta must name the refresh it follows; any other answe
 the source sends a full copy instead. After ``COMPACT_AFTER`` deltas the chain is merged into
 one full copy again, here, without anything crossing the network.
 
-What all replicas hold is bounded by ``replica_max_bytes`` and by the disk's free space: a
-refresh that does not fit is refused before a byte is written.
+What all replicas hold is bounded by ``replica_max_bytes`` and by the disk's free space, and
+what one client's replicas hold (whichever members they come from) by her share of it,
+``replica_client_share``: a refresh that does not fit is refused before a byte is written,
+naming the bound.
 """
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ class NoRoom(DockpoolError):
 
 
 class ReplicaStore:
-    def __init__(self, directory: str, max_bytes: int) -> None:
+    def __init__(self, directory: str, max_bytes: int, client_share: float = 1.0) -> None:
         self.directory, self.max_bytes = directory, max_bytes
+        self.client_max_bytes = int(max_bytes * client_share)
         self._lock = threading.Lock()  # one change of the chains at a time
 
     def _folder(self, source: str, name: str) -> str:
@@ -71,11 +74,9 @@ class ReplicaStore:
             if parent and (current is None or current["ids"][-1] != parent):
                 raise Conflict(f"this holder's replica of {name} does not end with refresh {parent}: send a full copy",
                                "parent", {"full": True})
-            room = self._room(current if not parent else None)
+            room, limit = self._room(current if not parent else None, instance["owner"])
             if length > room:
-                raise NoRoom(f"a refresh of {length} bytes does not fit on this holder ({max(room, 0)} bytes free for "
-                             "replicas, replica_max_bytes and the disk's free space)", "replica_max_bytes",
-                             {"room": max(room, 0)})
+                raise NoRoom(no_room(length, room, limit, instance["owner"], "this holder"), limit, {"room": room})
             os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{'delta' if parent else 'full'}-{refresh_id}.tar")
         _receive_file(body, length, path)
@@ -97,19 +98,32 @@ class ReplicaStore:
             self.compact(source, name)
         return self.shown(source, name)
 
-    def _room(self, replaced: Optional[dict[str, Any]]) -> int:
-        """Bytes a refresh may take: under replica_max_bytes (less what is held, but the chain it
-        replaces) and the disk's free space (less a margin)."""
+    def _room(self, replaced: Optional[dict[str, Any]], owner: str) -> tuple[int, str]:
+        """Bytes a refresh of ``owner``'s may take, and the setting that bounds it: under
+        replica_max_bytes (less what is held, but the chain it replaces), the owner's share of it
+        (less what her replicas hold, but that chain) and the disk's free space (less a margin)."""
         os.makedirs(self.directory, exist_ok=True)
-        return max(0, min(self.max_bytes - self.used() + (replaced or {}).get("bytes", 0),
-                          shutil.disk_usage(self.directory).free - FREE_MARGIN))
+        freed = (replaced or {}).get("bytes", 0)
+        rooms = [(self.max_bytes - self.used() + freed, "replica_max_bytes"),
+                 (self.client_max_bytes - self.used_by(owner) + freed, "replica_client_share"),
+                 (shutil.disk_usage(self.directory).free - FREE_MARGIN, "replica_max_bytes")]
+        room, limit = min(rooms, key=lambda r: r[0])
+        return max(0, room), limit
 
-    def status(self, source: str, name: str) -> dict[str, Any]:
-        """What a source asks before it sends: the refresh the replica ends with ("" for none), and
-        the room for a delta over it and for a full copy."""
+    def used_by(self, owner: str) -> int:
+        """What the replicas of ``owner``'s instances hold here, from every member."""
+        return sum(r["bytes"] for r in self.owned_by(owner))
+
+    def status(self, source: str, name: str, owner: str = "") -> dict[str, Any]:
+        """What a source asks before it sends: the refresh the replica ends with ("" for none), the
+        room for a delta over it and for a full copy, and the setting that bounds each."""
         chain = self.chain(source, name)
-        return {"refresh": chain["ids"][-1] if chain and chain["ids"] else "", "room_delta": self._room(None),
-                "room_full": self._room(chain), "restored": (chain or {}).get("restored")}
+        owner = owner or ((chain or {}).get("instance") or {}).get("owner", "")
+        room_delta, limit_delta = self._room(None, owner)
+        room_full, limit_full = self._room(chain, owner)
+        return {"refresh": chain["ids"][-1] if chain and chain["ids"] else "", "room_delta": room_delta,
+                "room_full": room_full, "limit_delta": limit_delta, "limit_full": limit_full,
+                "restored": (chain or {}).get("restored")}
 
     def mark_restored(self, source: str, name: str, as_name: str) -> None:
         """The replica now runs here as ``as_name``: its files go (the instance holds them now), the
@@ -215,6 +229,15 @@ class ReplicaStore:
         for source in sorted(os.listdir(self.directory)):
             for name in sorted(os.listdir(os.path.join(self.directory, source))):
                 yield source, name
+
+
+def no_room(length: int, room: int, limit: str, owner: str, holder: str) -> str:
+    """Why a refresh of ``length`` bytes does not fit at ``holder``, naming the bound."""
+    if limit == "replica_client_share":
+        return (f"{owner}'s share of {holder} is full: a refresh of {length} bytes does not fit in the {room} bytes "
+                "left of what one client's replicas may take there (replica_client_share of replica_max_bytes)")
+    return (f"a refresh of {length} bytes does not fit on {holder} ({room} bytes free for replicas, "
+            "replica_max_bytes and the disk's free space)")
 
 
 def _receive_file(body: IO[bytes], length: int, path: str) -> None:

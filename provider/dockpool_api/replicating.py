@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import tempfile
 import threading
 import time
@@ -42,14 +43,20 @@ from dockpool.live_delta import LiveDelta
 from dockpool.replica_delta import Manifest, write_delta
 from dockpool.validation import validate_name
 
+from . import fleet_tls
 from .moving import Mover, error_of
-from .replica_store import NoRoom, ReplicaStore
+from .replica_store import NoRoom, ReplicaStore, no_room
+from .windows import SlidingWindows
 
 log = logging.getLogger("dockpool.api")
 
 
 class RefreshRefused(DockpoolError):
     http_status = 502
+
+
+class TooManyRefreshes(DockpoolError):
+    http_status = 429
 
 
 def instance_header(value: str) -> dict[str, Any]:
@@ -89,7 +96,12 @@ def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
 class Replicator:
     def __init__(self, mover: Mover, directory: str, max_bytes: int) -> None:
         self.mover, self.services = mover, mover.services
-        self.store = ReplicaStore(os.path.join(directory, "held"), max_bytes)
+        config = self.services.config
+        self.store = ReplicaStore(os.path.join(directory, "held"), max_bytes, config.replica_client_share)
+        # What a client may ask for (the periodic refreshes are the operator's interval): per instance, per client.
+        self.asked = {"replica_refreshes_per_hour": SlidingWindows(config.replica_refreshes_per_hour, 3600.0),
+                      "replica_client_refreshes_per_hour": SlidingWindows(config.replica_client_refreshes_per_hour, 3600.0)}
+        self._asked_lock = threading.Lock()
         self.out = os.path.join(directory, "out")
         self.alive = os.path.join(directory, "alive")  # touched every pass: how long this provider was away
         self.left = os.path.join(directory, "left.json")  # replicas to delete at holders not reached yet
@@ -126,35 +138,77 @@ class Replicator:
                  "shipped_bytes": state["shipped_bytes"], "full": state["full"],
                  "pause_seconds": state["pause_seconds"], "read": state.get("read", "export")}]
 
-    def refresh(self, record: Record) -> dict[str, Any]:
+    def refresh(self, record: Record, asked: bool = False) -> dict[str, Any]:
         """Refresh the replica of ``record``: to its holder while it is a live member that takes
-        instances, else to another one, with a full copy."""
+        instances, else to another one, with a full copy. ``asked``: by a client, within her
+        package's budgets and the refreshes she may ask for (admit); each refresh she asked for,
+        now or at creation (``replica: true``), is charged to her (charge)."""
         if self.mover.held(record.id):
             raise Conflict(f"{record.name} is being moved; its replica is refreshed where it lands", "id")
         with self.lock(record.name):
             state = self.state(record.name)
             if state and state.get("fenced"):
                 raise Conflict(self.fenced_message(record.name, state), "id")
-            takers = [m["name"] for m in self.services.takers() if m["name"] != self.services.config.provider_name]
-            ordered = ([state["holder"]] if state and state["holder"] in takers else []) + \
-                [t for t in takers if not state or t != state["holder"]]
-            reasons = []
-            for holder in ordered:
-                member = self.services.peers.member(holder)
-                if member is None:
-                    continue
-                delta_of = state if state and state["holder"] == holder else None
+            if asked:
+                self.admit(record)
+            cpu_before = time.thread_time_ns()
+            shown = self._refresh_somewhere(record, state)
+            if asked or record.labels.get(REPLICA) == "true":
+                self.charge(record, time.thread_time_ns() - cpu_before, shown["shipped_bytes"])
+            return shown
+
+    def admit(self, record: Record) -> None:
+        """Refuse a refresh the owner asks for while her budget is spent (402) or once she asked
+        for as many as an hour allows, of this instance or of all hers (429, saying when to retry)."""
+        owner = record.labels.get(OWNER, "")
+        client = self.services.client_named(owner)
+        if client is not None:
+            self.services.budgets.check(client, f"a refresh of {record.name}'s replica")
+        keys = {"replica_refreshes_per_hour": record.name, "replica_client_refreshes_per_hour": owner}
+        with self._asked_lock:
+            for limit, key in keys.items():
+                wait = self.asked[limit].wait(key)
+                if wait:
+                    seconds = int(wait) + 1
+                    whose = f"{record.name}'s replica" if limit == "replica_refreshes_per_hour" else f"{owner}'s replicas"
+                    raise TooManyRefreshes(f"{limit}: {whose} may be refreshed {self.asked[limit].limit} per hour when "
+                                           f"asked; try again in {seconds} s (the provider also refreshes the replicas "
+                                           "asked for at creation on its own)", limit,
+                                           {"limit": self.asked[limit].limit, "retry_after": seconds})
+            for limit, key in keys.items():
+                self.asked[limit].add(key)
+
+    def charge(self, record: Record, cpu_ns: int, shipped: int) -> None:
+        """Charge the owner's usage with what the refresh cost this provider: its CPU time here
+        and the bytes it shipped, as egress (budgets.py sees both)."""
+        try:
+            self.services.usage.charge(record.id, record.labels.get(OWNER, ""), record.name, cpu_ns, shipped)
+        except (sqlite3.Error, OSError, DockpoolError) as exc:  # the refresh is done: its charge is logged
+            log.error("the refresh of %s's replica (%d ns of CPU, %d bytes shipped) was not charged: %s",
+                      record.name, cpu_ns, shipped, getattr(exc, "message", exc))
+
+    def _refresh_somewhere(self, record: Record, state: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """The refresh to the first holder that takes it (its current one first)."""
+        takers = [m["name"] for m in self.services.takers() if m["name"] != self.services.config.provider_name]
+        ordered = ([state["holder"]] if state and state["holder"] in takers else []) + \
+            [t for t in takers if not state or t != state["holder"]]
+        reasons = []
+        for holder in ordered:
+            member = self.services.peers.member(holder)
+            if member is None:
+                continue
+            delta_of = state if state and state["holder"] == holder else None
+            try:
                 try:
-                    try:
-                        return self._refresh_to(record, member, delta_of)
-                    except _NeedsFull:
-                        return self._refresh_to(record, member, None)
-                except (OSError, DockpoolError) as exc:
-                    reasons.append(f"{holder}: {getattr(exc, 'message', exc)}")
-            self.services.events.replica_refreshes.labels("failed").inc()
-            raise Conflict(f"no member of the fleet holds a replica of {record.name}: "
-                           + ("; ".join(reasons) or "no other live member takes instances"), "replica",
-                           {"reasons": reasons})
+                    return self._refresh_to(record, member, delta_of)
+                except _NeedsFull:
+                    return self._refresh_to(record, member, None)
+            except (OSError, DockpoolError) as exc:
+                reasons.append(f"{holder}: {getattr(exc, 'message', exc)}")
+        self.services.events.replica_refreshes.labels("failed").inc()
+        raise Conflict(f"no member of the fleet holds a replica of {record.name}: "
+                       + ("; ".join(reasons) or "no other live member takes instances"), "replica",
+                       {"reasons": reasons})
 
     def _refresh_to(self, record: Record, member: dict[str, Any], state: Optional[dict[str, Any]]) -> dict[str, Any]:
         os.makedirs(self.out, exist_ok=True)
@@ -164,13 +218,14 @@ class Replicator:
             length = spool.tell()
             spool.seek(0)
             # Asked first: a refusal after the body started would reach this side as a cut connection.
-            held = self._held(member, record.name)
+            held = self._held(member, record.name, record.labels.get(OWNER, ""))
             if state is not None and held["refresh"] != state["refresh"]:
                 raise _NeedsFull()
             room = held["room_delta" if state else "room_full"]
+            limit = held.get("limit_delta" if state else "limit_full", "replica_max_bytes")
             if length > room:
-                raise NoRoom(f"a refresh of {length} bytes does not fit there ({room} bytes free for replicas)",
-                             "replica_max_bytes", {"room": room})
+                raise NoRoom(no_room(length, room, limit, record.labels.get(OWNER, ""), member["Name"]), limit,
+                             {"room": room})
             refresh = secrets.token_hex(8)
             instance = {"owner": record.labels.get(OWNER, ""), "running": running,
                         "request": moves.move_request(self.services.manager().view(record),
@@ -232,8 +287,9 @@ class Replicator:
         return manifest, entries, {"running": running, "taken": taken, "pause_seconds": round(paused, 4),
                                    "read": "live" if live is not None else "export"}
 
-    def _held(self, member: dict[str, Any], name: str) -> dict[str, Any]:
-        status, text = self.mover.ask_member(member, "GET", f"/v1/fleet/replicas/{name}", "", timeout=30)
+    def _held(self, member: dict[str, Any], name: str, owner: str = "") -> dict[str, Any]:
+        status, text = self.mover.ask_member(member, "GET", fleet_tls.route_path("v1", "fleet", "replicas", name), "",
+                                             timeout=30, headers={"X-Dockpool-Owner": owner} if owner else None)
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
         return json.loads(text)

@@ -1,6 +1,7 @@
 """``GET /v1/usage``: what the caller's instances used here (an administrator: every client's,
 or one's), over a time range, as JSON or CSV, read from the usage ledger the watchdog writes
-(dockpool.ledger). The API only reads it; a ledger not made yet is an empty report."""
+(dockpool.ledger). The API only reads it, but for what replica refreshes cost (charge); a
+ledger not made yet is an empty report."""
 from __future__ import annotations
 
 import csv
@@ -61,6 +62,17 @@ class UsageReport:
         with self._lock:  # one connection, one query at a time
             ledger = self._open()
             return ledger.usage(owner, since, until) if ledger else []  # none: nothing metered yet
+
+    def charge(self, instance_id: str, owner: str, name: str, cpu_ns: int, tx_bytes: int) -> None:
+        """Charge an instance's owner for work done on its behalf outside its cgroup (a replica
+        refresh): the one thing the API writes into the ledger, the watchdog's passes being the
+        rest; SQLite serialises the two writers. A ledger not made yet is made here."""
+        with self._lock:
+            if self._ledger is None and not os.path.exists(self.path):
+                Ledger(self.path).close()  # made (and shared with the watchdog) as its writer makes it
+            ledger = self._open()
+            if ledger is not None:
+                ledger.charge(instance_id, owner, name, cpu_ns=cpu_ns, tx_bytes=tx_bytes)
 
     def totals(self, owner: str, since: float, until: float) -> dict[str, float]:
         """What ``owner``'s instances used here from ``since`` to ``until``, summed."""

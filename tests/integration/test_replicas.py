@@ -334,7 +334,9 @@ def test_a_replica_goes_to_another_holder_when_its_holder_dies_and_not_where_the
 
 
 @pytest.mark.parametrize("setting, value", [("replica_interval", 0), ("replica_interval", "600"),
-                                            ("replica_max_bytes", -1), ("replica_all", "yes")])
+                                            ("replica_max_bytes", -1), ("replica_all", "yes"),
+                                            ("replica_refreshes_per_hour", 0), ("replica_client_refreshes_per_hour", "30"),
+                                            ("replica_client_share", 0), ("replica_client_share", 1.5)])
 def test_replica_settings_out_of_range_are_refused_naming_them(tmp_path, setting, value):
     with pytest.raises(InvalidInput) as refused:
         config_from_dict(make_config(tmp_path, **{setting: value}))
@@ -408,3 +410,105 @@ def test_a_client_restores_her_instance_from_its_replica_once_its_provider_is_go
         until(lambda: engine.containers.get(other["id"]).status == "running", 30,
               "the instance that was not restored stayed fenced")
         assert store.chain("source", other["name"]) is not None
+
+
+BOB = {"Authorization": f"Bearer {TOKENS['bob']}"}
+
+
+def replicate(name: str, headers: dict) -> requests.Response:
+    return requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=headers, timeout=600)
+
+
+def new_instance(headers: dict, public_key: str, command: str = "", key=None) -> dict:
+    made = requests.post(f"{SOURCE}/v1/instances", headers=headers, timeout=180,
+                         json={"public_key": public_key, "memory_reservation": "64m"})
+    assert made.status_code == 201, made.text
+    if command:
+        assert ssh_run(key, made.json()["ssh"]["port"], command).returncode == 0
+    return made.json()
+
+
+def test_refreshes_a_client_asks_for_are_limited_per_instance_and_charged_to_her_usage_and_budget(
+        tmp_path, keypair, engine, cleanup):
+    """Issue 34, item 13: six refreshes of one instance an hour (the default, as a cloud's disk
+    snapshots), the seventh 429 with Retry-After naming the limit; what the refreshes cost
+    (the bytes shipped, the provider's CPU time) in her usage and against her package's budgets."""
+    clients = make_config(tmp_path)["clients"]
+    clients[0]["package"] = "replicated"  # alice
+    package = {"replicated": {"budgets": {"egress_gib": 100, "cpu_hours": 100}}}
+    with two_providers(tmp_path, api={"clients": clients, "packages": package}):
+        view = new_instance(ALICE, keypair[1])
+        shipped = []
+        for _ in range(6):
+            answer = replicate(view["name"], ALICE)
+            assert answer.status_code == 200, answer.text
+            shipped.append(answer.json()["shipped_bytes"])
+        refused = replicate(view["name"], ALICE)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["field"] == "replica_refreshes_per_hour" and "6 per hour" in refused.json()["error"]
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600, refused.headers
+        assert refused.json()["detail"]["retry_after"] == int(refused.headers["Retry-After"])
+
+        usage = requests.get(f"{SOURCE}/v1/usage", headers=ALICE, timeout=10).json()
+        [row] = usage["instances"]  # no watchdog runs here: only what the refreshes were charged
+        assert row["name"] == view["name"] and row["tx_bytes"] == sum(shipped), (row, shipped)
+        cpu = row["cpu_seconds"]
+        assert 0 < cpu < 120, row
+        egress = {b["budget"]: b for b in usage["budgets"]}["egress_gib"]
+        assert egress["used"] == pytest.approx(sum(shipped) / 1024**3, abs=1e-6), egress
+        assert requests.get(f"{SOURCE}/v1/usage", headers=BOB, timeout=10).json()["instances"] == []
+
+
+def test_refreshes_are_limited_per_client_across_her_instances_and_the_cli_says_when_to_retry(
+        tmp_path, keypair, other_keypair, engine, cleanup):
+    with two_providers(tmp_path, api={"replica_client_refreshes_per_hour": 3}):
+        first, second = new_instance(ALICE, keypair[1]), new_instance(ALICE, keypair[1])
+        for name in (first["name"], first["name"], second["name"]):
+            assert replicate(name, ALICE).status_code == 200
+        refused = replicate(second["name"], ALICE)
+        assert refused.status_code == 429 and refused.json()["field"] == "replica_client_refreshes_per_hour", refused.text
+        assert "alice" in refused.json()["error"] and "3 per hour" in refused.json()["error"]
+        assert int(refused.headers["Retry-After"]) > 0
+        assert replicate(new_instance(BOB, other_keypair[1])["name"], BOB).status_code == 200  # another client's own count
+        home = tmp_path / "client"
+        assert cli(home, "login", SOURCE, "--token", TOKENS["alice"]).returncode == 0
+        shown = cli(home, "replicate", second["name"])
+        assert shown.returncode != 0 and "429" in shown.stderr and "try again in" in shown.stderr, shown.stderr
+
+
+def test_a_holder_keeps_each_client_to_her_share_while_another_clients_replica_still_fits(
+        tmp_path, keypair, other_keypair, engine, cleanup):
+    """The holder keeps 2 GiB of replicas; each client may take a quarter of it (the default share):
+    alice's first instance fits, her second (200 MiB more) does not, and bob's still does."""
+    with two_providers(tmp_path, api={"replica_max_bytes": 2 * 1024**3}) as (_source, target, _engine2):
+        small = new_instance(ALICE, keypair[1])
+        big = new_instance(ALICE, keypair[1], "head -c 200M /dev/urandom > /root/payload", keypair[0])
+        time.sleep(1.1)
+        fits = replicate(small["name"], ALICE)
+        assert fits.status_code == 200 and fits.json()["holder"] == "target", fits.text
+        assert fits.json()["shipped_bytes"] < 512 * MIB
+        refused = replicate(big["name"], ALICE)
+        assert refused.status_code == 409, refused.text
+        [reason] = refused.json()["detail"]["reasons"]
+        assert reason.startswith("target:") and "alice's share" in reason and "replica_client_share" in reason, reason
+        assert requests.get(f"{SOURCE}/v1/instances/{big['name']}/replicas", headers=ALICE, timeout=10).json()[
+            "replicas"] == []
+        assert replicate(new_instance(BOB, other_keypair[1])["name"], BOB).status_code == 200
+        store = ReplicaStore(str(target.directory / "replicas" / "held"), 10 * 1024**3)
+        assert sorted(r["owner"] for r in store.owned_by(None)) == ["alice", "bob"]
+
+
+def test_a_holder_refuses_a_refresh_over_its_clients_share_naming_it_and_keeps_nothing(tmp_path):
+    """The holder's own check (a source that did not ask first): 4 MiB kept, a quarter each."""
+    store = ReplicaStore(str(tmp_path / "held"), max_bytes=4 * MIB, client_share=0.25)
+    body, length = tar_of({"root/a": 600 * 1024})
+    store.receive("one", "alice-one-1", "00000000000000a1", "", body, length, INSTANCE)
+    body, length = tar_of({"root/b": 600 * 1024})
+    with pytest.raises(NoRoom) as refused:
+        store.receive("two", "alice-two-1", "00000000000000a2", "", body, length, INSTANCE)  # hers, from another member
+    assert refused.value.field == "replica_client_share" and refused.value.http_status == 507
+    assert "alice's share" in refused.value.message, refused.value.message
+    assert store.status("two", "alice-two-1", "alice")["limit_full"] == "replica_client_share"
+    body.seek(0)
+    store.receive("two", "bob-two-1", "00000000000000b1", "", body, length, {**INSTANCE, "owner": "bob"})
+    assert sorted(name for _source, name in store.held()) == ["alice-one-1", "bob-two-1"]

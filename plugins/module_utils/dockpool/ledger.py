@@ -179,6 +179,16 @@ class Ledger:
             self.db.execute("UPDATE meta SET value = MAX(CAST(value AS REAL), ?) WHERE key = 'last_pass'", (now,))
         return written
 
+    def charge(self, instance_id: str, owner: str, name: str, cpu_ns: int = 0, tx_bytes: int = 0) -> None:
+        """Add work the provider did for an instance outside its cgroup (a replica refresh: its
+        CPU time, the bytes it shipped) as a row of no duration, and to its day's total."""
+        now = self.clock()
+        used = {**dict.fromkeys(USED, 0), "cpu_ns": int(cpu_ns), "tx_bytes": int(tx_bytes)}
+        sums = (0.0, 0.0, *(used[c] for c in USED))
+        with self._transaction():
+            self.db.execute(_ADD_ROW, (instance_id, owner, name, now, *sums))
+            self.db.execute(_ADD_TO_DAY, (instance_id, owner, name, int(now // DAY_S), *sums))
+
     def known(self) -> set[str]:
         """The instances with a last reading."""
         return {row[0] for row in self.db.execute("SELECT instance_id FROM readings")}
