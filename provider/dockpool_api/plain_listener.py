@@ -36,6 +36,8 @@ class _Channel(HTTPChannel):
         return result
 
     def header_late(self, now: float, seconds: float) -> bool:
+        if self._reading is None:  # nothing sent since it connected (nginx counts from there too)
+            return now - self.creation_time > seconds
         return self.request is not None and not self.request.headers_finished and now - self._began > seconds
 
 

@@ -4,6 +4,9 @@ plain port and behind the role's nginx front, and against a real provider's flee
 real client from another address keeps being served."""
 from __future__ import annotations
 
+import http.client
+import json
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +15,7 @@ import requests
 from dockpool_api import fleet_tls
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
-from support.floods import Probes, flood, probe
+from support.floods import FLOOD_SOURCE, Probes, flood, probe
 from support.tls_front import tls_front
 from support.two_providers import FLEET_PORT, two_providers
 
@@ -30,17 +33,19 @@ def test_a_slowloris_on_the_plain_port_leaves_healthz_answering(tmp_path, figure
 
 
 def test_a_header_that_never_ends_is_cut_at_the_header_timeout(tmp_path):
-    """Five connections (under the per-source share) each sending a header byte every second: the
-    default header_timeout (10 s) closes every one, however busy each keeps its connection."""
+    """Five connections (under the per-source share) each sending a header byte every second, and five
+    that send nothing: the default header_timeout (10 s) closes every one, however busy each keeps its
+    connection."""
     port = free_port()
     with api_process(tmp_path, make_config(tmp_path, listen="0.0.0.0", port=port)):
         began = time.monotonic()
-        with flood("127.0.0.1", port, count=5, seconds=14, trickle=1.0, mode="header") as stats:
-            while stats.closed_by_server < 5 and time.monotonic() - began < 14:
+        with flood("127.0.0.1", port, count=5, seconds=14, trickle=1.0, mode="header") as slow, \
+                flood("127.0.0.1", port, count=5, seconds=14, mode="") as silent:
+            while min(slow.closed_by_server, silent.closed_by_server) < 5 and time.monotonic() - began < 14:
                 time.sleep(0.2)
             cut = time.monotonic() - began
-    print(f"headers that never end: {stats}, the first five cut after {cut:.1f} s")
-    assert stats.closed_by_server >= 5 and 9 < cut < 13, (stats, cut)
+    print(f"headers that never end: {slow}; nothing sent: {silent}; the first five of each cut after {cut:.1f} s")
+    assert slow.closed_by_server >= 5 and silent.closed_by_server >= 5 and 9 < cut < 13, (slow, silent, cut)
 
 
 def test_slow_bodies_through_the_https_front_leave_authenticated_requests_answering(tmp_path, figures):
@@ -59,6 +64,24 @@ def test_slow_bodies_through_the_https_front_leave_authenticated_requests_answer
     print(f"slow bodies through nginx: {stats}; GET /v1/instances: {probes.summary()}")
     assert stats.opened >= 110, stats
     _all_answered_fast(probes, seconds=3.0)  # 30 TLS handshakes at once on two cores
+
+
+def test_the_front_answers_429_in_json_to_an_address_over_its_share(tmp_path):
+    api_port, tls_port = free_port(), free_port()
+    settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
+    with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
+        with flood("127.0.0.1", tls_port, count=40, seconds=20, trickle=3.0, mode="body", tls=True):
+            time.sleep(3)
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            connection = http.client.HTTPSConnection("127.0.0.1", tls_port, timeout=5, context=context,
+                                                     source_address=(FLOOD_SOURCE, 0))
+            connection.request("GET", "/v1/specs")
+            answer = connection.getresponse()
+            body = answer.read()
+            connection.close()
+    assert answer.status == 429 and answer.getheader("Content-Type") == "application/json", (answer.status, body)
+    assert json.loads(body)["field"] == "connections" and json.loads(body)["detail"] == {"allowed": 32}, body
 
 
 def test_bare_connections_to_the_fleet_listener_leave_the_members_exchanging(tmp_path, figures):
