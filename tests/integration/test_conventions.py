@@ -3,6 +3,7 @@ HTTP: openapi-spec-validator on the served /openapi.json, `promtool check metric
 served /metrics, and who is shown the per-client series."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -83,3 +84,16 @@ def test_the_scrape_credential_opens_metrics_where_read_routes_are_closed(tmp_pa
         # The scrape credential is for /metrics only: it is no client token.
         assert requests.get(f"{url}/v1/specs", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"},
                             timeout=10).status_code == 401
+
+
+def test_the_role_writes_only_the_scrape_credentials_hash(tmp_path):
+    from integration.test_fleet_pki import HOSTS, play  # the role's fleet_pki.yml and settings template, run for real
+
+    play(tmp_path, {"provider_api_metrics_token": SCRAPE_TOKEN})
+    for host in HOSTS:
+        rendered = (tmp_path / host / "api.json").read_text()
+        assert SCRAPE_TOKEN not in rendered
+        assert json.loads(rendered)["metrics_token_sha256"] == hash_token(SCRAPE_TOKEN)
+    (tmp_path / "none").mkdir()
+    play(tmp_path / "none")  # without one, none: /metrics serves nobody the series that name clients
+    assert json.loads((tmp_path / "none" / next(iter(HOSTS)) / "api.json").read_text())["metrics_token_sha256"] == ""
