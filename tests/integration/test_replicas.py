@@ -461,7 +461,11 @@ def test_refreshes_a_client_asks_for_are_limited_per_instance_and_charged_to_her
 
 def test_refreshes_are_limited_per_client_across_her_instances_and_the_cli_says_when_to_retry(
         tmp_path, keypair, other_keypair, engine, cleanup):
-    with two_providers(tmp_path, api={"replica_client_refreshes_per_hour": 3}):
+    """Three of all alice's an hour here; bob's own count, and his spent budget refuses his next (402)."""
+    clients = make_config(tmp_path)["clients"]
+    clients[1]["package"] = "tiny"  # bob: his first refresh's bytes spend it
+    package = {"tiny": {"budgets": {"egress_gib": 0.000001}}}
+    with two_providers(tmp_path, api={"replica_client_refreshes_per_hour": 3, "clients": clients, "packages": package}):
         first, second = new_instance(ALICE, keypair[1]), new_instance(ALICE, keypair[1])
         for name in (first["name"], first["name"], second["name"]):
             assert replicate(name, ALICE).status_code == 200
@@ -469,7 +473,10 @@ def test_refreshes_are_limited_per_client_across_her_instances_and_the_cli_says_
         assert refused.status_code == 429 and refused.json()["field"] == "replica_client_refreshes_per_hour", refused.text
         assert "alice" in refused.json()["error"] and "3 per hour" in refused.json()["error"]
         assert int(refused.headers["Retry-After"]) > 0
-        assert replicate(new_instance(BOB, other_keypair[1])["name"], BOB).status_code == 200  # another client's own count
+        bobs = new_instance(BOB, other_keypair[1])
+        assert replicate(bobs["name"], BOB).status_code == 200  # another client's own count
+        spent = replicate(bobs["name"], BOB)
+        assert spent.status_code == 402 and spent.json()["detail"]["budget"] == "egress_gib", spent.text
         home = tmp_path / "client"
         assert cli(home, "login", SOURCE, "--token", TOKENS["alice"]).returncode == 0
         shown = cli(home, "replicate", second["name"])
