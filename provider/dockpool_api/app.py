@@ -32,6 +32,9 @@ def _error_answer(exc: DockpoolError) -> HTTPResponse:
     """A core error as its JSON status; the provider's own failures are logged for the operator."""
     body = exc.as_dict()
     body.setdefault("detail", None)
+    refusal = request.route.config.get("refusal") if exc.http_status < 500 else None
+    if refusal:  # a route whose callers read only the text (P2PRC's client): what did not happen, first
+        body["error"] = f"{refusal}: {body['error']}"
     headers = dict(JSON)
     if isinstance(exc.detail, dict) and "retry_after" in exc.detail:
         headers["Retry-After"] = str(exc.detail["retry_after"])

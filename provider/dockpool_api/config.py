@@ -55,6 +55,8 @@ class ApiConfig:
     open_read_routes: bool = True
     images: tuple[str, ...] = ("debian-sshd",)
     base_images: tuple[str, ...] = ()
+    # P2PRC's image names as offered images (image_aliases): what its stock client asks for by default
+    p2prc_image_aliases: dict[str, str] = field(default_factory=dict)
     policy_file: str = DEFAULT_POLICY_FILE
     usage_file: str = DEFAULT_USAGE_FILE
     ledger_file: str = DEFAULT_LEDGER_FILE  # the usage ledger the watchdog writes (dockpool.metering); read here
@@ -213,6 +215,28 @@ def _listener(values: dict[str, Any]) -> None:
     values["header_timeout"] = float(header)
 
 
+# P2PRC's client asks for its own default image by this name; it is the provider's default image
+# (the first of ``images``) unless the operator maps it elsewhere, or to "" to refuse it.
+P2PRC_DEFAULT_IMAGE = "docker-ubuntu-sshd"
+
+
+def _image_aliases(values: dict[str, Any]) -> None:
+    images = values.get("images", ApiConfig.__dataclass_fields__["images"].default)
+    given = values.get("p2prc_image_aliases", {})
+    if not isinstance(given, dict):
+        raise InvalidInput("p2prc_image_aliases: must map P2PRC image names to offered images", "p2prc_image_aliases")
+    aliases = {P2PRC_DEFAULT_IMAGE: images[0], **given} if images else dict(given)
+    for name, image in aliases.items():
+        where = f"p2prc_image_aliases.{name}"
+        validate_image_ref(name, where)
+        if image != "" and image not in images:
+            raise InvalidInput(f"{where}: {image!r} is not one of the offered images ({', '.join(images)}); "
+                               'name one, or "" to refuse the name', where)
+        if name in images:
+            raise InvalidInput(f"{where}: {name!r} is an offered image itself; an alias would hide it", where)
+    values["p2prc_image_aliases"] = {name: image for name, image in aliases.items() if image}
+
+
 def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     values = dict(data)
     known = set(ApiConfig.__dataclass_fields__) - {"peer_rule"} | {"peer_networks", "peer_deny_networks"}
@@ -227,6 +251,7 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     for key in ("images", "base_images"):
         if key in values:
             values[key] = tuple(validate_image_ref(v, key) for v in values[key])
+    _image_aliases(values)
     for key in ("bootstrap_peers", "peer_sources"):
         if key in values:
             values[key] = tuple(values[key])

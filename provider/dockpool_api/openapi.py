@@ -73,17 +73,18 @@ _INSTANCE = {
     },
 }
 _CREATE = json_schema()  # the create request as spec.py declares it
-# Peer entries exactly as the service accepts them (P2PRC writes ports as text and
-# NAT as "True"/"False"; numbers and booleans are accepted too).
+# Peer entries as the service accepts them (P2PRC writes ports as text; NAT and ProxyServer are
+# booleans, or "True"/"False" in P2PRC's older tables; fields it may add are ignored, as Go does).
 _PORT_NUMBER = "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
 _PORT_VALUE = {"anyOf": [{"type": "string", "pattern": _PORT_NUMBER}, {"type": "integer", "minimum": 1, "maximum": 65535}]}
 _OPTIONAL_PORT = {"anyOf": [{"type": "string", "pattern": f"^$|{_PORT_NUMBER}"}, {"type": "integer", "minimum": 1, "maximum": 65535}]}
 _TEXT = {"type": "string", "pattern": "^[^\\x00-\\x1f]*$"}
 _COUNT = {"type": "number", "minimum": 0, "maximum": 1e18}
-_FLAG = {"anyOf": [{"type": "string", "enum": ["True", "False", ""]}, {"type": "boolean"}]}
+_FLAG = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["True", "False", "true", "false", ""]}],
+         "description": "answered as a boolean"}
 _PEER = {
     "type": "object",
-    "additionalProperties": False,
+    "additionalProperties": True,
     "required": ["ServerPort"],
     "anyOf": [{"required": ["IPV4"], "properties": {"IPV4": {"minLength": 7}}},
               {"required": ["IPV6"], "properties": {"IPV6": {"minLength": 2}}}],
@@ -92,7 +93,8 @@ _PEER = {
         "MachineUsername": {**_TEXT, "maxLength": 64},
         "IPV4": {"type": "string", "anyOf": [{"format": "ipv4"}, {"maxLength": 0}]},
         "IPV6": {"type": "string", "anyOf": [{"format": "ipv6"}, {"maxLength": 0}]},
-        "Latency": _COUNT,
+        "Latency": {"type": "number", "minimum": 0, "maximum": 2**63 - 1,
+                    "description": "a Go time.Duration (ns); answered whole"},
         "Download": _COUNT,
         "Upload": _COUNT,
         "ServerPort": _PORT_VALUE,
@@ -103,7 +105,7 @@ _PEER = {
         "ProxyServer": _FLAG,
         "UnSafeMode": {"type": "boolean"},
         "PublicKey": {"type": "string", "maxLength": 16384},
-        "CustomInformation": {**_TEXT, "maxLength": 1024},
+        "CustomInformation": {**_TEXT, "maxLength": 1024, "nullable": True},
         "dockpool": {"type": "object", "additionalProperties": False,
                      "required": ["key", "version", "signature", "age", "fleet_port"],
                      "description": "a dockpool provider's signed membership record (not sent on /IpTable)",
@@ -125,7 +127,7 @@ _FLEET = {"type": "object", "properties": {
     "members": {"type": "array", "items": _MEMBER}}}
 _P2PRC_TRUST = ("A client token, or none from a network the operator trusts (p2prc_networks), as that network's client. "
                 "PublicKey is percent-decoded only: a '+' in it stays a '+', as P2PRC's client sends it unencoded.")
-_TABLE = {"type": "object", "required": ["ip_address"], "additionalProperties": False,
+_TABLE = {"type": "object", "required": ["ip_address"], "additionalProperties": True,
           "properties": {"ip_address": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/Peer"}}}}
 
 

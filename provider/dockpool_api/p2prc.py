@@ -11,6 +11,7 @@ from bottle import Bottle, request, response
 
 from dockpool.errors import InvalidInput
 from dockpool.host_specs import to_p2prc_server_info
+from dockpool.validation import validate_public_key
 
 from .access import current_client
 from .config import ApiConfig
@@ -18,6 +19,10 @@ from .responses import json_body, parse_json, read_stream, text_body, zeros
 from .services import Services
 
 MAX_FILENAME = 255
+# What a P2PRC user runs instead of the RSA-1024 key `p2prc` makes on its first run: an ed25519 pair
+# where P2PRC reads its keys (PublicKeyFile, PrivateKeyFile in $P2PRC/config.json), the old pair kept.
+P2PRC_NEW_KEY = ('cd "$P2PRC" && mv p2prc.privateKey p2prc.privateKey.rsa1024 && mv p2prc.publicKey p2prc.publicKey.rsa1024'
+                 ' && ssh-keygen -t ed25519 -N "" -C p2prc -q -f p2prc.privateKey && mv p2prc.privateKey.pub p2prc.publicKey')
 
 
 def _bool(name: str, value: str) -> bool:
@@ -39,9 +44,19 @@ def raw_query(name: str) -> str:
 
 def _public_key(value: str) -> str:
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
+        key = base64.b64decode(value, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):  # binascii.Error, non-ASCII text, bad UTF-8
         raise InvalidInput("PublicKey: must be the base64 of an OpenSSH public key line", "PublicKey") from None
+    try:
+        validate_public_key(key, "PublicKey")
+    except InvalidInput as exc:
+        if not (isinstance(exc.detail, dict) and "min_bits" in exc.detail):
+            raise
+        # A weak key stays refused; P2PRC's user is told what replaces the one `p2prc` made.
+        raise InvalidInput(f"{exc.message} (p2prc makes RSA-1024 keys). Make an ed25519 key where P2PRC reads it "
+                           f"($P2PRC/p2prc.publicKey and p2prc.privateKey, as its config.json names them), "
+                           f"keeping the old one: {P2PRC_NEW_KEY}", "PublicKey", {**exc.detail, "run": P2PRC_NEW_KEY}) from None
+    return key
 
 
 def _p2prc_ports(view: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -127,8 +142,9 @@ def _create_request(config: ApiConfig) -> dict[str, Any]:
     if base and base not in config.base_images:
         raise InvalidInput(f"BaseImage: {base[:60]!r} is not allowed here; allowed: {', '.join(config.base_images) or 'none'}",
                            "BaseImage")
+    name = query.get("ContainerName") or None
     return {
-        "image": query.get("ContainerName") or None,
+        "image": config.p2prc_image_aliases.get(name, name) if name else None,
         "extra_ports": int(ports),
         "gpu": _bool("GPU", query.get("GPU", "false")),
         "public_key": _public_key(raw_query("PublicKey")) if query.get("PublicKey") else None,
@@ -149,7 +165,8 @@ def _add_container_routes(app: Bottle, config: ApiConfig, services: Services) ->
             "GPU": "true" if view["gpu"] else "false",
         })
 
-    @app.get("/RemoveContainer", access="p2prc")
+    # P2PRC's client prints "Success" whatever the answer's status: a refusal says so in its text.
+    @app.get("/RemoveContainer", access="p2prc", refusal="nothing was removed")
     def remove_container():
         who = current_client()
         ref = request.query.get("id", "")

@@ -165,7 +165,7 @@ def test_p2prc_startcontainer_and_removecontainer(api, keypair, engine, cleanup)
         ("ports=100", "alice", 400, "extra_ports"),
         ("GPU=maybe", "alice", 400, "GPU"),
         ("PublicKey=%%%", "alice", 400, "PublicKey"),
-        ("PublicKey=bm90IGEga2V5", "alice", 400, "public_key"),
+        ("PublicKey=bm90IGEga2V5", "alice", 400, "PublicKey"),  # the query parameter it came in
         ("BaseImage=evil/image", "alice", 400, "BaseImage"),
         ("ContainerName=nope", "alice", 400, "image"),
         ("", "alice", 400, "public_key"),

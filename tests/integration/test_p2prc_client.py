@@ -282,3 +282,18 @@ def test_p2prc_s_stock_defaults_get_an_instance_or_a_way_forward(tmp_path, engin
         finally:
             for c in engine.containers.list(all=True, filters={"label": "dockpool.owner=p2prc"}):
                 c.remove(force=True)
+
+
+def test_p2prc_image_aliases_default_to_the_default_image_and_are_checked(tmp_path):
+    from dockpool.errors import InvalidInput
+    from dockpool_api.config import config_from_dict
+
+    assert config_from_dict(make_config(tmp_path, images=["ubuntu-sshd", "debian-sshd"])).p2prc_image_aliases == {
+        "docker-ubuntu-sshd": "ubuntu-sshd"}  # the provider's default image, whatever it is
+    assert config_from_dict(make_config(tmp_path, p2prc_image_aliases={"docker-ubuntu-sshd": ""})).p2prc_image_aliases == {}
+    for aliases, field in (({"docker-ubuntu-sshd": "desktop"}, "p2prc_image_aliases.docker-ubuntu-sshd"),
+                           ({"debian-sshd": "debian-sshd"}, "p2prc_image_aliases.debian-sshd"),
+                           ({"Bad Name": "debian-sshd"}, "p2prc_image_aliases.Bad Name")):
+        with pytest.raises(InvalidInput) as refused:
+            config_from_dict(make_config(tmp_path, p2prc_image_aliases=aliases))
+        assert refused.value.field == field, refused.value.message

@@ -135,7 +135,8 @@ def validate_public_key(value: object, field: str = "public_key") -> str:
         except ValueError:
             raise InvalidInput(f"{field}: the RSA key data is truncated", field) from None
         if bits < MIN_RSA_BITS:
-            raise InvalidInput(f"{field}: RSA keys need at least {MIN_RSA_BITS} bits, this one has {bits}", field)
+            raise InvalidInput(f"{field}: RSA keys need at least {MIN_RSA_BITS} bits, this one has {bits}", field,
+                               {"min_bits": MIN_RSA_BITS, "bits": bits})
     comment = parts[2] if len(parts) > 2 else ""
     if any(ord(ch) < 32 for ch in comment):
         raise InvalidInput(f"{field}: the key comment holds control characters", field)
