@@ -405,6 +405,20 @@ def test_check_mode_on_the_provisioned_host_reports_no_change(tmp_path):
     assert result.changed == 0, [t.get("diff") for t in result.tasks if t.get("changed")]
 
 
+def test_the_drain_play_runs_with_the_operators_own_credential_on_an_inventory_without_an_admin():
+    """The scenario's inventory lists only ordinary clients: drain.yml (and so teardown.yml) reads the
+    provider's root-only local credential with become and is let in on loopback."""
+    play = ROOT / "playbooks" / "drain.yml"
+    try:
+        drained = run_playbook_file(play, inventory=INVENTORY, host=HOST)
+        calls = [t["status"] for t in drained.tasks if "status" in t]
+        assert len(calls) >= 2 and set(calls) == {200}, drained.raw[-3000:]  # read, started, moves asked
+        assert drained.rc in (0, 2), drained.raw[-3000:]  # 2: alone in its fleet, an instance fits nowhere (named)
+    finally:
+        ended = run_playbook_file(play, inventory=INVENTORY, host=HOST, extra_vars={"drain_state": "absent"})
+    assert ended.rc == 0 and ended.changed == 1, ended.raw[-3000:]
+
+
 def test_teardown_then_provision_gives_a_working_provider_again(tmp_path):
     instance(tmp_path, "e2e-before-teardown")
     # The rule iaas_user writes for an operator who asked for it; by default it does not outlive the provider.
