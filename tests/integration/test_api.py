@@ -183,7 +183,7 @@ def test_speed_test_routes(api):
     assert len(api.get("/v1/speedtest/download?bytes=3000000").body) == 3000000
     assert len(api.get("/50").body) == 50 * 2**20
     up = api.post("/v1/speedtest/upload", b"x" * 500000, headers={"Content-Type": "application/octet-stream"}).json
-    assert up["bytes"] == 500000 and up["seconds"] >= 0
+    assert up["bytes"] == 500000 and 0 < up["seconds"] < 5  # a time the service measured, not a constant
     p2p = api.post("/upload", upload_files=[("file", "../../etc/data.bin", b"y" * 1000)])
     assert p2p.text == "'.._.._etc_data.bin' uploaded!" and p2p.content_type == "text/plain"
     for bad in ("0", "abc", str(50 * 2**20 + 1)):
