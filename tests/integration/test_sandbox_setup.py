@@ -2,23 +2,10 @@
 commands, the local fleet's among them, in a fresh copy of this checkout."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-from support.paths import ROOT
-
-
-def copy_checkout(target: Path) -> Path:
-    """This checkout's files as a clone would have them (tracked and new, nothing ignored: no .venv)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
+from support.checkout import copy_checkout
 
 
 def setup_sandbox(checkout: Path) -> None:
