@@ -9,26 +9,16 @@ from typing import Any, Optional
 
 from dockpool.request_options import cli_flags
 
-from .commands import (
-    FILLED_BY_CLI,
-    act,
-    err,
-    forget,
-    login,
-    ls,
-    move,
-    providers,
-    replicas,
-    replicate,
-    restore,
-    rm,
-    speedtest,
-    ssh,
-    up,
-    usage,
-)
 from .errors import FAILED, CliError
+from .fleet import forget, providers
+from .instances import FILLED_BY_CLI, act, ls, rm, ssh, up
+from .login import login
+from .moves import move
+from .render import err
+from .replicas import replicas, replicate, restore
 from .settings import Settings
+from .speedtest import speedtest
+from .usage import usage
 
 
 def _add_up(sub: Any) -> None:  # argparse's subparsers (a private type)

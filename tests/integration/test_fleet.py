@@ -180,7 +180,7 @@ def test_the_client_uses_the_fleet(tmp_path, keypair, engine):
         for url in urls[1:]:
             assert cli(config_dir, "login", url, "--token", env_token).returncode == 0
         # The best provider is full: its 409 moves the request to the next nearest.
-        from dockpool_cli.commands import create_on_first
+        from dockpool_cli.instances import create_on_first
         from dockpool_cli.settings import Settings
 
         class Status:

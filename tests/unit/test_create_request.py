@@ -17,7 +17,7 @@ from dockpool.limits import Limits
 from dockpool.request_options import cli_flags, json_schema, module_documentation
 from dockpool.spec import CLIENT_FIELDS, REQUEST_FIELDS
 from dockpool_api.openapi import openapi_document
-from dockpool_cli.commands import FILLED_BY_CLI, create_request
+from dockpool_cli.instances import FILLED_BY_CLI, create_request
 from dockpool_cli.main import parser
 from dockpool_dev import module_docs
 from support.keys import ED25519
