@@ -4,7 +4,10 @@ budget refusal on a real API process."""
 from __future__ import annotations
 
 import re
+import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 import requests
@@ -39,6 +42,30 @@ def samples(url: str, who: str = "") -> dict[str, float]:
 def cleanup(engine):
     yield
     remove_client_instances(engine)
+
+
+@contextmanager
+def watching(url: str, names: tuple[str, ...], seconds: float = 600) -> Iterator[dict[str, float]]:
+    """The highest value each of ``names`` reached while the block ran (scraped every 0.1 s from
+    a thread, which stops with the block or after ``seconds``)."""
+    most = {name: 0.0 for name in names}
+    done = threading.Event()
+
+    def scrape() -> None:
+        deadline = time.monotonic() + seconds
+        while not done.is_set() and time.monotonic() < deadline:
+            page = samples(url)
+            for name in names:
+                most[name] = max(most[name], page[name])
+            done.wait(0.1)
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    try:
+        yield most
+    finally:
+        done.set()
+        thread.join(timeout=30)
 
 
 def wait_for(check, seconds: float, what: str):
@@ -87,7 +114,9 @@ def test_exchanges_replicas_moves_and_a_drain_are_graphed(tmp_path, keypair, eng
         assert failed["dockpool_fleet_move_seconds_count"] == 1 and failed["dockpool_fleet_moves_in_flight"] == 0
 
         assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=auth("ops"), timeout=30).ok
-        drained = requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=600)
+        with watching(SOURCE, ("dockpool_fleet_moves_in_flight", "dockpool_fleet_drains_in_flight")) as most:
+            drained = requests.post(f"{SOURCE}/v1/drain/moves", headers=auth("ops"), timeout=600)
+        assert most == {"dockpool_fleet_moves_in_flight": 1, "dockpool_fleet_drains_in_flight": 1}
         assert drained.status_code == 200 and [m["name"] for m in drained.json()["moved"]] == [name], drained.text
         after = samples(SOURCE)
         assert after['dockpool_fleet_moves_total{result="done"}'] == 1
