@@ -331,9 +331,9 @@ class Mover:
         if not isinstance(body, dict) or set(body) != {"target", "move", "grant"}:
             raise InvalidInput("the body is {target, move, grant}: the target provider's name, and the move and "
                                "grant it gave", "body")
+        target = self._member(body["target"], "target")  # first: a target no member is refused before a lookup
         move_id = _matching(body, "move", MOVE_ID, "the move's id the target gave (16 hexadecimal digits)")
         token = _matching(body, "grant", GRANT_TOKEN, "the grant the target gave (43 characters of base64url)")
-        target = self._member(body["target"], "target")  # first: a target no member is refused before a lookup
         return self.transfer(client, self.services.find(client, ref), target, move_id, token)
 
     def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:

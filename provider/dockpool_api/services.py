@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from dockpool import moves
 from dockpool.addresses import host_port, is_ipv6
+from dockpool.admission import PeerAdmission, Surroundings, read_surroundings
 from dockpool.client_requests import check_instance_cap, client_request, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
@@ -58,7 +59,9 @@ class Services:
         self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,
                                 peer_verify or partial(verify_member, config, self.fleet_context),
                                 expiry=config.peer_expiry, fleet_port=config.fleet_port or 1,
-                                draining=self.drain.draining)
+                                draining=self.drain.draining, admission=PeerAdmission(
+                                    config.peer_rule, frozenset(p for p in (config.jump_port, config.fleet_port) if p),
+                                    self.surroundings))
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context, self.events)
@@ -76,6 +79,11 @@ class Services:
             manager = InstanceManager(connect(self.config.docker_host, timeout=60), self.policy, self.topology)
             self._local.manager = manager
         return manager
+
+    def surroundings(self) -> Surroundings:
+        """What posted P2PRC peers are judged against (admission.py): the engine's networks and published ports."""
+        with engine_errors("reading the engine's networks, to judge a posted peer"):
+            return read_surroundings(self.manager().client)
 
     def engine_ok(self) -> bool:
         try:

@@ -199,9 +199,10 @@ def test_peer_routes_validate_and_refuse_disallowed_peers(api):
     loopback = {"Name": "x", "IPV4": "127.0.0.9", "ServerPort": "8088"}
     anonymous = api.post_json("/v1/peers", {"ip_address": [loopback]}, expect_errors=True)
     assert anonymous.status_int == 401 and anonymous.json["field"] == "Authorization"  # peer writes need a token
-    merged = api.post_json("/v1/peers", {"ip_address": [loopback]}, headers=auth("alice")).json
-    # Loopback peers are denied by default: never even asked. The answer is P2PRC's table (no signatures).
-    assert merged == {"ip_address": [{k: v for k, v in me.items() if k != "dockpool"}]}
+    refused = api.post_json("/v1/peers", {"ip_address": [loopback]}, headers=auth("alice"), expect_errors=True)
+    # Loopback peers are denied by default: never even asked, and the poster is told why.
+    assert refused.status_int == 400 and refused.json["field"] == "ip_address[0].IPV4", refused.json
+    assert api.get("/v1/peers").json == {"ip_address": [me]}
     table = json.dumps({"ip_address": [{"Name": "y", "IPV4": "not-an-ip", "ServerPort": "8088"}]}).encode()
     bad = api.post("/IpTable", upload_files=[("json", "table.json", table)], headers=auth("bob"), expect_errors=True)
     assert bad.status_int == 400 and bad.json["field"] == "ip_address[0].IPV4"

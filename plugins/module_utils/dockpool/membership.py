@@ -32,9 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from .admission import PeerAdmission
 from .atomicfile import read_json, write_json
 from .errors import Busy, InvalidInput
-from .peers import FIELDS, FLAGS, NetworkRule, peer_key, validate_table, verify_peer
+from .peers import FIELDS, FLAGS, NetworkRule, peer_key, server_info, validate_table
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -135,6 +136,7 @@ class Membership:
     fleet_port: int = 8444
     verify_p2prc: Optional[Callable[[dict[str, Any]], bool]] = None
     draining: Callable[[], bool] = lambda: False  # whether this provider is draining, asked each round
+    admission: Optional[PeerAdmission] = None  # which P2PRC peers may be asked at all; None: ``rule`` alone
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -150,8 +152,11 @@ class Membership:
         self._start = self.clock()
         if self.verify is None:
             self.verify = lambda entry: False  # no fleet certificate: this provider has no members
+        if self.admission is None:
+            self.admission = PeerAdmission(self.rule)
+        self._never: dict[Key, str] = {}  # P2PRC peers dropped for good (this provider itself, refused): why
         if self.verify_p2prc is None:
-            self.verify_p2prc = lambda entry: verify_peer(entry, self.rule)
+            self.verify_p2prc = self._ask_p2prc
 
     @property
     def public_key(self) -> str:
@@ -282,6 +287,10 @@ class Membership:
             if member is None:
                 return
             member.answered = ok
+            if not signed and peer_key(entry) in self._never:  # itself, or no longer admitted: dropped
+                del self._p2prc[peer_key(entry)]
+                self._save()
+                return
             if ok and not signed:
                 member.heard = self.clock()
 
@@ -329,18 +338,61 @@ class Membership:
 
     def merge_p2prc(self, data: Any) -> dict[str, list[dict[str, Any]]]:
         """What P2PRC peers and clients post: P2PRC peers that answer, kept apart from the members
-        (a signature they carry is dropped: posting never makes a member). Returns P2PRC's table."""
+        (a signature they carry is dropped: posting never makes a member). An entry this provider
+        may not ask (admission.py) is dropped, never contacted; a post with nothing new besides is
+        refused, naming the field and why. Returns P2PRC's table."""
         incoming = [{k: e[k] for k in FIELDS} for e in validate_table(data, self.max_peers)]
         with self._lock:
             names = {m.entry["Name"] for m in self._members.values()}
             addresses = {peer_key(m.entry) for m in self._members.values()}
-            new = {peer_key(e): e for e in incoming
-                   if not self._is_me(e) and e["Name"] not in names and peer_key(e) not in addresses
-                   and peer_key(e) not in self._p2prc and peer_key(e) not in self._dead}
+            fresh = [(i, e) for i, e in enumerate(incoming)
+                     if not self._is_me(e) and e["Name"] not in names and peer_key(e) not in addresses
+                     and peer_key(e) not in self._p2prc and peer_key(e) not in self._dead and peer_key(e) not in self._never]
             room = self.max_peers - len(self._p2prc)
+        new = self._admitted(fresh)
         candidates = list(new.values())[: max(0, min(room, self.checks_per_merge))]
         self._add(self._p2prc, self._verified(candidates, self.verify_p2prc), peer_key)
         return self.p2prc_table()
+
+    def _admitted(self, fresh: list[tuple[int, dict[str, Any]]]) -> dict[Key, dict[str, Any]]:
+        """The posted entries (with their index) this provider may ask, by address and port."""
+        admitted: dict[Key, dict[str, Any]] = {}
+        refused: list[dict[str, str]] = []
+        members = self._member_addresses()
+        for index, entry in fresh:
+            why = self.admission.refusal(entry, members) if self.admission else None
+            if why is None:
+                admitted[peer_key(entry)] = entry
+            else:
+                refused.append({"field": f"ip_address[{index}].{why[0]}", "problem": why[1]})
+        if refused and not admitted:
+            raise InvalidInput(f"{refused[0]['field']}: {refused[0]['problem']}", refused[0]["field"],
+                               {"refused": refused[:16]})
+        for each in refused:
+            log.info("posted peer not taken: %s: %s", each["field"], each["problem"])
+        return admitted
+
+    def _member_addresses(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(peer_key(m.entry)[0], m.entry["Name"]) for m in self._members.values()]
+
+    def _ask_p2prc(self, entry: dict[str, Any]) -> bool:
+        """A P2PRC peer's check, when posted and each round: still admitted (the engine's networks
+        change), answering as a P2PRC server, and not this provider under another address (its
+        /server_info names this provider's key): then it is dropped and never asked again."""
+        why = self.admission.refusal(entry, self._member_addresses()) if self.admission else None
+        info = server_info(entry, self.rule) if why is None else None
+        extra = (info or {}).get("dockpool")
+        if isinstance(extra, dict) and extra.get("membership_key") == self.public_key:
+            why = ("IPV4", "it is this provider itself, under another address (its /server_info names this provider)")
+        if why is not None:
+            with self._lock:
+                self._never[peer_key(entry)] = why[1]
+                while len(self._never) > self.max_peers:
+                    del self._never[next(iter(self._never))]
+            log.info("P2PRC peer %s:%s dropped: %s", *peer_key(entry), why[1])
+            return False
+        return info is not None
 
     def _add(self, tier: dict[Any, Member], answered: list[dict[str, Any]], key: Callable[[dict], Any]) -> None:
         with self._lock:

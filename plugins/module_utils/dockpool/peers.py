@@ -158,6 +158,12 @@ class NetworkRule:
             ip = ip.ipv4_mapped  # judged as the IPv4 address it reaches
         return _contains(self.allow, ip) and not _contains(self.deny, ip)
 
+    def opens(self, address: str) -> bool:
+        """Whether the operator named a network holding ``address`` (not just a catch-all): what
+        opens loopback, private and link-local addresses to P2PRC peers (admission.py)."""
+        ip = ipaddress.ip_address(address)
+        return any(ip in net for net in map(ipaddress.ip_network, self.allow) if net.version == ip.version and net.prefixlen)
+
 
 def _contains(networks: Iterable[str], ip: Any) -> bool:
     """Whether one of ``networks`` of ``ip``'s family holds it."""
@@ -208,25 +214,33 @@ def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str
     return int(status[1]), content
 
 
+def server_info(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536,
+                port: Optional[int] = None, wrap: Optional[Callable[[socket.socket], socket.socket]] = None,
+                ) -> Optional[dict[str, Any]]:
+    """The peer's own /server_info answer, when it gives one in time that is a P2PRC specs object."""
+    address = entry["IPV4"] or entry["IPV6"]
+    if not rule.permits(address):
+        log.info("not asking %s: outside the networks allowed for peers", address)
+        return None
+    try:
+        status, content = exchange(address, port or int(entry["ServerPort"]), deadline, max_bytes, wrap=wrap)
+        info = json.loads(content) if status == 200 else None
+    except (OSError, ValueError) as exc:
+        log.info("peer %s:%s did not answer as a provider: %s", address, entry["ServerPort"], exc)
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("Hostname"), str) else None
+
+
 def verify_peer(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536,
                 expected_key: Optional[str] = None, port: Optional[int] = None,
                 wrap: Optional[Callable[[socket.socket], socket.socket]] = None) -> bool:
     """Does the peer's own /server_info answer, in time, with a P2PRC specs object (naming
     ``expected_key`` as its membership key, for a signed entry)? A fleet member is asked on its
     fleet ``port`` through ``wrap`` (mutual TLS, its certificate's name checked)."""
-    address = entry["IPV4"] or entry["IPV6"]
-    if not rule.permits(address):
-        log.info("not asking %s: outside the networks allowed for peers", address)
+    info = server_info(entry, rule, deadline, max_bytes, port, wrap)
+    if info is None:
         return False
-    try:
-        status, content = exchange(address, port or int(entry["ServerPort"]), deadline, max_bytes, wrap=wrap)
-        info = json.loads(content) if status == 200 else None
-    except (OSError, ValueError) as exc:
-        log.info("peer %s:%s did not answer as a provider: %s", address, entry["ServerPort"], exc)
-        return False
-    if not isinstance(info, dict) or not isinstance(info.get("Hostname"), str):
-        return False
-    extra = info.get("dockpool")
+    address, extra = entry["IPV4"] or entry["IPV6"], info.get("dockpool")
     if expected_key is not None and not (isinstance(extra, dict) and extra.get("membership_key") == expected_key):
         log.info("peer %s:%s does not hold the key its entry was signed with", address, entry["ServerPort"])
         return False
