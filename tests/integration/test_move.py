@@ -181,3 +181,43 @@ def test_move_values_outside_their_pattern_are_refused_before_the_instance_stops
         assert requests.get(f"{TARGET}/v1/moves/{good['move']}", headers=alice, timeout=10).json()["state"] == "granted"
         moved = requests.post(f"{SOURCE}/v1/instances/{name}/move", json=good, headers=alice, timeout=600)
         assert moved.status_code == 200 and moved.json()["instance"]["name"] == "alice-target-1", moved.text
+
+
+def ssh_entry(home: Path, host: str) -> str:
+    """The block the CLI wrote for ``host`` in its SSH config ("" when there is none)."""
+    text = (home / "dockpool" / "ssh_config").read_text()
+    begin, end = f"# >>> dockpool {host}\n", f"# <<< dockpool {host}\n"
+    return text[text.index(begin):text.index(end)] if begin in text else ""
+
+
+def test_a_move_keeps_the_alias_of_an_instance(tmp_path, keypair, engine, cleanup):
+    """Alice named her instance (`up --name box`); a drain moved it and `dockpool ls` followed it,
+    keeping alice-box as an alias of its new place. Moving it on keeps the alias too: in the record,
+    and as an SSH entry that leads where the instance is now (before: dropped from the record, its
+    entry left at the place it was moved from); `rm` removes it with the instance."""
+    ops, alice = ({"Authorization": f"Bearer {TOKENS[who]}"} for who in ("ops", "alice"))
+    with two_providers(tmp_path) as (source, target, engine2):
+        home = tmp_path / "client"
+        for url in (SOURCE, TARGET):
+            assert cli(home, "login", url, "--token", TOKENS["alice"]).returncode == 0
+        made = cli(home, "up", "--provider", SOURCE, "--name", "box", "--key", str(keypair[0]), "--memory", "128m",
+                   "--no-check", "--json")
+        assert made.returncode == 0 and json.loads(made.stdout)["name"] == "alice-box", made.stderr
+        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": True}, headers=ops, timeout=10).ok
+        drained = requests.post(f"{SOURCE}/v1/drain/moves", headers=ops, timeout=600)
+        assert drained.status_code == 200, drained.text
+        [away] = [m["as"] for m in drained.json()["moved"] if m["name"] == "alice-box"]
+        assert requests.put(f"{SOURCE}/v1/drain", json={"draining": False}, headers=ops, timeout=10).ok
+        assert cli(home, "ls", "--json").returncode == 0  # follows it to the target
+        config = home / "dockpool" / "config.json"
+        assert json.loads(config.read_text())["instances"][away]["aliases"] == ["alice-box"]
+        moved = cli(home, "move", away, "--to", SOURCE, "--no-check")
+        assert moved.returncode == 0, moved.stderr
+        records = json.loads(config.read_text())["instances"]
+        [back] = [n for n, v in records.items() if v["provider"] == SOURCE]
+        assert back != "alice-box" and away not in records and records[back].get("aliases") == ["alice-box"], records
+        port = requests.get(f"{SOURCE}/v1/instances/{back}", headers=alice, timeout=10).json()["ssh"]["port"]
+        assert f"    Port {port}\n" in ssh_entry(home, back) and f"    Port {port}\n" in ssh_entry(home, "alice-box")
+        assert ssh_entry(home, away) == ""  # a move the client asked for drops the name it had
+        assert cli(home, "rm", back).returncode == 0
+        assert ssh_entry(home, back) == ssh_entry(home, "alice-box") == ""
