@@ -17,6 +17,7 @@ from dockpool.errors import Conflict, DockpoolError
 from dockpool.labels import OWNER, PUBLIC_KEY, Record
 from dockpool.moves import move_request
 
+from . import fleet_tls
 from .config import Client
 from .moving import MoveInDoubt, Mover, error_of
 
@@ -54,7 +55,7 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
             "an earlier move of it is in doubt: it stays stopped until that move's target says whether it took it"]}
     for target in _targets(mover):
         try:
-            status, text = mover.ask_member(target, "POST", "/v1/fleet/offers", "",
+            status, text = mover.ask_member(target, "POST", fleet_tls.route_path("v1", "fleet", "offers"), "",
                                             {"client": owner, "request": request, "start": running}, timeout=60,
                                             most=1024**2)
         except OSError as exc:

@@ -233,8 +233,8 @@ class Replicator:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
                        "X-Dockpool-Instance": base64.urlsafe_b64encode(json.dumps(instance).encode()).decode(),
                        "X-Dockpool-Refresh": refresh, "X-Dockpool-Parent": state["refresh"] if state else ""}
-            status, text = self.mover.ask_member(member, "PUT", f"/v1/fleet/replicas/{record.name}", "", data=spool,
-                                                 headers=headers, timeout=600)
+            path = fleet_tls.route_path("v1", "fleet", "replicas", record.name)
+            status, text = self.mover.ask_member(member, "PUT", path, "", data=spool, headers=headers, timeout=600)
         if status == 409 and state is not None:
             raise _NeedsFull()
         if status != 200:
@@ -448,7 +448,7 @@ class Replicator:
         if member is None:
             return False
         try:
-            status, _ = self.mover.ask_member(member, "DELETE", f"/v1/fleet/replicas/{name}", "", timeout=30)
+            status, _ = self.mover.ask_member(member, "DELETE", fleet_tls.route_path("v1", "fleet", "replicas", name), "", timeout=30)
         except OSError as exc:
             log.warning("could not remove the replica of %s on %s: %s", name, holder, exc)
             return False
