@@ -75,7 +75,7 @@ def test_two_providers_on_two_loopback_addresses_keep_each_other(tmp_path):
             kept = (first_dir / "peers.json").read_text()
             assert '"beta"' in kept and '"127.0.0.3"' in kept  # written to disk
             # A posted peer that does not answer is not kept.
-            ghost = {"ip_address": [{"Name": "ghost", "IPV4": "127.0.0.4", "ServerPort": "9"}]}
+            ghost = {"ip_address": [{"Name": "ghost", "IPV4": "127.0.0.4", "ServerPort": "8496"}]}  # nothing listens there
             alice = {"Authorization": f"Bearer {TOKENS['alice']}"}
             kept_names = {p["Name"] for p in requests.post(f"{alpha}/v1/peers", json=ghost, headers=alice, timeout=30).json()["ip_address"]}
             assert "ghost" not in kept_names
