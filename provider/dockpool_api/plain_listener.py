@@ -28,17 +28,23 @@ class _Channel(HTTPChannel):
 
     _began: float = 0.0
     _reading: Optional[Any] = None
+    _spoke = False  # a whole request has come in on it
 
     def received(self, data: bytes) -> bool:
         result = super().received(data)
         if self.request is not None and self.request is not self._reading:
             self._reading, self._began = self.request, time.time()
+        if self.requests:
+            self._spoke = True
         return result
 
     def header_late(self, now: float, seconds: float) -> bool:
-        if self._reading is None:  # nothing sent since it connected (nginx counts from there too)
-            return now - self.creation_time > seconds
-        return self.request is not None and not self.request.headers_finished and now - self._began > seconds
+        if self.requests:  # being answered: the handler's time (a drain, a move) is not the client's
+            return False
+        if self.request is not None:  # a request on its way: its header within the deadline
+            return not self.request.headers_finished and now - self._began > seconds
+        # Silent since it connected (nginx counts from there too); between requests, the idle timeout.
+        return not self._spoke and now - self.creation_time > seconds
 
 
 class PlainServer(TcpWSGIServer):

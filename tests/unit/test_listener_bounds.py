@@ -1,12 +1,20 @@
 """The listeners' bounds per source (issue 34, items 10 and 11): the fleet listener's handshakes
-per address, and the plain listener's settings, refused out of range naming the field."""
+per address, and the plain listener's settings and deadlines, refused out of range naming the field."""
 from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import pytest
 
 from dockpool.errors import InvalidInput
 from dockpool_api.config import config_from_dict
 from dockpool_api.fleet_tls import Handshakes
+from dockpool_api.plain_listener import PlainServer
+from dockpool_api.plain_listener import settings as plain_settings
 
 
 def test_handshakes_are_bounded_per_source_and_in_all():
@@ -35,3 +43,33 @@ def test_plain_listener_bounds_have_defaults_and_take_the_operators():
     assert (config_from_dict({}).connections_per_source, config_from_dict({}).header_timeout) == (32, 10.0)
     config = config_from_dict({"connections_per_source": 4, "header_timeout": 5})
     assert (config.connections_per_source, config.header_timeout) == (4, 5.0)
+
+
+@contextmanager
+def plain_server(app: Callable, header_seconds: float) -> Iterator[int]:
+    """The real plain listener on a loopback port, in a thread; yields the port."""
+    server = PlainServer(app, 4, header_seconds, host="127.0.0.1", port=0, threads=2, **plain_settings())
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        yield server.socket.getsockname()[1]
+    finally:
+        server.task_dispatcher.shutdown()
+        server.close()
+
+
+def test_a_request_answered_slowly_is_not_cut_at_the_header_timeout():
+    """A drain or a move answers after minutes: the header deadline is the client's, not the handler's."""
+    def slow(environ: dict, start_response: Callable) -> list[bytes]:
+        time.sleep(3.5)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    with plain_server(slow, header_seconds=1) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"done"), answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            started = time.monotonic()
+            assert silent.recv(1) == b""  # a connection that sends nothing is still cut
+            assert 0.9 < time.monotonic() - started < 4
