@@ -130,10 +130,10 @@ def tls_cost(work: Path, mib: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 if name == "tls":
                     answer = fleet_tls.request(tls.client_context(), "127.0.0.1", secure.server_address[1], "bench",
-                                               "GET", "/")
+                                               "GET", fleet_tls.route_path("stream"))
                 else:
                     connection = http.client.HTTPConnection("127.0.0.1", plain.server_address[1], timeout=60)
-                    connection.request("GET", "/")
+                    connection.request("GET", "/stream")
                     answer = connection.getresponse()
                 while answer.read(1024 * 1024):
                     pass
