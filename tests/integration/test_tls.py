@@ -21,7 +21,7 @@ ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
 
 @pytest.fixture
 def provider(tmp_path):
-    """The API refusing tokens on plain HTTP, behind the HTTPS front; yields (http url, front)."""
+    api_port, tls_port = free_port("0.0.0.0"), free_port()  # the service listens on every address
     api_port, tls_port = free_port(), free_port()
     settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port, plain_http_tokens=False)
     with api_process(tmp_path, settings) as url, tls_front(tmp_path / "front", api_port, tls_port=tls_port) as front:

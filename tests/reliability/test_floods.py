@@ -21,7 +21,7 @@ from support.two_providers import FLEET_PORT, two_providers
 
 
 def test_a_slowloris_on_the_plain_port_leaves_healthz_answering(tmp_path, figures):
-    port = free_port()
+    port = free_port("0.0.0.0")  # free on every address: the service listens on all of them
     with api_process(tmp_path, make_config(tmp_path, listen="0.0.0.0", port=port)):
         with flood("127.0.0.1", port, count=110, seconds=30, trickle=3.0, mode="header") as stats:
             time.sleep(3)  # the flood's connections are all open
@@ -36,7 +36,7 @@ def test_a_header_that_never_ends_is_cut_at_the_header_timeout(tmp_path):
     """Five connections (under the per-source share) each sending a header byte every second, and five
     that send nothing: the default header_timeout (10 s) closes every one, however busy each keeps its
     connection."""
-    port = free_port()
+    port = free_port("0.0.0.0")  # free on every address: the service listens on all of them
     with api_process(tmp_path, make_config(tmp_path, listen="0.0.0.0", port=port)):
         began = time.monotonic()
         with flood("127.0.0.1", port, count=5, seconds=14, trickle=1.0, mode="header") as slow, \
@@ -49,7 +49,7 @@ def test_a_header_that_never_ends_is_cut_at_the_header_timeout(tmp_path):
 
 
 def test_slow_bodies_through_the_https_front_leave_authenticated_requests_answering(tmp_path, figures):
-    api_port, tls_port = free_port(), free_port()
+    api_port, tls_port = free_port("0.0.0.0"), free_port()  # the service listens on every address
     settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
     with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
         with flood("127.0.0.1", tls_port, count=110, seconds=30, trickle=3.0, mode="body", tls=True) as stats:
@@ -67,7 +67,7 @@ def test_slow_bodies_through_the_https_front_leave_authenticated_requests_answer
 
 
 def test_the_front_answers_429_in_json_to_an_address_over_its_share(tmp_path):
-    api_port, tls_port = free_port(), free_port()
+    api_port, tls_port = free_port("0.0.0.0"), free_port()  # the service listens on every address
     settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
     with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
         with flood("127.0.0.1", tls_port, count=40, seconds=20, trickle=3.0, mode="body", tls=True):
