@@ -69,26 +69,26 @@ class Provider:
         return self.call("GET", "/v1/instances")["instances"]
 
     def instance(self, ref: str) -> InstanceView:
-        return self.call("GET", f"/v1/instances/{ref}")
+        return self.call("GET", f"/v1/instances/{quote(ref, safe='')}")
 
     def create(self, body: dict[str, Any]) -> InstanceView:
         # The provider answers once the instance's sshd does; that can take a while on a busy host.
         return self.call("POST", "/v1/instances", json=body, timeout=max(self.timeout, 180))
 
     def action(self, ref: str, verb: str) -> InstanceView:
-        return self.call("POST", f"/v1/instances/{ref}/{verb}", timeout=max(self.timeout, 120))
+        return self.call("POST", f"/v1/instances/{quote(ref, safe='')}/{verb}", timeout=max(self.timeout, 120))
 
     def remove(self, ref: str) -> None:
-        self.call("DELETE", f"/v1/instances/{ref}", timeout=max(self.timeout, 120))
+        self.call("DELETE", f"/v1/instances/{quote(ref, safe='')}", timeout=max(self.timeout, 120))
 
     # ---- replicas --------------------------------------------------------------------------
 
     def replicate(self, ref: str) -> ReplicaView:
         """Refresh the instance's replica now; a first one copies the whole disk, hence the wait."""
-        return self.call("POST", f"/v1/instances/{ref}/replicate", timeout=max(self.timeout, 900))
+        return self.call("POST", f"/v1/instances/{quote(ref, safe='')}/replicate", timeout=max(self.timeout, 900))
 
     def replicas(self, ref: str) -> list[ReplicaView]:
-        return self.call("GET", f"/v1/instances/{ref}/replicas")["replicas"]
+        return self.call("GET", f"/v1/instances/{quote(ref, safe='')}/replicas")["replicas"]
 
     def held_replicas(self) -> list[HeldReplica]:
         """The replicas this provider holds of the client's instances, whoever ran them."""
@@ -114,7 +114,7 @@ class Provider:
     def send_move(self, ref: str, offer: MoveOffer) -> MoveResult:
         """Asked of the source: stream ``ref`` to the target that made ``offer``; it answers once
         the instance runs there (or is running here again), so a whole filesystem may pass first."""
-        return self.call("POST", f"/v1/instances/{ref}/move", timeout=3700,
+        return self.call("POST", f"/v1/instances/{quote(ref, safe='')}/move", timeout=3700,
                          json={"target": offer["provider"], "move": offer["id"], "grant": offer["grant"]})
 
     def move_progress(self, move: str) -> MoveProgress:

@@ -225,7 +225,9 @@ def _image_aliases(values: dict[str, Any]) -> None:
     given = values.get("p2prc_image_aliases", {})
     if not isinstance(given, dict):
         raise InvalidInput("p2prc_image_aliases: must map P2PRC image names to offered images", "p2prc_image_aliases")
-    aliases = {P2PRC_DEFAULT_IMAGE: images[0], **given} if images else dict(given)
+    # P2PRC's default name leads to the first image, unless the operator offers an image of that name.
+    default = {P2PRC_DEFAULT_IMAGE: images[0]} if images and P2PRC_DEFAULT_IMAGE not in images else {}
+    aliases = {**default, **given}
     for name, image in aliases.items():
         where = f"p2prc_image_aliases.{name}"
         validate_image_ref(name, where)

@@ -67,6 +67,8 @@ def test_client_names_only_for_the_scrape_credential_and_admins(service):
     anonymous = scrape(service)
     assert anonymous.status_code == 200 and "dockpool_http_requests_total" in anonymous.text
     assert client_labels(anonymous.text) == set() and "dockpool_usage_" not in anonymous.text
+    # No client's name anywhere on the page: neither as a label value nor as an instance name's prefix.
+    assert not [name for name in everyone if f'"{name}"' in anonymous.text or f'"{name}-' in anonymous.text]
     own = scrape(service, TOKENS["alice"])  # an ordinary client sees what anyone sees
     assert own.status_code == 200 and client_labels(own.text) == set() and "dockpool_usage_" not in own.text
     assert client_labels(scrape(service, SCRAPE_TOKEN).text) == everyone

@@ -291,6 +291,8 @@ def test_p2prc_image_aliases_default_to_the_default_image_and_are_checked(tmp_pa
     assert config_from_dict(make_config(tmp_path, images=["ubuntu-sshd", "debian-sshd"])).p2prc_image_aliases == {
         "docker-ubuntu-sshd": "ubuntu-sshd"}  # the provider's default image, whatever it is
     assert config_from_dict(make_config(tmp_path, p2prc_image_aliases={"docker-ubuntu-sshd": ""})).p2prc_image_aliases == {}
+    offered = make_config(tmp_path, images=["docker-ubuntu-sshd", "debian-sshd"])  # P2PRC's name offered as is
+    assert config_from_dict(offered).p2prc_image_aliases == {}
     for aliases, field in (({"docker-ubuntu-sshd": "desktop"}, "p2prc_image_aliases.docker-ubuntu-sshd"),
                            ({"debian-sshd": "debian-sshd"}, "p2prc_image_aliases.debian-sshd"),
                            ({"Bad Name": "debian-sshd"}, "p2prc_image_aliases.Bad Name")):
