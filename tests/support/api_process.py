@@ -17,7 +17,9 @@ import requests
 from .api_config import update_policy
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "0.0.0.0") -> int:
+    """A port free on every IPv4 address by default: services and nginx fronts often listen on all of
+    them, and a flood's or a move's connections from other loopback addresses may hold a port."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
