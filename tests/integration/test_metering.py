@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import requests
@@ -37,6 +39,17 @@ def rows(ledger: Ledger, instance_id: str) -> list[dict]:
     cursor = ledger.db.execute("SELECT cpu_ns, rx_bytes, tx_bytes, memory_byte_seconds FROM usage "
                                "WHERE instance_id = ? ORDER BY start", (instance_id,))
     return [dict(zip(("cpu_ns", "rx_bytes", "tx_bytes", "memory_byte_seconds"), r)) for r in cursor]
+
+
+def transfer_both_ways(key: Path, port: int, mib: int, metering_pass: Callable[[], int]) -> None:
+    """``mib`` MiB down from the instance over SSH, a metering pass, as much up, another pass."""
+    ssh = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port), "root@127.0.0.1"]
+    down = subprocess.run([*ssh, f"head -c {mib}M /dev/zero"], stdout=subprocess.PIPE, timeout=120, check=True)
+    assert len(down.stdout) == mib * MIB
+    metering_pass()
+    with subprocess.Popen(["head", "-c", f"{mib}M", "/dev/zero"], stdout=subprocess.PIPE) as source:
+        subprocess.run([*ssh, "cat > /dev/null"], stdin=source.stdout, timeout=120, check=True)
+    metering_pass()
 
 
 def children_cpu_seconds(times_output: str) -> float:
@@ -67,13 +80,7 @@ def test_a_pass_meters_cpu_and_network_within_five_percent_of_known_work(engine,
     assert known_cpu > 20, f"the burn got {known_cpu} s of CPU: the machine is too busy for a known size"
     metering_pass()
 
-    ssh = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(port), "root@127.0.0.1"]
-    down = subprocess.run([*ssh, "head -c 200M /dev/zero"], stdout=subprocess.PIPE, timeout=120, check=True)
-    assert len(down.stdout) == 200 * MIB
-    metering_pass()
-    with subprocess.Popen(["head", "-c", "200M", "/dev/zero"], stdout=subprocess.PIPE) as source:
-        subprocess.run([*ssh, "cat > /dev/null"], stdin=source.stdout, timeout=120, check=True)
-    metering_pass()
+    transfer_both_ways(key, port, 200, metering_pass)
 
     burned, downloaded, uploaded = rows(ledger, view["id"])
     assert burned["cpu_ns"] / 1e9 == pytest.approx(known_cpu, rel=0.05)
@@ -113,14 +120,7 @@ def test_network_bytes_are_metered_in_the_instances_own_namespace_under_each_run
         return meter(ledger, list(run_pass(engine, str(tmp_path / "usage.json"))["instances"].values()))
 
     metering_pass()  # the first reading
-    ssh = ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", *BASE_OPTIONS, "-p", str(view["ssh"]["port"]),
-           "root@127.0.0.1"]
-    down = subprocess.run([*ssh, "head -c 40M /dev/zero"], stdout=subprocess.PIPE, timeout=120, check=True)
-    assert len(down.stdout) == 40 * MIB
-    metering_pass()
-    with subprocess.Popen(["head", "-c", "40M", "/dev/zero"], stdout=subprocess.PIPE) as source:
-        subprocess.run([*ssh, "cat > /dev/null"], stdin=source.stdout, timeout=120, check=True)
-    metering_pass()
+    transfer_both_ways(key, view["ssh"]["port"], 40, metering_pass)
     downloaded, uploaded = rows(ledger, view["id"])
     assert 1.0 <= downloaded["tx_bytes"] / (40 * MIB) <= 1.05, downloaded
     assert 1.0 <= uploaded["rx_bytes"] / (40 * MIB) <= 1.05, uploaded
