@@ -66,6 +66,12 @@ def _from_this_machine(address: str) -> bool:
         return False
 
 
+def _holds(header: Optional[str], expected: str) -> bool:
+    """Whether the bearer token is the operator's credential hashed as ``expected`` (none when unset)."""
+    token = bearer_token(header)
+    return bool(expected and token) and hmac.compare_digest(hash_token(token), expected)
+
+
 def _trusted_source(address: str, networks: NetworkRule) -> bool:
     try:
         return networks.permits(address)
@@ -131,8 +137,7 @@ class AccessPlugin:
 
     def _operator(self, header: Optional[str]) -> bool:
         """The operator's local credential; refused (never passed on as a client token) from elsewhere."""
-        expected = self.config.operator_token_sha256
-        if not expected or not hmac.compare_digest(hash_token(bearer_token(header)), expected):
+        if not _holds(header, self.config.operator_token_sha256):
             return False
         if not _from_this_machine(caller_address()):
             raise Unauthorized("the operator's local credential is taken only from this machine itself "
@@ -142,9 +147,7 @@ class AccessPlugin:
     def _scraper(self, header: Optional[str]) -> Optional[Client]:
         """/metrics: the scrape credential, else a client's token (a wrong one is 401, counted
         against its address like any), else nobody where read routes are open."""
-        expected = self.config.metrics_token_sha256
-        token = bearer_token(header)
-        if expected and token and hmac.compare_digest(hash_token(token), expected):
+        if _holds(header, self.config.metrics_token_sha256):
             request.environ[_SCRAPER_KEY] = True
             return None
         if not header and self.config.open_read_routes:
