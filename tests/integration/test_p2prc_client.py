@@ -214,7 +214,9 @@ def test_server_info_answers_p2prc_s_gpu_strings_and_v1_specs_keeps_numbers(tmp_
     one seam (a pynvml module on the real service's path), the rest of the service is real."""
     gpus = [{"fan": 30, "util": [12, 5], "temp": 41, "clocks": {"0": 1395, "2": 9751}},
             {"fan": "NVMLError"}]  # a passive card: no fan reading
-    env = {"PYTHONPATH": f"{Path(__file__).parents[1] / 'support' / 'pynvml_shim'}", "DOCKPOOL_FAKE_GPUS": json.dumps(gpus)}
+    tests = Path(__file__).parents[1]  # the shim, and the tests' support package it fakes NVML with
+    env = {"PYTHONPATH": os.pathsep.join(map(str, (tests / "support" / "pynvml_shim", tests))),
+           "DOCKPOOL_FAKE_GPUS": json.dumps(gpus)}
     with api_process(tmp_path, make_config(tmp_path), env=env) as url:
         info = requests.get(f"{url}/server_info", timeout=30).json()
         specs = requests.get(f"{url}/v1/specs", timeout=30).json()

@@ -1,13 +1,11 @@
 """The ``pynvml`` module for a real service process in a test: NVML faked at its one seam.
 
-Put this folder first on the service's PYTHONPATH and describe its GPUs in DOCKPOOL_FAKE_GPUS
+Put this folder first on the service's PYTHONPATH, the tests' folder after it, and describe its GPUs in DOCKPOOL_FAKE_GPUS
 (a JSON list of support.fake_nvml.gpu() overrides; a value "NVMLError" makes that reading
 unsupported, as a passive card's fan is). Everything else in the service is real."""
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from support.fake_nvml import FakeNVML, NVMLError, gpu
 
 
