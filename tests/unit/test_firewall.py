@@ -49,6 +49,7 @@ def test_tenant_pairs_are_one_clients_only():
     ({"extra_deny": ["fd00::/8"]}, "extra_deny"),
     ({"dns": ["10.0.0.0/8"]}, "dns"),
     ({"host_ports": [0]}, "host_ports"),
+    ({"limited_ports": [8443, "x"]}, "limited_ports"),
     ({"bridge": "docker0; reboot"}, "bridge"),
     ({"allowed": []}, "allowed"),
 ])
@@ -60,7 +61,7 @@ def test_bad_settings_name_their_field(settings, field):
 
 def test_ipv6_from_the_bridge_is_refused_but_replies_and_the_kernel_accepts_the_rules():
     text = ipv6_rules()
-    assert text.splitlines() == ["*filter", ":DOCKPOOL-IPV6 - [0:0]",
+    assert [line for line in text.splitlines() if "DOCKPOOL-SOURCES" not in line] == ["*filter", ":DOCKPOOL-IPV6 - [0:0]",
                                  "-A DOCKPOOL-IPV6 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
                                  "-A DOCKPOOL-IPV6 -p tcp -j REJECT --reject-with tcp-reset",
                                  "-A DOCKPOOL-IPV6 -j REJECT --reject-with icmp6-adm-prohibited", "COMMIT"]
@@ -68,3 +69,32 @@ def test_ipv6_from_the_bridge_is_refused_but_replies_and_the_kernel_accepts_the_
         pytest.skip("needs ip6tables-restore as root")
     checked = subprocess.run(["ip6tables-restore", "--test", "--noflush"], input=text, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_each_limited_port_counts_connections_per_source_except_this_machines_own():
+    settings = FirewallSettings.from_dict({"limited_ports": [8088, 8443, 8444], "connections_per_source": 48})
+    v4 = [line for line in policy_rules(settings).splitlines() if "DOCKPOOL-SOURCES" in line]
+    assert v4 == [":DOCKPOOL-SOURCES - [0:0]", "-A DOCKPOOL-SOURCES -s 127.0.0.1 -j RETURN",
+                  *[f"-A DOCKPOOL-SOURCES -p tcp --dport {port} --syn -m connlimit --connlimit-above 48 "
+                    "--connlimit-mask 32 -j REJECT --reject-with tcp-reset" for port in (8088, 8443, 8444)]]
+    v6 = [line for line in ipv6_rules(settings).splitlines() if "DOCKPOOL-SOURCES" in line]
+    assert v6[1] == "-A DOCKPOOL-SOURCES -s ::1 -j RETURN" and all("--connlimit-mask 64" in r for r in v6[2:]), v6
+    assert len(v6) == 5
+    # The rest of loopback (where the tests' floods come from) is counted like anyone.
+    assert not [line for line in v4 + v6 if "127.0.0.0/8" in line]
+
+
+@pytest.mark.parametrize("value", [0, -1, "64", True, 70000])
+def test_a_bad_share_per_source_names_its_field(value):
+    with pytest.raises(InvalidInput) as info:
+        FirewallSettings.from_dict({"connections_per_source": value})
+    assert info.value.field == "connections_per_source"
+
+
+def test_the_kernel_accepts_the_per_source_rules():
+    if shutil.which("iptables-restore") is None or os.geteuid() != 0:
+        pytest.skip("needs iptables-restore as root")
+    settings = FirewallSettings.from_dict({"limited_ports": [8088, 8443], "connections_per_source": 64})
+    for program, text in (("iptables-restore", policy_rules(settings)), ("ip6tables-restore", ipv6_rules(settings))):
+        checked = subprocess.run([program, "--test", "--noflush"], input=text, capture_output=True, text=True)
+        assert checked.returncode == 0, (program, checked.stderr)

@@ -28,6 +28,12 @@ every container start, stop and removal by ``dockpool-firewall watch``.
   runsc (Debian 12's) does not apply that sysctl where it uses the host's network
   stack, and over fe80:: an instance would reach other instances and the host past
   the IPv4 rules. See docs/decisions.md.
+- ``INPUT -p tcp -j DOCKPOOL-SOURCES`` (IPv4 and IPv6), from anywhere: each source address
+  (an IPv6 /64) may hold at most ``connections_per_source`` connections to each of the
+  ``limited_ports`` (the API's plain and HTTPS ports, the fleet's). Counted by the kernel
+  before a byte of a request arrives, so one source cannot fill nginx's worker or the API's
+  listener with connections that never send a header; this machine's own addresses
+  (this_machine.py: the HTTPS front's connections to the API) are not counted.
 """
 from __future__ import annotations
 
@@ -46,9 +52,12 @@ from .engine import connect, engine_errors
 from .errors import DockpoolError, InvalidInput
 from .labels import MANAGED_FILTER, OWNER
 from .settings_files import read_settings
+from .this_machine import ADDRESSES as THIS_MACHINE
 
 log = logging.getLogger("dockpool.firewall")
 EGRESS, INPUT, TENANTS, IPV6 = "DOCKPOOL-EGRESS", "DOCKPOOL-INPUT", "DOCKPOOL-TENANTS", "DOCKPOOL-IPV6"
+SOURCES = "DOCKPOOL-SOURCES"
+CONNECTIONS_PER_SOURCE = 64
 DEFAULT_SETTINGS_FILE = "/etc/dockpool/firewall.json"
 # What an instance may never reach unless the operator allows it: private networks,
 # shared address space, loopback, link-local (cloud metadata), multicast and the like.
@@ -87,12 +96,15 @@ class FirewallSettings:
     dns: tuple[str, ...] = ()  # resolvers instances use (often on a private network)
     host_ports: tuple[int, ...] = (8088, 22000)  # TCP ports of the host that instances may reach
     extra_deny: tuple[str, ...] = ()  # networks the operator closes beyond the defaults
+    limited_ports: tuple[int, ...] = ()  # TCP ports whose connections are counted per source
+    connections_per_source: int = CONNECTIONS_PER_SOURCE  # at once, to each limited port
 
     @classmethod
     def from_dict(cls, data: Any) -> "FirewallSettings":
         if not isinstance(data, dict):
             raise InvalidInput("firewall settings: expected an object", "settings")
-        unknown = sorted(set(data) - {"bridge", "deny", "allow", "dns", "host_ports", "extra_deny"})
+        unknown = sorted(set(data) - {"bridge", "deny", "allow", "dns", "host_ports", "extra_deny", "limited_ports",
+                                      "connections_per_source"})
         if unknown:
             raise InvalidInput(f"firewall settings: unknown key {unknown[0]!r}", unknown[0])
         bridge = data.get("bridge", "docker0")
@@ -101,10 +113,16 @@ class FirewallSettings:
         dns = _networks(data.get("dns", []), "dns")
         if any(not n.endswith("/32") for n in dns):
             raise InvalidInput("dns: give single addresses", "dns")
+        per_source = data.get("connections_per_source", CONNECTIONS_PER_SOURCE)
+        if isinstance(per_source, bool) or not isinstance(per_source, int) or not 1 <= per_source <= 65535:
+            raise InvalidInput(f"connections_per_source: {per_source!r} is not a number of connections from 1 to "
+                               "65535", "connections_per_source")
         return cls(bridge=bridge, deny=_networks(data.get("deny", DEFAULT_DENY), "deny"),
                    allow=_networks(data.get("allow", []), "allow"), dns=dns,
                    host_ports=_ports(data.get("host_ports", [8088, 22000]), "host_ports"),
-                   extra_deny=_networks(data.get("extra_deny", []), "extra_deny"))
+                   extra_deny=_networks(data.get("extra_deny", []), "extra_deny"),
+                   limited_ports=_ports(data.get("limited_ports", []), "limited_ports"),
+                   connections_per_source=per_source)
 
 
 def load_settings(path: str = DEFAULT_SETTINGS_FILE) -> FirewallSettings:
@@ -130,8 +148,20 @@ def policy_rules(settings: FirewallSettings) -> str:
         inbound.append(f"-p tcp -m multiport --dports {ports} -j RETURN")
     inbound += [_REJECT_TCP, _REJECT]
     lines += [f"-A {INPUT} {rule}" for rule in inbound]
+    lines += per_source_rules(settings, ipv6=False)
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def per_source_rules(settings: FirewallSettings, ipv6: bool) -> list[str]:
+    """The DOCKPOOL-SOURCES chain (its declaration and rules): a new connection to a limited port
+    over the source's share is reset. One rule per port, so each port has its own count."""
+    mask, this_machine = (64, [a for a in THIS_MACHINE if ":" in a]) if ipv6 else \
+        (32, [a for a in THIS_MACHINE if ":" not in a])
+    rules = [f"-s {address} -j RETURN" for address in this_machine]
+    rules += [f"-p tcp --dport {port} --syn -m connlimit --connlimit-above {settings.connections_per_source} "
+              f"--connlimit-mask {mask} -j REJECT --reject-with tcp-reset" for port in settings.limited_ports]
+    return [f":{SOURCES} - [0:0]"] + [f"-A {SOURCES} {rule}" for rule in rules]
 
 
 def tenant_rules(instances: Iterable[tuple[str, str]]) -> str:
@@ -149,12 +179,13 @@ def tenant_rules(instances: Iterable[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ipv6_rules() -> str:
+def ipv6_rules(settings: Optional[FirewallSettings] = None) -> str:
     """ip6tables-restore text for the IPv6 chain: nothing an instance starts passes (replies to
-    the host's own connections do)."""
+    the host's own connections do); and the per-source chain for IPv6 callers."""
     return "\n".join(["*filter", f":{IPV6} - [0:0]", f"-A {IPV6} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
                       f"-A {IPV6} -p tcp -j REJECT --reject-with tcp-reset",
-                      f"-A {IPV6} -j REJECT --reject-with icmp6-adm-prohibited", "COMMIT"]) + "\n"
+                      f"-A {IPV6} -j REJECT --reject-with icmp6-adm-prohibited",
+                      *per_source_rules(settings or FirewallSettings(), ipv6=True), "COMMIT"]) + "\n"
 
 
 def _iptables(*argv: str, check: bool = True, ipv6: bool = False) -> subprocess.CompletedProcess:
@@ -172,8 +203,10 @@ def _jumps(settings: FirewallSettings) -> list[tuple[bool, str, list[str]]]:
     """(IPv6?, chain, rule) of every jump into dockpool's chains; IPv6 only where the host has it."""
     jumps = [(False, "DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]),
              (False, "INPUT", ["-i", settings.bridge, "-j", INPUT])]
+    jumps.append((False, "INPUT", ["-p", "tcp", "-j", SOURCES]))
     if os.path.exists("/proc/sys/net/ipv6"):
         jumps += [(True, chain, ["-i", settings.bridge, "-j", IPV6]) for chain in ("INPUT", "FORWARD")]
+        jumps.append((True, "INPUT", ["-p", "tcp", "-j", SOURCES]))
     return jumps
 
 
@@ -185,7 +218,7 @@ def apply(settings: FirewallSettings) -> None:
             _iptables("-N", chain)
     _restore(policy_rules(settings))
     if os.path.exists("/proc/sys/net/ipv6"):
-        _restore(ipv6_rules(), ipv6=True)
+        _restore(ipv6_rules(settings), ipv6=True)
     for ipv6, chain, rule in _jumps(settings):
         if _iptables("-C", chain, *rule, check=False, ipv6=ipv6).returncode != 0:
             _iptables("-I", chain, "1", *rule, ipv6=ipv6)
@@ -196,7 +229,7 @@ def remove(settings: FirewallSettings) -> None:
     for ipv6, chain, rule in _jumps(settings):
         while _iptables("-C", chain, *rule, check=False, ipv6=ipv6).returncode == 0:
             _iptables("-D", chain, *rule, ipv6=ipv6)
-    chains = [(False, chain) for chain in (EGRESS, INPUT, TENANTS)] + [(True, IPV6)]
+    chains = [(False, chain) for chain in (EGRESS, INPUT, TENANTS, SOURCES)] + [(True, IPV6), (True, SOURCES)]
     for ipv6, chain in chains:
         if _iptables("-n", "-L", chain, check=False, ipv6=ipv6).returncode == 0:
             _iptables("-F", chain, ipv6=ipv6)
