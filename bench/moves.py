@@ -5,7 +5,7 @@ engines, and the downtime the client sees (from the source stopping the instance
 target's answering SSH). Goal: <= 1.3x the pipe.
 
 The providers talk over the fleet's mutual TLS; what that costs is measured in the same
-run: seconds per GiB streamed through the fleet's listener (fleet_tls.py) against the same
+run: seconds per GiB streamed through the fleet's listener (fleet/tls.py) against the same
 server and client without TLS, on loopback."""
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ GIB = 1024**3
 def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) -> dict[str, Any]:
     import docker
 
-    from dockpool.moves import MOVE_LABEL
+    from dockpool.snapshots import MOVE_LABEL
 
     if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
         sys.path.insert(0, str(ROOT / "tests"))
@@ -106,7 +106,8 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
 
 def tls_cost(work: Path, mib: int) -> dict[str, Any]:
     """Seconds per GiB through the fleet's listener and its client, with and without TLS."""
-    from dockpool_api import fleet_tls
+    from dockpool_api.fleet import tls as fleet_tls
+    from dockpool_api.fleet import transport
     from dockpool_dev import devca
 
     chunk = bytes(1024 * 1024)
@@ -129,8 +130,8 @@ def tls_cost(work: Path, mib: int) -> dict[str, Any]:
             for _ in range(2):
                 started = time.perf_counter()
                 if name == "tls":
-                    answer = fleet_tls.request(tls.client_context(), "127.0.0.1", secure.server_address[1], "bench",
-                                               "GET", fleet_tls.route_path("stream"))
+                    answer = transport.request(tls.client_context(), "127.0.0.1", secure.server_address[1], "bench",
+                                               "GET", transport.route_path("stream"))
                 else:
                     connection = http.client.HTTPConnection("127.0.0.1", plain.server_address[1], timeout=60)
                     connection.request("GET", "/stream")

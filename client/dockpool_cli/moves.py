@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from dockpool.moves import move_request
+from dockpool.client_requests import move_request
 from dockpool.units import human_size
 
 from . import render

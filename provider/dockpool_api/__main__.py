@@ -10,13 +10,14 @@ import logging
 import sys
 from typing import Optional
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.errors import DockpoolError
 from dockpool.usage import run_pass, usage_readable
 
-from . import fleet_tls, plain_listener
+from . import plain_listener
 from .app import make_app
 from .config import ApiConfig, load_config
+from .fleet import tls as fleet_tls
 from .services import Services
 
 log = logging.getLogger("dockpool.api")
@@ -74,7 +75,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if removed:
             log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
         services.manager().refresh_jump_keys()  # whatever changed while the service was down
-        swept = moves.sweep(services.manager().client)  # snapshots of moves cut short by a stop
+        swept = snapshots.sweep(services.manager().client)  # snapshots of moves cut short by a stop
         if swept:
             log.warning("removed %d snapshot images of unfinished moves", len(swept))
         services.mover.journal.keep_landed(r.id for r in services.manager().records())

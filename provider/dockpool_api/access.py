@@ -14,9 +14,9 @@ Every route carries ``access=`` in its Bottle config::
   token, or a caller inside the networks the operator lists for P2PRC peers
   (``peer_sources``, empty by default).
 - ``fleet``: another provider of the fleet, and only on the fleet's listener, where
-  mutual TLS proved its certificate (fleet_tls.py): no token opens these routes.
+  mutual TLS proved its certificate (fleet/tls.py): no token opens these routes.
 - ``grant``: one step of a move between providers: on the fleet's listener, from the
-  provider the step was granted to, with the secret it was given (moving.py).
+  provider the step was granted to, with the secret it was given (fleet/moves.py).
 - ``metrics``: Prometheus's page: as ``reader`` without a token; with one, the operator's
   scrape credential (``metrics_token_sha256``) or a client token. Only the scrape credential
   and admins are shown the series that name clients (``sees_clients``).
@@ -40,11 +40,11 @@ from typing import Any, Callable, Optional
 from bottle import Bottle, Route, request
 
 from dockpool.addresses import host_port
-from dockpool.peers import NetworkRule
+from dockpool.networks import NetworkRule
 
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
-from .fleet_tls import FLEET_PEER
+from .fleet.tls import FLEET_PEER
 
 ACCESS = ("open", "reader", "client", "admin", "operator", "peer", "p2prc", "fleet", "grant", "metrics")
 FLEET_ROUTES = ("fleet", "grant", "open")

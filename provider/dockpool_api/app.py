@@ -1,6 +1,6 @@
 """The Bottle application: JSON errors, access rules and metrics around the routes, which
 are grouped by concern in their own modules (service_routes, instance_routes,
-fleet_routes, p2prc)."""
+fleet.routes, p2prc)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from dockpool.errors import DockpoolError
 from .access import AccessPlugin, check_declared
 from .auth import Authenticator
 from .config import ApiConfig
-from .fleet_routes import add_fleet_routes, add_move_routes, add_replica_routes
+from .fleet.routes import add_fleet_routes, add_move_routes, add_replica_routes
 from .instance_routes import add_instance_routes
 from .metrics import Metrics
 from .p2prc import add_p2prc_routes

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from dockpool.errors import InvalidInput
 from dockpool.limits import Limits
 from dockpool.metering import DEFAULT_LEDGER_FILE
-from dockpool.peers import DEFAULT_DENY, NetworkRule
+from dockpool.networks import DEFAULT_DENY, NetworkRule
 from dockpool.policy import DEFAULT_POLICY_FILE
 from dockpool.settings_files import read_settings
 from dockpool.usage import DEFAULT_USAGE_FILE
@@ -61,9 +61,9 @@ class ApiConfig:
     usage_file: str = DEFAULT_USAGE_FILE
     ledger_file: str = DEFAULT_LEDGER_FILE  # the usage ledger the watchdog writes (dockpool.metering); read here
     peers_file: str = "/var/lib/dockpool/peers.json"
-    drain_file: str = "/var/lib/dockpool/drain.json"  # whether this provider is draining (drain.py)
-    moves_file: str = "/var/lib/dockpool/moves.json"  # the moves under way, for a restart (move_journal.py)
-    replicas_dir: str = "/var/lib/dockpool/replicas"  # replicas held for others, and this provider's own (replicating.py)
+    drain_file: str = "/var/lib/dockpool/drain.json"  # whether this provider is draining (fleet/drains.py)
+    moves_file: str = "/var/lib/dockpool/moves.json"  # the moves under way, for a restart (fleet/journal.py)
+    replicas_dir: str = "/var/lib/dockpool/replicas"  # replicas held for others, and this provider's own (fleet/replicas.py)
     replica_max_bytes: int = 20 * 1024**3  # what the replicas held here may take of the disk, at most
     replica_interval: float = 600.0  # seconds between refreshes of the replicas asked for (replica: true)
     replica_all: bool = False  # True: every instance here has a replica, asked for or not

@@ -1,6 +1,6 @@
 """The API's Prometheus metrics: requests by method, route and status, the time creations
 take, the instances by state (read from the engine when scraped), the fleet (members read
-when scraped, events counted by fleet_metrics.py), and what each client used (read from the
+when scraped, events counted by fleet/metrics.py), and what each client used (read from the
 usage ledger when scraped).
 
 Units are Prometheus's base units (seconds, bytes). Series that name a client (its usage, its

@@ -9,7 +9,7 @@ from dockpool import __version__
 from dockpool.errors import DockpoolError, InvalidInput
 
 from .access import sees_clients
-from .draining import drain
+from .fleet.drains import drain
 from .openapi import openapi_document
 from .responses import json_body, read_stream, zeros
 from .routing import RouteContext

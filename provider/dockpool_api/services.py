@@ -8,9 +8,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Optional
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.addresses import host_port, is_ipv6
-from dockpool.admission import PeerAdmission, Surroundings, read_surroundings
 from dockpool.client_requests import check_instance_cap, client_request, instance_name
 from dockpool.cputopology import read_topology
 from dockpool.engine import connect, engine_errors
@@ -20,21 +19,22 @@ from dockpool.images import list_images
 from dockpool.instances import InstanceManager
 from dockpool.labels import OWNER, Record
 from dockpool.limits import Limits
-from dockpool.membership import Membership
-from dockpool.peers import peer_key
 from dockpool.policy import load_policy
 from dockpool.spec import InstanceSpec
 from dockpool.usage import read_usage
 
 from .budgets import Budgets
 from .config import ApiConfig, Client, check_narrowing
-from .drain import Drain
-from .fleet_metrics import FleetMetrics
-from .fleet_tls import FleetTLS
-from .gossip import Gossip, RateLimit, Traffic, verify_member
-from .move_journal import MoveJournal
-from .moving import Mover
-from .replicating import Replicator
+from .fleet.admission import PeerAdmission, Surroundings, read_surroundings
+from .fleet.drains import Drain
+from .fleet.gossip import Gossip, RateLimit, Traffic, verify_member
+from .fleet.journal import MoveJournal
+from .fleet.membership import Membership
+from .fleet.metrics import FleetMetrics
+from .fleet.moves import Mover
+from .fleet.replicas import Replicator
+from .fleet.tls import FleetTLS
+from .fleet.wire import peer_key
 from .usage_report import UsageReport
 
 log = logging.getLogger("dockpool.api")
@@ -228,11 +228,11 @@ class Services:
         with engine_errors(f"reading {record.name!r}"):
             image_id = manager.client.api.inspect_container(record.id)["Image"]
         manager.remove(record.id)
-        moves.remove_if_unused(manager.client, image_id)
+        snapshots.remove_if_unused(manager.client, image_id)
         self.replicas.drop(record.name)
 
     def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None:
-        """Remember where an instance moved (drain.py): its owner asking for it here is told."""
+        """Remember where an instance moved (fleet/drains.py): its owner asking for it here is told."""
         self.drain.record_move(record_name, owner, member["Name"], peer_key(member)[0], new_name)
 
     # ---- peers -------------------------------------------------------------------------------

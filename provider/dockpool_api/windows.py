@@ -1,6 +1,6 @@
 """Sliding windows: at most ``limit`` events per key within ``window`` seconds, and how long
 until the next one fits (what a 429's Retry-After says). Failed logins per address
-(auth.py) and replica refreshes per instance and per client (replicating.py) count here.
+(auth.py) and replica refreshes per instance and per client (fleet/replicas.py) count here.
 Kept in memory: a restarted service starts every window afresh."""
 from __future__ import annotations
 

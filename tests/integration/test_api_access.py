@@ -10,7 +10,7 @@ from dockpool_api.access import AccessPlugin, check_declared, current_client
 from dockpool_api.app import make_app
 from dockpool_api.auth import Authenticator, Unauthorized
 from dockpool_api.config import config_from_dict
-from dockpool_api.fleet_tls import FLEET_PEER
+from dockpool_api.fleet.tls import FLEET_PEER
 from support.api_config import TOKENS, make_config
 
 pytestmark = pytest.mark.engine

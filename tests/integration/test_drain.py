@@ -13,7 +13,7 @@ import requests
 import yaml
 from webtest import TestApp
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.cputopology import read_topology
 from dockpool.errors import InvalidInput
 from dockpool.instances import InstanceManager
@@ -384,4 +384,4 @@ def test_a_target_started_again_removes_what_an_unfinished_move_made_and_keeps_a
     finally:
         for export, container in made.items():
             manager.remove(container)
-            moves.remove_snapshot(engine, f"dockpool-move/alice-testprov-{list(made).index(export)}:{export}")
+            snapshots.remove_snapshot(engine, f"dockpool-move/alice-testprov-{list(made).index(export)}:{export}")

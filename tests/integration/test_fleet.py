@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from bench.fleet import one_size
-from dockpool_api.fleet_tls import FleetTLS
+from dockpool_api.fleet.tls import FleetTLS
 from dockpool_dev import devca, localfleet
 from support.api_config import make_config
 from support.api_process import api_process

@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from dockpool.membership import Signer
-from dockpool_api import fleet_tls
+from dockpool_api.fleet import tls as fleet_tls
+from dockpool_api.fleet import transport
+from dockpool_api.fleet.membership import Signer
 from dockpool_dev import devca
 from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
@@ -149,13 +150,13 @@ def test_the_fleet_listener_takes_only_certificates_of_the_fleet_and_only_its_ow
     # A member's certificate opens the fleet's routes, never a client's, whatever token comes with it.
     member = fleet_tls.FleetTLS(*map(str, devca.issue(ca, tmp_path / "member", "target-twin")), str(ca[0]))
     context = member.client_context()
-    answer = fleet_tls.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/fleet/identity")
+    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/fleet/identity")
     assert answer.status == 200 and json.loads(answer.read())["provider"] == "source"
-    answer = fleet_tls.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/instances", headers=OPS)
+    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/instances", headers=OPS)
     assert answer.status == 401 and b"only the routes between providers" in answer.read()
     # The calling side checks the name too: the provider at 127.0.0.1 is not "target".
     with pytest.raises(fleet_tls.WrongPeer):
-        fleet_tls.request(context, "127.0.0.1", FLEET_PORT, "target", "GET", "/v1/fleet/identity")
+        transport.request(context, "127.0.0.1", FLEET_PORT, "target", "GET", "/v1/fleet/identity")
 
 
 def test_the_routes_between_providers_are_refused_on_the_clients_listener(fleet):

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.errors import InvalidInput
 
 pytestmark = pytest.mark.engine
@@ -30,10 +30,10 @@ def stopped(engine):
         tar.addfile(info, io.BytesIO(b"my notes\n"))
     container.put_archive("/root", notes.getvalue())
     move_id = secrets.token_hex(8)
-    ref = moves.snapshot_ref("alice-archive-1", move_id)
+    ref = snapshots.snapshot_ref("alice-archive-1", move_id)
     yield container, ref, move_id
     container.remove(force=True)
-    moves.remove_snapshot(engine, ref)
+    snapshots.remove_snapshot(engine, ref)
 
 
 def images(engine) -> dict[str, list[str]]:
@@ -41,7 +41,7 @@ def images(engine) -> dict[str, list[str]]:
 
 
 def exported(engine, container) -> bytes:
-    return b"".join(moves.exported(engine, container.id))
+    return b"".join(snapshots.exported(engine, container.id))
 
 
 def test_the_filesystem_imports_as_the_snapshot_with_the_images_own_settings(engine, stopped):
@@ -49,9 +49,9 @@ def test_the_filesystem_imports_as_the_snapshot_with_the_images_own_settings(eng
     config = engine.api.inspect_image(SHARED)["Config"]
     data = exported(engine, container)
     shared = engine.images.get(SHARED).id
-    assert moves.load(engine, iter([data[i:i + 65536] for i in range(0, len(data), 65536)]), ref, move_id, config) == ref
+    assert snapshots.load(engine, iter([data[i:i + 65536] for i in range(0, len(data), 65536)]), ref, move_id, config) == ref
     got = engine.api.inspect_image(ref)["Config"]
-    assert got["Labels"] == {**config["Labels"], moves.MOVE_LABEL: move_id}  # the ports label among them, JSON and quotes
+    assert got["Labels"] == {**config["Labels"], snapshots.MOVE_LABEL: move_id}  # the ports label among them, JSON and quotes
     assert (got["Entrypoint"], got["Cmd"], got["Env"], got["ExposedPorts"]) == (
         config["Entrypoint"], config["Cmd"], config["Env"], config["ExposedPorts"])
     assert engine.containers.run(ref, ["cat", "/root/notes.txt"], entrypoint=[], remove=True) == b"my notes\n"
@@ -63,7 +63,7 @@ def test_a_compressed_stream_is_refused_before_the_engine_inflates_it(engine, st
     squeezed = gzip.compress(exported(engine, container), compresslevel=1)
     before = images(engine)
     with pytest.raises(InvalidInput, match="compressed") as refused:
-        moves.load(engine, iter([squeezed]), ref, move_id, engine.api.inspect_image(SHARED)["Config"])
+        snapshots.load(engine, iter([squeezed]), ref, move_id, engine.api.inspect_image(SHARED)["Config"])
     assert refused.value.field == "archive"
     assert images(engine) == before
 
@@ -77,7 +77,7 @@ def test_a_stream_cut_between_two_files_leaves_no_image(engine, stopped):
     cut = members[len(members) // 2].offset  # a header's start: everything before it is whole files
     before = images(engine)
     with pytest.raises(InvalidInput, match="end marker"):
-        moves.load(engine, iter([data[:cut]]), ref, move_id, engine.api.inspect_image(SHARED)["Config"])
+        snapshots.load(engine, iter([data[:cut]]), ref, move_id, engine.api.inspect_image(SHARED)["Config"])
     assert images(engine) == before
 
 
@@ -88,7 +88,7 @@ def test_a_member_sending_an_image_archive_naming_every_clients_image_gets_files
     container, ref, move_id = stopped
     poisoned = b"".join(engine.api.get_image(SHARED))  # docker save, naming dockpool/debian-sshd:latest
     shared, before = engine.images.get(SHARED).id, images(engine)
-    assert moves.load(engine, iter([poisoned]), ref, move_id, engine.api.inspect_image(SHARED)["Config"]) == ref
+    assert snapshots.load(engine, iter([poisoned]), ref, move_id, engine.api.inspect_image(SHARED)["Config"]) == ref
     assert engine.images.get(SHARED).id == shared
     after = images(engine)
     new = {image: tags for image, tags in after.items() if image not in before}

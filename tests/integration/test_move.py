@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from dockpool.moves import MOVE_LABEL, move_request
+from dockpool.client_requests import move_request
+from dockpool.snapshots import MOVE_LABEL
 from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
 from support.ssh import make_keypair, ssh_run

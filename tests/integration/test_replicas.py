@@ -19,10 +19,11 @@ import pytest
 import requests
 
 from dockpool.errors import InvalidInput
-from dockpool_api import fleet_tls
 from dockpool_api.config import config_from_dict
-from dockpool_api.replica_store import NoRoom, ReplicaStore
-from dockpool_api.replicating import mounted_layer
+from dockpool_api.fleet import tls as fleet_tls
+from dockpool_api.fleet import transport
+from dockpool_api.fleet.replicas import mounted_layer
+from dockpool_api.fleet.store import NoRoom, ReplicaStore
 from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
@@ -58,7 +59,7 @@ def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_i
         assert requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers={
             "Authorization": f"Bearer {TOKENS['bob']}"}, timeout=60).status_code == 404  # not bob's
 
-        time.sleep(1.1)  # a file written in the refresh's own second is shipped again next time (replica_delta.py)
+        time.sleep(1.1)  # a file written in the refresh's own second is shipped again next time (fleet/deltas.py)
         first = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600)
         assert first.status_code == 200, first.text
         assert first.json()["holder"] == "target" and first.json()["full"] is True
@@ -93,7 +94,7 @@ def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_i
             raise ConnectionAbortedError("the source died")
 
         with pytest.raises(ConnectionAbortedError):
-            fleet_tls.request(tls.client_context(), "127.0.0.3", FLEET_PORT, "target", "PUT",
+            transport.request(tls.client_context(), "127.0.0.3", FLEET_PORT, "target", "PUT",
                               f"/v1/fleet/replicas/{view['name']}", body=cut(),
                               headers={"Content-Length": str(50 * MIB), "X-Dockpool-Refresh": "0123456789abcdef",
                                        "X-Dockpool-Parent": second["refresh"]})

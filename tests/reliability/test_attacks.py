@@ -16,7 +16,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from dockpool.peers import NetworkRule, validate_entry
+from dockpool.networks import NetworkRule
+from dockpool_api.fleet.wire import validate_entry
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.browser import dom

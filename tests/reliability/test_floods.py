@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from dockpool_api import fleet_tls
+from dockpool_api.fleet import tls as fleet_tls
+from dockpool_api.fleet import transport
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
 from support.floods import FLOOD_SOURCE, Probes, flood, probe
@@ -97,7 +98,7 @@ def test_bare_connections_to_the_fleet_listener_leave_the_members_exchanging(tmp
             for _ in range(24):  # the target asks the source what a replica deletion or exchange would
                 began = time.monotonic()
                 try:
-                    answer = fleet_tls.request(context, "127.0.0.1", FLEET_PORT, "source", "GET",
+                    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET",
                                                "/v1/fleet/identity", timeout=5)
                     answer.read()
                     answer.close()

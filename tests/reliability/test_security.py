@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from webtest import TestApp
 
-from dockpool.peers import NetworkRule, verify_peer
+from dockpool.networks import NetworkRule
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
+from dockpool_api.fleet.wire import verify_peer
 from support.api_config import TOKENS, make_config
 from support.paths import ROOT
 

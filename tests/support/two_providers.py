@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import requests
 
-from dockpool.moves import MOVE_LABEL
+from dockpool.snapshots import MOVE_LABEL
 from dockpool_dev import devca
 
 from . import second_engine

@@ -12,7 +12,7 @@ import pytest
 
 from dockpool.errors import InvalidInput
 from dockpool_api.config import config_from_dict
-from dockpool_api.fleet_tls import Handshakes
+from dockpool_api.fleet.tls import Handshakes
 from dockpool_api.plain_listener import PlainServer
 from dockpool_api.plain_listener import settings as plain_settings
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from dockpool.errors import InvalidInput
-from dockpool.membership import Membership, Signer, signature_valid, signed_bytes
-from dockpool.peers import FIELDS, NetworkRule, validate_entry
+from dockpool.networks import NetworkRule
+from dockpool_api.fleet.membership import Membership, Signer, signature_valid, signed_bytes
+from dockpool_api.fleet.wire import FIELDS, validate_entry
 
 # The documentation networks these tests use are not public: opened by name, as an operator opens a LAN.
 DOCUMENTATION_NETS = NetworkRule(allow=("0.0.0.0/0", "::/0", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
@@ -78,7 +79,7 @@ def names(table: Membership) -> list[str]:
 
 
 def test_own_entry_is_signed_and_verifies(table):
-    from dockpool.membership import signature_valid
+    from dockpool_api.fleet.membership import signature_valid
 
     own = table.table()["ip_address"][0]
     assert own["Name"] == "me" and signature_valid(own)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from dockpool.admission import PeerAdmission, Surroundings
-from dockpool.peers import NetworkRule, validate_entry
+from dockpool.networks import NetworkRule
+from dockpool_api.fleet.admission import PeerAdmission, Surroundings
+from dockpool_api.fleet.wire import validate_entry
 
 OWN = "93.184.216.34"  # the provider's public address in these tests
 HERE = Surroundings(networks=("172.17.0.0/16", "fd00:dead::/64"), addresses=frozenset({OWN}), published=frozenset({40001}))

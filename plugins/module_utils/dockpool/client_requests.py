@@ -50,3 +50,21 @@ def client_request(body: Any) -> dict[str, Any]:
     if not body.get("public_key"):
         raise InvalidInput("public_key: your OpenSSH public key is required to log in to the instance", "public_key")
     return dict(body)
+
+
+def move_request(view: dict[str, Any], public_key: str) -> dict[str, Any]:
+    """The create request a target is asked about for an instance (its view, as labels.instance_view
+    gives it): its image and limits as the client asked them. The memory asked is the reservation;
+    the hard limit is the target's own cap (spec.py)."""
+    limits = view["limits"]
+    body: dict[str, Any] = {"image": view["image"], "public_key": public_key,
+                            "memory_reservation": str(limits["memory_reservation"]),
+                            "extra_ports": sum(1 for p in view["ports"] if p["name"].startswith("extra-"))}
+    if limits.get("cpus"):
+        body["cpus"] = limits["cpus"]
+    if limits.get("disk_limit"):
+        body["disk_limit"] = str(limits["disk_limit"])
+    for flag in ("gpu", "replica"):
+        if view.get(flag):
+            body[flag] = True
+    return body

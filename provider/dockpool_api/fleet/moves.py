@@ -6,7 +6,7 @@ good for one move, for that source only, and GRANT_SECONDS; a client holds at mo
 ``moves_per_client`` at once. Then it asks the source: ``POST /v1/instances/<ref>/move``
 stops the instance and tells the target (``POST /v1/moves/<id>/pull``, with the grant) which
 export to fetch: ``GET /v1/exports/<id>``, with a secret of the source's own, for that target
-only: the stopped instance's filesystem (moves.py), which no one may start until the move
+only: the stopped instance's filesystem (snapshots.py), which no one may start until the move
 ends. The target imports it into its engine under the snapshot's name, bounded and checked
 (image_archive.py), with its own copy of the instance's image's settings, creates the
 instance and answers once its sshd does; only then does the source remove its instance. On
@@ -14,7 +14,7 @@ any failure the source starts the instance again if it was running, and the targ
 whatever it imported.
 
 Both ends are members of the fleet, found by name in the live table, and the calls between
-them go over the fleet's mutual TLS (fleet_tls.py): a client can name neither an address
+them go over the fleet's mutual TLS (tls.py, transport.py): a client can name neither an address
 nor a server of its own, and the instance's disk never crosses in clear.
 """
 from __future__ import annotations
@@ -30,21 +30,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Callable, ContextManager, Iterable, Iterator, Optional, Protocol
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
 from dockpool.images import ports_from_image, resolve_image
 from dockpool.instances import InstanceManager
 from dockpool.labels import DISK_LIMIT, Record
-from dockpool.membership import Membership, fleet_port
-from dockpool.peers import peer_key
 from dockpool.spec import InstanceSpec
 
-from . import fleet_tls
-from .auth import hash_token
-from .config import ApiConfig, Client
-from .fleet_metrics import FleetMetrics
-from .move_journal import MoveJournal
+from ..auth import hash_token
+from ..config import ApiConfig, Client
+from . import transport
+from .journal import MoveJournal
+from .membership import Membership, fleet_port
+from .metrics import FleetMetrics
+from .wire import peer_key
 
 log = logging.getLogger("dockpool.api")
 GRANT_SECONDS = 600.0
@@ -54,7 +54,7 @@ GRANT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SETTLE_RETRY = 2.0  # seconds between asking a target what became of a move whose answer was lost
 SNAPSHOT_MARGIN = 64 * 1024**2  # the tar's headers over the files' own sizes
 
-_SNAPSHOT = re.compile(rf"^{re.escape(moves.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
+_SNAPSHOT = re.compile(rf"^{re.escape(snapshots.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
 
 
 class MoveFailed(DockpoolError):
@@ -87,7 +87,7 @@ class Grant:
     streamed: bool = False  # an export's: the whole filesystem went out (the target may hold it all)
     export: str = ""  # a move's: the source's export it pulls
     start: bool = True  # a move's: start the instance where it lands (a drain keeps a stopped one stopped)
-    stream: Optional[moves.Bounded] = None  # the snapshot arriving: its count is the move's progress
+    stream: Optional[snapshots.Bounded] = None  # the snapshot arriving: its count is the move's progress
     state: str = "granted"  # then "moving", "done" or "failed"
     error: str = ""
     used: bool = False
@@ -211,7 +211,7 @@ class Mover:
         context: ssl.SSLContext = self.services.fleet_context
         sent = json.dumps(body).encode() if body is not None else data
         headers = {**(headers or {}), **({"Authorization": f"Bearer {secret}"} if secret else {})}  # fleet routes: none
-        return fleet_tls.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
+        return transport.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
                                  body=sent, headers=headers, timeout=timeout)
 
     def ask_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
@@ -275,11 +275,11 @@ class Mover:
 
         @contextmanager
         def fetched() -> Iterator[Iterable[bytes]]:
-            answer = self.call_member(source, "GET", fleet_tls.route_path("v1", "exports", body["export"]), body["secret"], timeout=120)
+            answer = self.call_member(source, "GET", transport.route_path("v1", "exports", body["export"]), body["secret"], timeout=120)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
-                grant.stream = moves.Bounded(iter(lambda: answer.read(moves.CHUNK), b""), grant.limit)
+                grant.stream = snapshots.Bounded(iter(lambda: answer.read(snapshots.CHUNK), b""), grant.limit)
                 yield grant.stream
             finally:
                 answer.close()
@@ -306,11 +306,11 @@ class Mover:
             # The image settings come from this provider's own copy of the instance's image, never the source.
             config = resolve_image(manager.client, spec.image, manager.policy.image_prefix).attrs["Config"]
             with chunks() as stream:
-                moves.load(manager.client, stream, snapshot, export_id, config)
+                snapshots.load(manager.client, stream, snapshot, export_id, config)
             view = manager.create(spec, start=start, origin="api", admit=admit, image_ref=snapshot)
             self.journal.landed(export_id, view["id"], view["name"])  # from now on the source may be told
         except BaseException:
-            moves.remove_snapshot(manager.client, snapshot)  # if the load finished before the failure
+            snapshots.remove_snapshot(manager.client, snapshot)  # if the load finished before the failure
             self.journal.unland(export_id)
             raise
         return view
@@ -385,8 +385,8 @@ class Mover:
               secret: str) -> dict[str, Any]:
         """Tell the target to fetch the export; the instance it made. Its answer lost: what it says it made."""
         try:
-            status, text = self.ask_member(target, "POST", fleet_tls.route_path("v1", "moves", move_id, "pull"), token,
-                                           {"export": grant.id, "snapshot": moves.snapshot_ref(name, grant.id),
+            status, text = self.ask_member(target, "POST", transport.route_path("v1", "moves", move_id, "pull"), token,
+                                           {"export": grant.id, "snapshot": snapshots.snapshot_ref(name, grant.id),
                                             "secret": secret}, timeout=3600, most=1024**2)
         except OSError as exc:
             try:
@@ -414,7 +414,7 @@ class Mover:
             if member is None or self.services.fleet_context is None:
                 continue
             try:
-                status, text = self.ask_member(member, "GET", fleet_tls.route_path("v1", "fleet", "moves", export_id), "", timeout=10)
+                status, text = self.ask_member(member, "GET", transport.route_path("v1", "fleet", "moves", export_id), "", timeout=10)
             except OSError:
                 continue
             if status == 404:
@@ -430,7 +430,7 @@ class Mover:
         removed = 0
         for export_id in self.journal.unfinished_landings():
             with engine_errors("finding what an unfinished move made"):
-                images = {i["Id"] for i in client.api.images(filters={"label": f"{moves.MOVE_LABEL}={export_id}"})}
+                images = {i["Id"] for i in client.api.images(filters={"label": f"{snapshots.MOVE_LABEL}={export_id}"})}
                 made = [c["Id"] for c in client.api.containers(all=True) if c["ImageID"] in images]
             removed += sum(1 for container_id in made if self.services.manager().remove(container_id))
         return removed
@@ -483,7 +483,7 @@ class Mover:
         return self._streamed(grant)
 
     def _streamed(self, grant: Grant) -> Iterator[bytes]:
-        yield from moves.exported(self.services.manager().client, grant.container_id)
+        yield from snapshots.exported(self.services.manager().client, grant.container_id)
         grant.streamed = True
 
     def held(self, container_id: str) -> bool:

@@ -1,5 +1,5 @@
 """The replicas this provider holds for other members of the fleet: per instance, a full copy of
-its filesystem and the deltas laid over it since (replica_delta.py), on disk, bounded.
+its filesystem and the deltas laid over it since (deltas.py), on disk, bounded.
 
 Each replica is a folder ``<source>/<instance>`` of tar files and ``chain.json``, the list of the
 files that make it, newest last. A refresh is written to a temporary file and joins the chain
@@ -27,8 +27,9 @@ from typing import IO, Any, Iterator, Optional
 
 from dockpool.atomicfile import read_json, write_json
 from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
-from dockpool.replica_delta import is_deletion
 from dockpool.validation import validate_name
+
+from .deltas import is_deletion
 
 COMPACT_AFTER = 8  # deltas before the chain is merged into one full copy
 FREE_MARGIN = 512 * 1024**2  # free space a refresh always leaves on the holder's disk

@@ -3,7 +3,7 @@ mid-move knows, when it starts again, which instance may be running elsewhere.
 
 ``out``: a move from here, written before the instance stops and removed once the move ended
 either way. An entry left by a killed service is a move *in doubt*: its instance stays stopped
-(nobody may start it) until the target says whether it took it (moving.py settles it).
+(nobody may start it) until the target says whether it took it (moves.py settles it).
 
 ``in``: a move this provider takes in, keyed by the source's export id, written before anything
 of it exists here and completed (the instance's id) once the instance is created, before the

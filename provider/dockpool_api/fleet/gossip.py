@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dockpool.errors import DockpoolError
-from dockpool.membership import Membership, fleet_port
-from dockpool.peers import exchange, peer_key
 
-from . import fleet_tls
-from .config import ApiConfig, parse_peer_url
-from .fleet_metrics import FleetMetrics
+from ..config import ApiConfig, parse_peer_url
+from . import transport
+from .membership import Membership, fleet_port
+from .metrics import FleetMetrics
+from .wire import exchange, peer_key
 
 log = logging.getLogger("dockpool.gossip")
 
@@ -142,7 +142,7 @@ class Gossip:
         try:
             status, answer = exchange(address, port, self._deadline(), self.config.max_json_bytes,
                                       path="/v1/fleet/exchange", body=body,
-                                      wrap=fleet_tls.wrapper(self.context, name))
+                                      wrap=transport.wrapper(self.context, name))
             if status != 200:
                 log.info("peer %s:%d answered %d: %s", address, port, status, answer[:200])
                 return False
@@ -165,7 +165,7 @@ def verify_member(config: ApiConfig, context: Optional[ssl.SSLContext], entry: d
         return False
     try:
         status, content = exchange(address, fleet_port(entry), min(3.0, config.gossip_interval * 2), 65536,
-                                   path="/v1/fleet/identity", wrap=fleet_tls.wrapper(context, entry["Name"]))
+                                   path="/v1/fleet/identity", wrap=transport.wrapper(context, entry["Name"]))
         info = json.loads(content) if status == 200 else None
     except (OSError, ValueError) as exc:
         log.info("member %s at %s did not answer as itself: %s", entry["Name"], address, exc)

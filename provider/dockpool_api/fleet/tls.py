@@ -1,4 +1,5 @@
-"""Mutual TLS between the providers of a fleet: the fleet's own listener, and the client side.
+"""Mutual TLS between the providers of a fleet: the certificates, and the fleet's own listener
+(the client side is transport.py).
 
 A provider is a member because it holds a certificate from a CA the operator trusts (made
 on the controller by the play, as Consul and Nomad agents hold theirs), not because
@@ -15,15 +16,12 @@ for ``HANDSHAKE_SECONDS`` at most, so bare connections from one source cannot sh
 """
 from __future__ import annotations
 
-import http.client
 import logging
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
-from typing import IO, Any, Callable, Optional, Union
-from urllib.parse import quote, unquote
+from typing import Any, Callable, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from dockpool.addresses import family
@@ -105,60 +103,6 @@ def check_name(sock: ssl.SSLSocket, expected: Optional[str]) -> str:
     if not name or (expected is not None and name != expected):
         raise WrongPeer(f"the peer's fleet certificate names {name!r}, not {expected!r}")
     return name
-
-
-def wrapper(context: ssl.SSLContext, expected: Optional[str]) -> Callable[[socket.socket], socket.socket]:
-    """For peers.exchange(): the connected socket wrapped in TLS, its peer's name checked."""
-
-    def wrap(sock: socket.socket) -> socket.socket:
-        tls = context.wrap_socket(sock)
-        check_name(tls, expected)
-        return tls
-
-    return wrap
-
-
-class _Connection(http.client.HTTPSConnection):
-    def __init__(self, address: str, port: int, context: ssl.SSLContext, name: str, timeout: float) -> None:
-        super().__init__(address, port, context=context, timeout=timeout)
-        self.expected = name
-
-    def connect(self) -> None:
-        super().connect()
-        check_name(self.sock, self.expected)
-
-
-def route_path(*segments: str) -> str:
-    """The path of a fleet route: each segment quoted whole, so that no value (an id a client
-    sent, a name) can add a segment, climb one (``..``), or end the path (``?``, ``#``, spaces,
-    line breaks). Every call to a member is built here, and ``request`` takes nothing else."""
-    if any(segment in ("", ".", "..") for segment in segments):
-        raise ValueError(f"a fleet path segment may not be empty, '.' or '..': {segments!r}")
-    return "/" + "/".join(quote(segment, safe="") for segment in segments)
-
-
-def request(context: ssl.SSLContext, address: str, port: int, name: str, method: str, path: str,
-            body: Optional[Union[bytes, IO[bytes]]] = None, headers: Optional[dict[str, str]] = None,
-            timeout: float = 30.0) -> http.client.HTTPResponse:
-    """One request to the member ``name`` at address:port over mutual TLS; the answer is read as a
-    stream by the caller (who closes it). Raises OSError (ssl.SSLError, WrongPeer included); a
-    ``path`` that ``route_path()`` would not have built is a ValueError, before anything is sent."""
-    if not path.startswith("/") or _rebuilt(path) != path:
-        raise ValueError(f"not a fleet path built by route_path(): {path[:100]!r}")
-    connection = _Connection(address, port, context, name, timeout)
-    try:
-        connection.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
-        return connection.getresponse()
-    except BaseException:
-        connection.close()
-        raise
-
-
-def _rebuilt(built: str) -> str:
-    try:
-        return route_path(*(unquote(segment) for segment in built[1:].split("/")))
-    except ValueError:
-        return ""
 
 
 class _Handler(WSGIRequestHandler):

@@ -5,7 +5,7 @@ Two tiers, never mixed:
 - **Members** are providers of the fleet. Each signs its own entry with a version that only
   grows (its clock in ms, never compared with anyone else's) and re-signs it every exchange
   round. A new member is taken only once it has answered directly over the fleet's mutual
-  TLS with a certificate naming it (the ``verify`` given: fleet_tls.py) and the key its entry
+  TLS with a certificate naming it (the ``verify`` given: tls.py) and the key its entry
   was signed with; it is keyed by that name, so a member that changes address stays the
   same member. A receiver renews it only on a newer version signed by the pinned key, so a
   relayed entry never overwrites fresher data, and nobody else can renew or rewrite it.
@@ -32,10 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from dockpool.atomicfile import read_json, write_json
+from dockpool.errors import Busy, InvalidInput
+from dockpool.networks import NetworkRule
+
 from .admission import PeerAdmission
-from .atomicfile import read_json, write_json
-from .errors import Busy, InvalidInput
-from .peers import FIELDS, FLAGS, NetworkRule, peer_key, server_info, validate_table
+from .wire import FIELDS, FLAGS, peer_key, server_info, validate_table
 
 try:
     from cryptography.exceptions import InvalidSignature

@@ -9,11 +9,11 @@ from bottle import Bottle, request, response
 from dockpool.errors import Busy, InvalidInput, NotFound
 from dockpool.validation import validate_name
 
-from .access import GRANT_KEY, current_client, fleet_peer
-from .replicating import instance_header
-from .responses import json_body
-from .restoring import restore
-from .routing import RouteContext
+from ..access import GRANT_KEY, current_client, fleet_peer
+from ..responses import json_body
+from ..routing import RouteContext
+from .replicas import instance_header
+from .restores import restore
 
 
 def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
@@ -52,7 +52,7 @@ def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
 
 
 def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
-    """The replicas this provider holds for the other members (replica_store.py): each member
+    """The replicas this provider holds for the other members (store.py): each member
     reaches only its own, by the name its certificate proves."""
     services = ctx.services
     store = services.replicas.store

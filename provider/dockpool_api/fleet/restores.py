@@ -1,12 +1,12 @@
 """Restore after a sudden stop: a client starts her instance on the member that holds its replica
-(replica_store.py), once its own provider has expired from the fleet.
+(store.py), once its own provider has expired from the fleet.
 
 The fleet's membership is the only judge of "gone": while the provider is a live member, its
 instance may still run there, and a restore would make two copies; it is refused. The restored
 instance is made as a move's target makes one (Mover.land: the holder's own image settings,
 the same admission as a create, journaled), from the replica merged into one archive, with the
 name, key and limits it had; then the replica is marked restored, which is what its provider,
-back in the fleet, learns from its holder before it runs its old copy (replicating.py).
+back in the fleet, learns from its holder before it runs its old copy (replicas.py).
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.errors import Conflict, NotFound
 
-from .config import Client
-from .services import Services
+from ..config import Client
+from ..services import Services
 
 
 def restore(services: Services, client: Client, source: str, name: str) -> dict[str, Any]:
@@ -57,9 +57,9 @@ def _restore(services: Services, client: Client, source: str, name: str) -> dict
         with tempfile.TemporaryFile(dir=store.directory) as archive:
             store.merged(source, name, archive)
             archive.seek(0)
-            yield iter(lambda: archive.read(moves.CHUNK), b"")
+            yield iter(lambda: archive.read(snapshots.CHUNK), b"")
 
-    view = services.mover.land(restore_id, source, moves.snapshot_ref(name, restore_id), merged, spec, admit,
+    view = services.mover.land(restore_id, source, snapshots.snapshot_ref(name, restore_id), merged, spec, admit,
                                bool(instance["running"]))
     store.mark_restored(source, name, view["name"])
     return services.client_view(view, None)

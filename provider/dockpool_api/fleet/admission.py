@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from .libraries import host_counters
-from .peers import NetworkRule, peer_key
+from dockpool.libraries import host_counters
+from dockpool.networks import NetworkRule
+
+from .wire import peer_key
 
 # The Fetch standard's "bad ports" (what browsers refuse to send HTTP to: other protocols' ports).
 BAD_PORTS = frozenset({

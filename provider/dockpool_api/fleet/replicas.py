@@ -2,12 +2,12 @@
 outlives a sudden stop of this provider.
 
 A refresh reads the instance's mounted filesystem while it runs and then freezes it (the cgroup
-freezer, ``docker pause``) only to settle what changed meanwhile (live_delta.py), so that the
+freezer, ``docker pause``) only to settle what changed meanwhile (deltas.py), so that the
 copy is of one moment, as a power cut would leave it; where the files cannot be read so, it is
-frozen while ``docker export`` streams them (replica_delta.py). What changed since the last
+frozen while ``docker export`` streams them (deltas.py). What changed since the last
 refresh is spooled to this provider's disk, the instance thaws, and the delta goes to the
 holder over the fleet's mutual TLS (``PUT /v1/fleet/replicas/NAME``), which
-keeps it bounded (replica_store.py). The first refresh to a holder is a full copy; so is the
+keeps it bounded (store.py). The first refresh to a holder is a full copy; so is the
 next one after the holder lost or refused the chain, or when the holder changes (the old one
 is gone from the fleet, draining, or out of room).
 
@@ -15,7 +15,7 @@ What this provider keeps of each of its own replicas, in ``<replicas_dir>/out``:
 the last refresh and when it was taken, and the manifest the next delta is computed against.
 
 A replica may be restored on its holder once this provider has expired from the fleet
-(restoring.py). So a provider that was away that long fences its replicated instances when it
+(restores.py). So a provider that was away that long fences its replicated instances when it
 starts again, before it serves (they stay stopped, and cannot be started), and asks each
 holder: one restored elsewhere is removed here and its owner forwarded to it, the others run
 again (reconcile).
@@ -34,19 +34,19 @@ import time
 from datetime import datetime, timezone
 from typing import IO, Any, Optional
 
-from dockpool import moves
+from dockpool import snapshots
 from dockpool.atomicfile import read_json, write_json
+from dockpool.client_requests import move_request
 from dockpool.engine import engine_errors
 from dockpool.errors import Conflict, DockpoolError, InvalidInput
 from dockpool.labels import OWNER, PUBLIC_KEY, REPLICA, Record
-from dockpool.live_delta import LiveDelta
-from dockpool.replica_delta import Manifest, write_delta
 from dockpool.validation import validate_name
 
-from . import fleet_tls
-from .moving import Mover, error_of
-from .replica_store import NoRoom, ReplicaStore, no_room
-from .windows import SlidingWindows
+from ..windows import SlidingWindows
+from . import transport
+from .deltas import LiveDelta, Manifest, write_delta
+from .moves import Mover, error_of
+from .store import NoRoom, ReplicaStore, no_room
 
 log = logging.getLogger("dockpool.api")
 
@@ -228,12 +228,12 @@ class Replicator:
                              {"room": room})
             refresh = secrets.token_hex(8)
             instance = {"owner": record.labels.get(OWNER, ""), "running": running,
-                        "request": moves.move_request(self.services.manager().view(record),
+                        "request": move_request(self.services.manager().view(record),
                                                       record.labels.get(PUBLIC_KEY, ""))}
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
                        "X-Dockpool-Instance": base64.urlsafe_b64encode(json.dumps(instance).encode()).decode(),
                        "X-Dockpool-Refresh": refresh, "X-Dockpool-Parent": state["refresh"] if state else ""}
-            path = fleet_tls.route_path("v1", "fleet", "replicas", record.name)
+            path = transport.route_path("v1", "fleet", "replicas", record.name)
             status, text = self.mover.ask_member(member, "PUT", path, "", data=spool, headers=headers, timeout=600)
         if status == 409 and state is not None:
             raise _NeedsFull()
@@ -277,7 +277,7 @@ class Replicator:
             if live is not None:
                 manifest, entries = live.settle()
             else:
-                manifest, entries = write_delta(moves.exported(client, record.id), manifest, spool,
+                manifest, entries = write_delta(snapshots.exported(client, record.id), manifest, spool,
                                                 state["taken"] if state else 0.0)
         finally:
             if running:
@@ -288,7 +288,7 @@ class Replicator:
                                    "read": "live" if live is not None else "export"}
 
     def _held(self, member: dict[str, Any], name: str, owner: str = "") -> dict[str, Any]:
-        status, text = self.mover.ask_member(member, "GET", fleet_tls.route_path("v1", "fleet", "replicas", name), "",
+        status, text = self.mover.ask_member(member, "GET", transport.route_path("v1", "fleet", "replicas", name), "",
                                              timeout=30, headers={"X-Dockpool-Owner": owner} if owner else None)
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
@@ -448,7 +448,7 @@ class Replicator:
         if member is None:
             return False
         try:
-            status, _ = self.mover.ask_member(member, "DELETE", fleet_tls.route_path("v1", "fleet", "replicas", name), "", timeout=30)
+            status, _ = self.mover.ask_member(member, "DELETE", transport.route_path("v1", "fleet", "replicas", name), "", timeout=30)
         except OSError as exc:
             log.warning("could not remove the replica of %s on %s: %s", name, holder, exc)
             return False

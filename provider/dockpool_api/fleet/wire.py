@@ -6,7 +6,7 @@ deadline for the whole exchange (no redirects, bounded size, only in allowed
 networks, a bounded number at once for the whole service and per merge), so the
 table cannot be filled with junk or turned into a probe of arbitrary hosts, and a
 slow peer cannot hold the service. The table itself, with last-heard times and
-expiry, is membership.py.
+expiry, is membership.py; the request itself, transport.py.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import ipaddress
 import json
 import logging
 import socket
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
-from .addresses import family, url_host
-from .errors import InvalidInput
+from dockpool.errors import InvalidInput
+from dockpool.networks import NetworkRule
+
+from .transport import exchange
 
 log = logging.getLogger("dockpool.peers")
 
@@ -33,8 +33,6 @@ _NUMBERS = ("Download", "Upload")  # float64 in P2PRC
 MAX_DURATION = 2**63 - 1  # Latency is a Go time.Duration: an int64 of ns, which its decoder takes only whole
 FIELDS = ("Name", "MachineUsername", "IPV4", "IPV6", "Latency", "Download", "Upload", "ServerPort", "UDPServerPort",
           "BareMetalSSHPort", "NAT", "EscapeImplementation", "ProxyServer", "UnSafeMode", "PublicKey", "CustomInformation")
-_MAX_HEAD = 16384  # bytes of status line and headers accepted from a peer
-DEFAULT_DENY = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8")
 
 
 def _error(index: int, key: str, problem: str) -> InvalidInput:
@@ -143,75 +141,6 @@ def validate_table(data: Any, max_entries: int) -> list[dict[str, Any]]:
 
 def peer_key(entry: dict[str, Any]) -> tuple[str, str]:
     return (entry["IPV4"] or entry["IPV6"], entry["ServerPort"])
-
-
-@dataclass(frozen=True)
-class NetworkRule:
-    """Which addresses may be peers: inside ``allow`` and not inside ``deny``."""
-
-    allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
-    deny: tuple[str, ...] = DEFAULT_DENY
-
-    def permits(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address)
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # judged as the IPv4 address it reaches
-        return _contains(self.allow, ip) and not _contains(self.deny, ip)
-
-    def opens(self, address: str) -> bool:
-        """Whether the operator named a network holding ``address`` (not just a catch-all): what
-        opens loopback, private and link-local addresses to P2PRC peers (admission.py)."""
-        ip = ipaddress.ip_address(address)
-        return any(ip in net for net in map(ipaddress.ip_network, self.allow) if net.version == ip.version and net.prefixlen)
-
-
-def _contains(networks: Iterable[str], ip: Any) -> bool:
-    """Whether one of ``networks`` of ``ip``'s family holds it."""
-    return any(ip in net for net in map(ipaddress.ip_network, networks) if net.version == ip.version)
-
-
-def exchange(address: str, port: int, deadline: float, max_bytes: int, path: str = "/server_info",
-             body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
-             wrap: Optional[Callable[[socket.socket], socket.socket]] = None) -> tuple[int, bytes]:
-    """One HTTP/1.0 request (GET, or POST of JSON ``body``) within ``deadline`` seconds for the
-    whole exchange (connect, send, every read): a peer trickling one byte a second costs at most
-    that, and an answer over ``max_bytes`` is cut off. Returns the status and the body;
-    raises OSError or ValueError when there is no complete answer. Redirects are not followed.
-    ``wrap`` turns the connected socket into another (the fleet's mutual TLS) within the deadline."""
-    ends = time.monotonic() + deadline
-    host = url_host(address)
-    lines = [f"{'GET' if body is None else 'POST'} {path} HTTP/1.0", f"Host: {host}:{port}", "Accept: application/json"]
-    if body is not None:
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    answer = bytearray()
-    with socket.socket(family(address), socket.SOCK_STREAM) as plain:
-        plain.settimeout(deadline)
-        plain.connect((address, port))
-        sock = wrap(plain) if wrap is not None else plain
-        try:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-            while len(answer) <= max_bytes + _MAX_HEAD:
-                left = ends - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no complete answer within {deadline} s")
-                sock.settimeout(left)
-                try:
-                    chunk = sock.recv(65536)
-                except TimeoutError:  # the socket's own words differ under TLS; the rule is this one
-                    raise TimeoutError(f"no complete answer within {deadline} s") from None
-                if not chunk:
-                    break
-                answer += chunk
-            else:
-                raise ValueError(f"the answer exceeds {max_bytes} bytes")
-        finally:
-            sock.close()
-    head, found, content = bytes(answer).partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].split()
-    if not found or len(status) < 2 or not status[1].isdigit():
-        raise ValueError(f"answered {head[:40]!r}")
-    return int(status[1]), content
 
 
 def server_info(entry: dict[str, Any], rule: NetworkRule, deadline: float = 3.0, max_bytes: int = 65536,

@@ -13,7 +13,7 @@ from typing import Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric
 
-from .packages import BUDGETS
+from ..packages import BUDGETS
 
 # Bytes a provider sends in one round: a quiet fleet's few hundred up to tables of thousands.
 ROUND_BYTES = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
