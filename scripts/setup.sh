@@ -19,6 +19,9 @@ packages=(docker.io mmdebstrap openssh-client python3-venv git make curl)
 # gVisor for the tests and benchmarks that run instances under both runtimes, and promtool
 # (Debian's prometheus package) for the suite's `promtool check metrics` on the served /metrics.
 [ "$mode" = dev ] && packages+=(nginx chromium runsc prometheus)
+# The NAT tests (tests/integration/test_nat.py): a relay sshd in a network namespace, the
+# tunnel's autossh, and tcpdump on the relay.
+[ "$mode" = dev ] && packages+=(openssh-server autossh tcpdump)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
