@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from support import nat
 from support.ansible_run import run_playbook_file
+from support.paths import ROOT
 from support.tls_front import fingerprint_of, self_signed
 from support.waiting import until
 
@@ -308,21 +310,29 @@ def test_the_tunnel_unit_forwards_the_three_ports_and_never_plain_http():
     assert env["AUTOSSH_GATETIME"] == "0"
 
 
-def test_the_relay_role_refuses_blocks_that_overlap_and_names_them(tmp_path):
-    """The relay role's own check (its role::relay:check tasks, run by ansible-playbook): two
-    providers whose blocks share ports, or a block on one of the relay's own services, stop the play."""
-    playbook = tmp_path / "relay-check.yml"
-    playbook.write_text("- {name: relay check, hosts: localhost, gather_facts: false, roles: [{role: relay}]}\n")
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOzHXEo38ROqWdCRXADN8YTcGrV9NN3pHr8/JsnKSRH2"
-    first = {"name": "nat-box", "public_key": key, "ports": [BASE, BASE + 1, BASE + 2], "block": list(range(BASE, BASE + 10))}
+def test_provision_gives_each_relay_its_providers_tunnels_and_refuses_blocks_that_overlap(tmp_path):
+    """provision.yml's NAT plays (check mode, on this machine as three local hosts, only the
+    tunnel key and the relay's checks): the relay's list comes from the providers that name it,
+    and two providers whose blocks share ports, or a block on the relay's own services, stop the
+    play with a message naming them."""
+    inventory = tmp_path / "inventory.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
-    def check(*tunnels: dict) -> tuple[int, str]:
-        result = run_playbook_file(playbook, extra_vars={"relay_tunnels": list(tunnels)}, tags=["role::relay:check"])
+    def provision(second_base: int, first_base: int = BASE) -> tuple[int, str]:
+        inventory.write_text(yaml.safe_dump({"all": {"children": {
+            "providers": {"hosts": {"nat-a": {"tunnel_relays": ["relay1"], "tunnel_port_base": first_base},
+                                    "nat-b": {"tunnel_relays": ["relay1"], "tunnel_port_base": second_base},
+                                    "public-c": {}}, "vars": local},
+            "relays": {"hosts": {"relay1": local}}}}}))
+        result = run_playbook_file(ROOT / "provision.yml", check=True, inventory=str(inventory), host="relay1",
+                                   tags=["role::tunnel:key", "role::relay:check"])
         failed = [item.get("msg", "") for task in result.tasks for item in task.get("results", []) if item.get("failed")]
-        return result.rc, " ".join(failed)
+        checked = [item.get("item", {}).get("name") for task in result.tasks for item in task.get("results", [])
+                   if "relay__block" not in str(item) and item.get("item", {}).get("name")]
+        return result.rc, " ".join(failed) or " ".join(sorted(set(checked)))
 
-    assert check(first, {**first, "name": "other-box", "ports": [BASE + 10], "block": list(range(BASE + 10, BASE + 20))}) == (0, "")
-    rc, message = check(first, {**first, "name": "other-box", "ports": [BASE + 15], "block": list(range(BASE + 5, BASE + 15))})
-    assert rc != 0 and "other-box" in message and str(BASE + 5) in message
-    rc, message = check({**first, "ports": [8443], "block": [8443]})
-    assert rc != 0 and "nat-box" in message and "8443" in message
+    assert provision(BASE + 10) == (0, "nat-a nat-b")  # both reached the relay's list; public-c did not
+    rc, message = provision(BASE + 5)
+    assert rc != 0 and "the block of nat-a" in message and "with ['nat-b']" in message and str(BASE + 5) in message
+    rc, message = provision(BASE + 10, first_base=8440)
+    assert rc != 0 and "the block of nat-a" in message and "this host" in message and "8443" in message
