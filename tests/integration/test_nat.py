@@ -65,6 +65,7 @@ except requests.exceptions.SSLError as exc:
 class Relayed:
     lab: nat.Lab
     relay: nat.Relay
+    relay2: nat.Relay
     directory: Path
     tunnel_key: Path
     tunnel: subprocess.Popen
@@ -98,6 +99,7 @@ def relayed() -> Iterator[Relayed]:
         nat.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dockpool-tunnel", "-f", str(tunnel_dir / "id_ed25519")])
         tunnels = [{"name": "nat-box", "public_key": nat.public_key(tunnel_dir / "id_ed25519"), "ports": [BASE, BASE + 1, BASE + 2]}]
         relay = nat.start_relay(lab, nat.render_relay(directory / "relay", user, RELAY_PORT, tunnels))
+        relay2 = nat.start_relay(lab, nat.render_relay(directory / "relay2", user, RELAY_PORT, tunnels), second=True)
 
         cert, key = self_signed(directory, "provider")
         script = directory / "https_server.py"
@@ -111,11 +113,15 @@ def relayed() -> Iterator[Relayed]:
         sshd_dir.mkdir()
         _provider_sshd(lab, sshd_dir, client_public)
 
+        # One tunnel per relay, both at once (the role runs one unit per relay).
         argv, env, tunnel_key = nat.tunnel_command(tunnel_dir, relay, BASE, lab.nat_address)
         tunnel = lab.start(lab.nat, argv, directory / "tunnel.log", env)
-        until(lambda: lab.connects(lab.client, lab.relay_client_address, BASE, 1), 30,
-              f"the tunnel's API port on the relay: {(directory / 'tunnel.log').read_text()[-1000:]}")
-        yield Relayed(lab, relay, directory, tunnel_key, tunnel, fingerprint_of(cert), client_key)
+        argv2, env2, _ = nat.tunnel_command(tunnel_dir, relay2, BASE, lab.nat_address, relay_name="relay2")
+        lab.start(lab.nat, argv2, directory / "tunnel2.log", env2)
+        for address, log in ((lab.relay_client_address, "tunnel.log"), (lab.relay2_client_address, "tunnel2.log")):
+            until(lambda address=address: lab.connects(lab.client, address, BASE, 1), 30,
+                  f"the tunnel's API port on the relay: {(directory / log).read_text()[-1000:]}")
+        yield Relayed(lab, relay, relay2, directory, tunnel_key, tunnel, fingerprint_of(cert), client_key)
 
 
 def _ssh(relayed: Relayed, ns: str, key: Path, port: int, user: str, host: str, *options: str,
@@ -129,7 +135,7 @@ def _ssh(relayed: Relayed, ns: str, key: Path, port: int, user: str, host: str, 
 def test_the_nated_provider_dials_out_and_nothing_reaches_it_directly(relayed):
     lab = relayed.lab
     # The public side routes to the private network; the router still lets nothing in.
-    for ns in (lab.public, lab.client):
+    for ns in (lab.public, lab.public2, lab.client):
         for port in (8443, 22000):
             assert not lab.connects(ns, lab.nat_address, port), f"{ns} reached the NATed {port} directly"
     # What the router lets through: the NATed side's own connections out (the tunnel's is one).
@@ -295,6 +301,24 @@ def test_the_relay_sees_no_plain_text(relayed):
     data = capture.read_bytes()
     assert control.encode() in data, "tcpdump saw the relay's traffic"
     assert SECRET.encode() not in data  # through the relay: TLS and SSH, end to end
+
+
+def test_a_dead_relay_costs_nothing_the_other_carries_and_the_tunnel_returns_with_it(relayed):
+    """Relay 1 dies (its sshd and every session): the next login goes through relay 2 at once;
+    when relay 1 is back, autossh has dialled it again. Last in this file: it stops relay 1."""
+    lab, relay = relayed.lab, relayed.relay
+    nat.kill_relay(lab, relay)
+    died = time.monotonic()
+    assert not lab.connects(lab.client, lab.relay_client_address, BASE + 1, 2)
+    done = _ssh(relayed, lab.client, relayed.client_key, BASE + 1, "root", lab.relay2_client_address,
+                command="ip -o -4 addr show dev nat0")
+    failover = time.monotonic() - died
+    assert done.returncode == 0 and f"inet {lab.nat_address}/" in done.stdout, done.stderr
+    nat.start_relay(lab, relay)
+    until(lambda: lab.connects(lab.client, lab.relay_client_address, BASE + 1, 1), 45,
+          f"the tunnel back on relay 1: {(relayed.directory / 'tunnel.log').read_text()[-600:]}")
+    back = time.monotonic() - died
+    print(f"relay 1 dead: a login through relay 2 {failover:.2f} s later; the tunnel back on relay 1 {back:.1f} s after it died")
 
 
 def test_the_tunnel_unit_forwards_the_three_ports_and_never_plain_http():

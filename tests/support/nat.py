@@ -1,11 +1,13 @@
-"""Real NAT made by the test itself: network namespaces joined by veth pairs, a router that
+r"""Real NAT made by the test itself: network namespaces joined by veth pairs, a router that
 masquerades outbound and lets nothing in, and a relay sshd configured by the relay role's own
 templates; the provider's tunnel runs the tunnel role's own unit command.
 
     nat (10.<n>.1.2) -- router (MASQUERADE, no inbound) -- public (10.<n>.2.1) -- client (10.<n>.3.2)
+                                                     \-- public2 (10.<n>.4.1) --/ (client 10.<n>.5.2)
 
-The public namespace holds the relay; it routes between the router and the client, and even
-knows a route to the NATed network, so that only the router's rules keep anyone out.
+Each public namespace holds a relay (two relays: one can die while the other carries); it
+routes between the router and the client, and even knows a route to the NATed network, so
+that only the router's rules keep anyone out.
 Nothing here touches the machine's own network: every address, route and iptables rule lives
 in a namespace the lab made, and goes with it."""
 from __future__ import annotations
@@ -97,8 +99,20 @@ class Lab:
         return f"{self.prefix}p"
 
     @property
+    def public2(self) -> str:
+        return f"{self.prefix}q"
+
+    @property
     def client(self) -> str:
         return f"{self.prefix}c"
+
+    @property
+    def relay2_address(self) -> str:
+        return f"10.{self.net}.4.1"
+
+    @property
+    def relay2_client_address(self) -> str:
+        return f"10.{self.net}.5.1"
 
     @property
     def nat_address(self) -> str:
@@ -164,28 +178,32 @@ def nat_lab(prefix: str = "", net: int = 0) -> Iterator[Lab]:
     lab = Lab(prefix, net)
     made: list[str] = []
     try:
-        for ns in (lab.nat, lab.router, lab.public, lab.client):
+        for ns in (lab.nat, lab.router, lab.public, lab.public2, lab.client):
             run(["ip", "netns", "add", ns])
             made.append(ns)
             run(in_ns(ns, ["ip", "link", "set", "lo", "up"]))
-        _veth(lab.nat, "nat0", f"{lab.nat_address}/24", lab.router, "rin0", f"10.{net}.1.1/24")
-        _veth(lab.router, "rout0", f"{lab.router_outside}/24", lab.public, "pub0", f"{lab.relay_address}/24")
-        _veth(lab.public, "pub1", f"{lab.relay_client_address}/24", lab.client, "cli0", f"{lab.client_address}/24")
-        lab.run(lab.nat, ["ip", "route", "add", "default", "via", f"10.{net}.1.1"])
-        lab.run(lab.client, ["ip", "route", "add", "default", "via", lab.relay_client_address])
-        # The public side even routes to the private network: only the router keeps it out.
-        lab.run(lab.public, ["ip", "route", "add", f"10.{net}.1.0/24", "via", lab.router_outside])
-        for ns in (lab.router, lab.public):
-            lab.run(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         r = lab.router
-        lab.run(r, ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "rout0", "-j", "MASQUERADE"])
+        _veth(lab.nat, "nat0", f"{lab.nat_address}/24", r, "rin0", f"10.{net}.1.1/24")
+        lab.run(lab.nat, ["ip", "route", "add", "default", "via", f"10.{net}.1.1"])
+        lab.run(r, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         lab.run(r, ["iptables", "-P", "FORWARD", "DROP"])
-        lab.run(r, ["iptables", "-A", "FORWARD", "-i", "rin0", "-o", "rout0", "-j", "ACCEPT"])
-        lab.run(r, ["iptables", "-A", "FORWARD", "-i", "rout0", "-o", "rin0", "-m", "conntrack",
-                    "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"])
         lab.run(r, ["iptables", "-P", "INPUT", "DROP"])
         lab.run(r, ["iptables", "-A", "INPUT", "-i", "rin0", "-j", "ACCEPT"])
         lab.run(r, ["iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"])
+        for side, (public, outside, relay, client_side, client) in enumerate(
+                ((lab.public, 2, lab.relay_address, lab.relay_client_address, lab.client_address),
+                 (lab.public2, 4, lab.relay2_address, lab.relay2_client_address, f"10.{net}.5.2"))):
+            out = f"rout{side}"
+            _veth(r, out, f"10.{net}.{outside}.2/24", public, "pub0", f"{relay}/24")
+            _veth(public, "pub1", f"{client_side}/24", lab.client, f"cli{side}", f"{client}/24")
+            # The public side even routes to the private network: only the router keeps it out.
+            lab.run(public, ["ip", "route", "add", f"10.{net}.1.0/24", "via", f"10.{net}.{outside}.2"])
+            lab.run(public, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            lab.run(r, ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", out, "-j", "MASQUERADE"])
+            lab.run(r, ["iptables", "-A", "FORWARD", "-i", "rin0", "-o", out, "-j", "ACCEPT"])
+            lab.run(r, ["iptables", "-A", "FORWARD", "-i", out, "-o", "rin0", "-m", "conntrack",
+                        "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"])
+        lab.run(lab.client, ["ip", "route", "add", "default", "via", lab.relay_client_address])
         yield lab
     finally:
         for process in reversed(lab.processes):
@@ -259,11 +277,13 @@ def render_relay(directory: Path, user: str, port: int, tunnels: list[dict]) -> 
                  directory / "sshd.log")
 
 
-def start_relay(lab: Lab, relay: Relay) -> Relay:
-    relay.process = lab.start(lab.public, ["/usr/sbin/sshd", "-D", "-e", "-f", str(relay.config)], relay.log)
-    relay.address = lab.relay_address
+def start_relay(lab: Lab, relay: Relay, second: bool = False) -> Relay:
+    """The relay's sshd in the first public namespace (or the second's)."""
+    ns = lab.public2 if second else lab.public
+    relay.process = lab.start(ns, ["/usr/sbin/sshd", "-D", "-e", "-f", str(relay.config)], relay.log)
+    relay.address = lab.relay2_address if second else lab.relay_address
     deadline = time.monotonic() + 20
-    while not lab.connects(lab.public, "127.0.0.1", relay.port, 1):  # bounded
+    while not lab.connects(ns, "127.0.0.1", relay.port, 1):  # bounded
         if time.monotonic() > deadline or relay.process.poll() is not None:
             raise TimeoutError(f"the relay's sshd did not listen: {relay.log.read_text()[-2000:]}")
         time.sleep(0.1)
@@ -301,6 +321,17 @@ def cut_sessions(relay: Relay) -> list[int]:
     return sessions
 
 
+def kill_relay(lab: Lab, relay: Relay) -> None:
+    """The relay dies: its listener and every session (sshd starts each session in a session of
+    its own, so stopping the listener's group leaves them up: they are gathered first)."""
+    assert relay.process is not None
+    victims = [p for session in session_pids(relay) for p in (*_children(session), session)]
+    lab.stop(relay.process)
+    for pid in victims:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def tunnel_command(directory: Path, relay: Relay, port_base: int, target: str, relay_name: str = "relay1",
                    user: str = "root") -> tuple[list[str], dict, Path]:
     """The tunnel role's unit for one relay, rendered with the role's defaults: the ExecStart
@@ -309,14 +340,17 @@ def tunnel_command(directory: Path, relay: Relay, port_base: int, target: str, r
     key = directory / "id_ed25519"
     if not key.exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dockpool-tunnel", "-f", str(key)])
-    known = directory / "known_hosts"
-    known.write_text(f"[{relay.address}]:{relay.port} {relay.host_key_line}\n")
+    known = directory / "known_hosts"  # every relay's pinned key, as the role's known_hosts holds them
+    line = f"[{relay.address}]:{relay.port} {relay.host_key_line}\n"
+    if line not in (known.read_text() if known.exists() else ""):
+        with known.open("a") as out:
+            out.write(line)
     values = {**role_values(TUNNEL_ROLE), "ansible_managed": "rendered by tests/support/nat.py",
               "tunnel_port_base": port_base, "tunnel_target_address": target, "tunnel_user": user,
               "tunnel__key": str(key), "tunnel__known_hosts": str(known),
               "tunnel__relay": {"name": relay_name, "address": relay.address, "port": relay.port, "user": relay.user}}
     unit = render(TUNNEL_ROLE, "dockpool-tunnel.service.j2", values)
-    (directory / "unit.service").write_text(unit)
+    (directory / f"dockpool-tunnel-{relay_name}.service").write_text(unit)
     return parse_unit(unit) + (key,)
 
 
