@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, save, summary, table
+from bench.common import save, summary, table
 
 GOAL = 1.25
 IMAGE = "dockpool/debian-sshd:latest"
@@ -74,7 +73,7 @@ def api_run(session: Any, url: str, headers: dict, public_key: str) -> float:
 
 def playbook_run(work: Path, public_key: str) -> float:
     """Create then remove an instance with dockpool_container; the create task's duration."""
-    from tests.support.ansible_run import run_playbook
+    from dockpool_dev.ansible_run import run_playbook
 
     provider = {"port_range": "43000-43999", "bind_address": "127.0.0.1"}
     tasks = [
@@ -93,12 +92,9 @@ def run(n: int = 20) -> dict[str, Any]:
     import requests
 
     from dockpool.engine import connect
-
-    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
-        sys.path.insert(0, str(ROOT / "tests"))
-    from support.api_config import TOKENS, make_config
-    from support.api_process import api_process, free_port
-    from support.ssh import make_keypair
+    from dockpool_dev.api_config import TOKENS, make_config
+    from dockpool_dev.api_process import api_process, free_port
+    from dockpool_dev.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,21 +16,19 @@ from typing import Any
 
 import requests
 
-from bench.common import ROOT, save, table
+from bench.common import save, table
 
 SIZES = (1, 5, 10)
 PAYLOAD_MIB = 64
 
 
 def run(sizes: tuple[int, ...] = SIZES, payload_mib: int = PAYLOAD_MIB) -> dict[str, Any]:
-    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
-        sys.path.insert(0, str(ROOT / "tests"))
     import docker
 
-    from support.api_config import TOKENS, remove_client_instances
-    from support.cli import cli
-    from support.ssh import make_keypair
-    from support.two_providers import SOURCE, TARGET, two_providers
+    from dockpool_dev.api_config import TOKENS, remove_client_instances
+    from dockpool_dev.cli import cli
+    from dockpool_dev.ssh import make_keypair
+    from dockpool_dev.two_providers import SOURCE, TARGET, two_providers
 
     engine = docker.from_env(timeout=600)
     alice, ops = ({"Authorization": f"Bearer {TOKENS[who]}"} for who in ("alice", "ops"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from typing import Any
 
 import requests
 
-from bench.common import ROOT, save, table
+from bench.common import save, table
 
 SIZES = (10, 50, 100)
 REPEATS = 3
@@ -32,7 +31,7 @@ def passes(sizes: tuple[int, ...], repeats: int, work: Path) -> list[dict[str, A
     from dockpool.metering import meter
     from dockpool.policy import Policy, PortRange
     from dockpool.usage import run_pass
-    from support.ssh import make_keypair
+    from dockpool_dev.ssh import make_keypair
 
     client = connect()
     _, public_key = make_keypair(work)
@@ -97,7 +96,7 @@ def month_of_passes(ledger: Any, clock: list[float], instances: int, now: float,
     """What the watchdog writes in a month, pass by pass: 29 days of a pass an hour (one row an
     instance and hour, as the roll-up leaves them), then the last day's ``day_passes`` (every 30 s)."""
     from dockpool.ledger import Reading
-    from support.api_config import TOKENS
+    from dockpool_dev.api_config import TOKENS
 
     owners = sorted(TOKENS)
     moments = [now - 30 * 86400 + h * 3600 for h in range(29 * 24)] + [now - 86400 + p * 86400 / day_passes
@@ -114,8 +113,8 @@ def usage_latency(work: Path, instances: int, queries: int, day_passes: int = DA
     """GET /v1/usage on a real API process: a month of ``instances`` instances' passes, against an
     empty ledger."""
     from dockpool.ledger import Ledger
-    from support.api_config import TOKENS, make_config
-    from support.api_process import api_process
+    from dockpool_dev.api_config import TOKENS, make_config
+    from dockpool_dev.api_process import api_process
 
     now = time.time()
     result: dict[str, Any] = {"instances": instances}
@@ -148,8 +147,6 @@ def usage_latency(work: Path, instances: int, queries: int, day_passes: int = DA
 
 def run(sizes: tuple[int, ...] = SIZES, repeats: int = REPEATS, ledger_instances: int = 10, usage_instances: int = 100,
         queries: int = 20, day_passes: int = DAY_PASSES) -> dict[str, Any]:
-    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
-        sys.path.insert(0, str(ROOT / "tests"))
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-metering-"))
     rows = passes(sizes, repeats, work)
     per = [r["metering_ms_per_instance"] for r in rows]

@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import requests
 
-from bench.common import ROOT, save, table
+from bench.common import save, table
 
 PAYLOADS_MIB = (256, 1024)
 REPEATS = 2
@@ -37,13 +36,10 @@ def run(payloads_mib: tuple[int, ...] = PAYLOADS_MIB, repeats: int = REPEATS) ->
     import docker
 
     from dockpool.snapshots import MOVE_LABEL
-
-    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
-        sys.path.insert(0, str(ROOT / "tests"))
-    from support import second_engine
-    from support.api_config import TOKENS
-    from support.ssh import make_keypair
-    from support.two_providers import SOURCE, TARGET, two_providers
+    from dockpool_dev import second_engine
+    from dockpool_dev.api_config import TOKENS
+    from dockpool_dev.ssh import make_keypair
+    from dockpool_dev.two_providers import SOURCE, TARGET, two_providers
 
     engine, auth = docker.from_env(timeout=600), {"Authorization": f"Bearer {TOKENS['alice']}"}
     rows = []
@@ -130,8 +126,9 @@ def tls_cost(work: Path, mib: int) -> dict[str, Any]:
             for _ in range(2):
                 started = time.perf_counter()
                 if name == "tls":
-                    answer = transport.request(tls.client_context(), "127.0.0.1", secure.server_address[1], "bench",
-                                               "GET", transport.route_path("stream"))
+                    answer = transport.HttpTransport(tls.client_context()).open(
+                        transport.Endpoint("127.0.0.1", secure.server_address[1], "bench"),
+                        transport.Call("GET", transport.route_path("stream"), deadline=600, most=mib * 1024 * 1024))
                 else:
                     connection = http.client.HTTPConnection("127.0.0.1", plain.server_address[1], timeout=60)
                     connection.request("GET", "/stream")

@@ -18,9 +18,9 @@ LEVELS = (1, 5, 20)
 def run(levels: tuple[int, ...] = LEVELS) -> dict[str, Any]:
     import requests
 
-    from integration.test_api import TOKENS, make_config
-    from tests.support.api_process import api_process
-    from tests.support.ssh import make_keypair
+    from dockpool_dev.api_config import TOKENS, make_config
+    from dockpool_dev.api_process import api_process
+    from dockpool_dev.ssh import make_keypair
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     _, public_key = make_keypair(work)

@@ -14,7 +14,6 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import requests
 
-from bench.common import ROOT, save, table
+from bench.common import save, table
 
 SIZE_MIB = 1024
 CHANGES_MIB = (10, 100)
@@ -31,14 +30,12 @@ TICK_S = 0.01  # the clock inside the instance: one line every 10 ms
 
 
 def run(size_mib: int = SIZE_MIB, changes_mib: tuple[int, ...] = CHANGES_MIB, pauses: int = PAUSES) -> dict[str, Any]:
-    if str(ROOT / "tests") not in sys.path:  # the tests' helpers, as pytest.ini's pythonpath gives them
-        sys.path.insert(0, str(ROOT / "tests"))
     import docker
 
-    from support.api_config import TOKENS, remove_client_instances
-    from support.cli import cli
-    from support.ssh import make_keypair, ssh_run
-    from support.two_providers import SOURCE, TARGET, two_providers
+    from dockpool_dev.api_config import TOKENS, remove_client_instances
+    from dockpool_dev.cli import cli
+    from dockpool_dev.ssh import make_keypair, ssh_run
+    from dockpool_dev.two_providers import SOURCE, TARGET, two_providers
 
     engine = docker.from_env(timeout=600)
     alice = {"Authorization": f"Bearer {TOKENS['alice']}"}

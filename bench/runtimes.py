@@ -29,7 +29,7 @@ SENDER = ("nohup python3 -c \"import socket; s = socket.socket(); s.setsockopt(s
 
 
 def ssh(key: Path, port: int, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    from tests.support.ssh import ssh_run
+    from dockpool_dev.ssh import ssh_run
 
     return ssh_run(key, port, command, timeout=timeout)
 
@@ -100,7 +100,7 @@ def run(n: int = 10, jobs: int = 3, mib: int = 256) -> dict[str, Any]:
     from dockpool.engine import connect
     from dockpool.instances import InstanceManager
     from dockpool.policy import Policy, PortRange
-    from tests.support.ssh import make_keypair
+    from dockpool_dev.ssh import make_keypair
 
     client = connect()
     if "runsc" not in (client.api.info().get("Runtimes") or {}):

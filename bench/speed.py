@@ -49,8 +49,8 @@ def curl(url: str, upload: Path | None = None) -> float:
 
 
 def run(n: int = 5) -> dict[str, Any]:
-    from integration.test_api import make_config
-    from tests.support.api_process import api_process, free_port
+    from dockpool_dev.api_config import make_config
+    from dockpool_dev.api_process import api_process, free_port
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

@@ -46,9 +46,9 @@ def rss_mib(pid: int) -> float:
 def run(levels: tuple[int, ...] = LEVELS, seconds: int = 10) -> dict[str, Any]:
     import psutil
 
-    from integration.test_api import make_config
-    from tests.support.api_process import api_process, free_port
-    from tests.support.tls_front import tls_front
+    from dockpool_dev.api_config import make_config
+    from dockpool_dev.api_process import api_process, free_port
+    from dockpool_dev.tls_front import tls_front
 
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
     port = free_port()

@@ -39,7 +39,7 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = REPEATS) -> dict[str, Any
     from dockpool.engine import connect
     from dockpool.instances import InstanceManager
     from dockpool.policy import Policy, PortRange
-    from tests.support.ssh import make_keypair
+    from dockpool_dev.ssh import make_keypair
 
     client = connect()
     work = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))

@@ -1,6 +1,4 @@
-"""Where things are, for every test."""
-from pathlib import Path
+"""The tests' name for dockpool_dev.paths, which the benchmarks share (one copy, in the developers' tools)."""
+from dockpool_dev.paths import IMAGES, ROOT, VENV_BIN
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "files" / "images"
-VENV_BIN = ROOT / ".venv" / "bin"
+__all__ = ["IMAGES", "ROOT", "VENV_BIN"]
