@@ -1,9 +1,10 @@
 """A local fleet of 10, 30 and 50 real API processes (a chain: each knows one peer):
-exchange rounds until every table holds all N, bytes each provider sends per round,
-time until 20% killed with SIGKILL leave every live table, and until a restarted one is
-back in all. Goals: complete within ceil(log2 N) + 2 rounds; what a provider sends per
-round bounded by its table, not by how many peers pick it; the dead gone within the
-expiry plus 3 intervals."""
+exchange rounds until every table holds all N, bytes each provider sends per round once the
+fleet is quiet, time until 20% killed with SIGKILL leave every live table, and until a
+restarted one is back in all. Goals: complete within ceil(log2 N) + 2 rounds; a quiet
+provider sends at most 2 KiB a round (a summary per exchange, not its table); the dead gone
+within the expiry plus 3 intervals. The same code at 100 to 5,000 members, simulated in one
+process: bench/fleet_sim.py."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,8 @@ SIZES = (10, 30, 50)
 INTERVAL = 5.0  # the provider_api role's defaults: what an operator's fleet runs with
 EXPIRY = 60.0
 FANOUT = 3
+QUIETEN_ROUNDS = 6  # a join's news is passed on 4 * ceil(log10(N + 1)) times, several per exchange
+QUIET_GOAL = 2048  # bytes a quiet provider sends per round (issue 32's goal at N = 1,000)
 
 
 def tables(urls: list[str]) -> list[Optional[set[str]]]:
@@ -71,7 +74,9 @@ def one_size(count: int, interval: float, expiry: float, work: Path) -> dict[str
             return all(t is not None and t | {u} == everyone for u, t in zip(urls, tables(urls)))
 
         converge = wait_for(complete, 60 * interval, step)
-        # Traffic, once converged: what each provider sent in its last whole round, three rounds running.
+        # Traffic, once converged and the news of the joins has run out (a few rounds): what each
+        # provider sent in its last whole round, three rounds running.
+        time.sleep(QUIETEN_ROUNDS * interval)
         samples: list[list[int]] = []
         for _ in range(3):
             time.sleep(interval)
@@ -101,7 +106,7 @@ def one_size(count: int, interval: float, expiry: float, work: Path) -> dict[str
         "converge_s": converge, "converge_rounds": None if converge is None else round(converge / interval, 2),
         "rounds_goal": rounds_goal,
         "table_bytes": table_bytes, "sent_per_round_mean": statistics.mean(per_provider),
-        "sent_per_round_max": max(per_provider), "sent_bound": (FANOUT + answers) * table_bytes,
+        "sent_per_round_max": max(per_provider), "sent_bound": (FANOUT + answers) * table_bytes, "quiet_goal": QUIET_GOAL,
         "killed": len(victims), "gone_s": gone, "gone_goal_s": expiry + 3 * interval,
         "restarted_back_s": back, "restarted_back_rounds": None if back is None else round(back / interval, 2),
     }
@@ -115,7 +120,7 @@ def run(sizes: tuple[int, ...] = SIZES, interval: float = INTERVAL, expiry: floa
         shutil.rmtree(work, ignore_errors=True)
     for r in rows:
         r["met_rounds"] = r["converge_rounds"] is not None and r["converge_rounds"] <= r["rounds_goal"]
-        r["met_traffic"] = r["sent_per_round_max"] <= r["sent_bound"]
+        r["met_traffic"] = r["sent_per_round_max"] <= min(r["sent_bound"], QUIET_GOAL)
         r["met_expiry"] = r["gone_s"] is not None and r["gone_s"] <= r["gone_goal_s"]
         r["correct"] = None not in (r["converge_s"], r["gone_s"], r["restarted_back_s"])
     per_entry = [r["sent_per_round_mean"] / max(1, r["table_bytes"]) for r in rows]
@@ -131,10 +136,10 @@ def _num(value: Optional[float]) -> Any:
 def report(result: dict[str, Any]) -> str:
     rows = [[r["providers"], _num(r["converge_rounds"]), r["rounds_goal"], _num(r["converge_s"]),
              f"{r['sent_per_round_mean'] / 1024:.1f}", f"{r['sent_per_round_max'] / 1024:.1f}",
-             f"{r['sent_bound'] / 1024:.1f}", r["killed"], _num(r["gone_s"]), r["gone_goal_s"],
+             f"{min(r['sent_bound'], QUIET_GOAL) / 1024:.1f}", r["killed"], _num(r["gone_s"]), r["gone_goal_s"],
              _num(r["restarted_back_s"])] for r in result["sizes"]]
     first = result["sizes"][0]
-    return (table(rows, ["N", "rounds to all", "goal", "seconds", "KiB sent/round mean", "max", "bound",
+    return (table(rows, ["N", "rounds to all", "goal", "seconds", "KiB sent/round quiet mean", "max", "goal",
                          "killed", "gone s", "goal s", "restarted back s"])
             + f"\ninterval {first['interval_s']:g} s, expiry {first['expiry_s']:g} s, fan-out {first['fanout']}; "
             f"tables sent per round per provider: {result['sent_tables_per_round']}\n"
@@ -146,7 +151,7 @@ def chart(result: dict[str, Any], path: Path) -> None:
     from bench.charts import line_chart
 
     sizes = [r["providers"] for r in result["sizes"]]
-    line_chart(path, "Fleet membership (push-pull gossip)", "providers", "exchange rounds",
+    line_chart(path, "Fleet membership (summary-first gossip, SWIM failure detection)", "providers", "exchange rounds",
                {"rounds until every table holds all": (sizes, [r["converge_rounds"] or 0 for r in result["sizes"]]),
                 "goal: ceil(log2 N) + 2": (sizes, [r["rounds_goal"] for r in result["sizes"]]),
                 "rounds until a restarted one is back everywhere": (sizes, [r["restarted_back_rounds"] or 0

@@ -350,6 +350,16 @@ def _fleet_paths() -> dict:
                                                                       **_errors(400, 401, 413, 429, 503)},
                                            requestBody={"required": True, "content": {"application/json": {
                                                "schema": _ref("PeerTable")}}})},
+        "/v1/fleet/gossip": {"post": _op("On the fleet's listener only (mutual TLS): one step of another member's "
+                                         "exchange (a summary first, then only what differs); refused here",
+                                         {"200": _json(_OBJECT), **_errors(400, 401, 413, 429, 503)},
+                                         requestBody={"required": True, "content": {"application/json": {
+                                             "schema": _OBJECT}}})},
+        "/v1/fleet/probe": {"post": _op("On the fleet's listener only (mutual TLS): probe the member {name} for "
+                                        "another that could not reach it; answers {ack}; refused here",
+                                        {"200": _json(_OBJECT), **_errors(400, 401, 413, 429, 503)},
+                                        requestBody={"required": True, "content": {"application/json": {
+                                            "schema": _OBJECT}}})},
         "/v1/fleet/identity": {"get": _op("On the fleet's listener only (mutual TLS): this provider's name and "
                                           "membership key; refused here", {"200": _json(_OBJECT), **_errors(401, 429)})},
     }

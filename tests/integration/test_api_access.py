@@ -39,6 +39,8 @@ ACCESS = {
     ("DELETE", "/v1/peers/<ref>"): "admin",
     ("GET", "/v1/fleet"): "reader",
     ("POST", "/v1/fleet/exchange"): "fleet",
+    ("POST", "/v1/fleet/gossip"): "fleet",
+    ("POST", "/v1/fleet/probe"): "fleet",
     ("GET", "/v1/fleet/identity"): "fleet",
     ("POST", "/v1/instances/<ref>/move"): "client",
     ("POST", "/v1/moves"): "client",

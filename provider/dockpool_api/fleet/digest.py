@@ -57,6 +57,9 @@ class Summary:
             self._buckets[bucket] ^= entry_hash(name, old)
             del self._names[bucket][name]
 
+    def copy(self) -> "Summary":
+        return Summary(dict(self._versions), list(self._buckets), [dict(names) for names in self._names])
+
     def version(self, name: str) -> int | None:
         return self._versions.get(name)
 

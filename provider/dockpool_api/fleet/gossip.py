@@ -1,33 +1,52 @@
-"""The exchange rounds that keep a provider's peer table current (push-pull gossip).
+"""The exchange rounds that keep a provider's peer table current, and the failure detector.
 
-Every ``gossip_interval`` seconds the provider signs a newer version of its own entry,
-expires the silent, and exchanges its table with ``gossip_fanout`` members chosen at random,
-over the fleet's mutual TLS (their certificates' names checked): it sends its table and
-merges theirs. As many P2PRC peers are asked for ``/server_info``, in clear and with no
-credential, only to know whether they are still there. Each bootstrap peer is tried until it answers once, and again
-whenever no peer is live, each with its own backoff, so a dead one never holds the service. Each exchange is
-one bounded request: at most ``max_json_bytes`` read, within one deadline.
+Every ``gossip_interval`` seconds the provider exchanges with ``gossip_fanout`` members chosen
+at random, over the fleet's mutual TLS (their certificates' names checked). An exchange
+(sync.py) sends a summary of the table first and then only what differs, with news riding
+along (a newer signed entry, a suspicion), so a quiet fleet costs each member a few hundred
+bytes a round whatever its size. Nothing is re-signed as a heartbeat: an exchange is also a
+probe (SWIM, as hashicorp/memberlist runs it). A member that does not answer is probed by up
+to ``PROBERS`` other members on our behalf (``/v1/fleet/probe``: reached by another path, it
+is not suspected for our own path's fault); if none reaches it, it is suspected, the suspicion
+spreads as news, and it leaves every table ``peer_expiry`` seconds after it was raised unless
+it refutes it by signing a newer version. A member that answers "busy" is there.
+
+As many P2PRC peers are asked for ``/server_info``, in clear and with no credential, only to
+know whether they are still there. Each bootstrap peer is tried until it answers once, and
+again whenever no peer is live, each with its own backoff, so a dead one never holds the
+service. Each request is bounded: at most ``max_json_bytes`` read, within one deadline.
 """
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
-from dockpool.errors import DockpoolError
+from dockpool.errors import Busy, DockpoolError, InvalidInput
 
 from ..config import ApiConfig, parse_peer_url
-from . import transport
-from .membership import Membership, fleet_port
+from .broadcasts import Broadcasts
+from .members import Member
+from .membership import Membership
 from .metrics import FleetMetrics
-from .wire import exchange, peer_key
+from .sync import Sync
+from .transport import Call, Endpoint, Transport, Unreachable, ask, route_path
 
 log = logging.getLogger("dockpool.gossip")
+PROBERS = 3  # members asked to probe one that did not answer (memberlist's IndirectChecks)
+GOSSIP_PATH = "/v1/fleet/gossip"
+PROBE_PATH = "/v1/fleet/probe"
+# One request to a member (an Endpoint: whoever a bootstrap address holds), its path and JSON
+# body; the answer's body. Raises OSError (Unreachable) or ValueError (PeerBusy: it is there).
+Post = Callable[[Union[Member, Endpoint], str, bytes], bytes]
+
+
+class PeerBusy(ValueError):
+    """The member answered, but is answering as many exchanges as it allows: it is there."""
 
 
 class Traffic:
@@ -73,12 +92,19 @@ class Bootstrap:
 
 
 class Gossip:
-    def __init__(self, config: ApiConfig, peers: Membership, traffic: Traffic,
-                 context: Optional[ssl.SSLContext], events: FleetMetrics) -> None:
-        self.config, self.peers, self.traffic, self.context, self.events = config, peers, traffic, context, events
+    """The rounds of one provider, and its answers to other members' exchanges and probes.
+    ``post`` is the transport to members (None: no fleet certificate, no members);
+    ``concurrent`` False runs a round's exchanges one after another (the simulation)."""
+
+    def __init__(self, config: ApiConfig, peers: Membership, traffic: Traffic, events: FleetMetrics,
+                 post: Optional[Post], clock: Callable[[], float] = time.monotonic, concurrent: bool = True) -> None:
+        self.config, self.peers, self.traffic, self.events, self.post = config, peers, traffic, events, post
+        self.clock, self.concurrent = clock, concurrent
+        self.sync = Sync(peers, Broadcasts(), clock)
         self.rounds = 0
         self.bytes_last_round = 0
         self._bytes_at_round = 0
+        self._spread_version = peers.own_version()  # a start is no news: joins spread through the summaries
         self._bootstrap = [Bootstrap(url, *parse_peer_url(url), delay=self.config.gossip_interval)
                            for url in self.config.bootstrap_peers]
 
@@ -102,72 +128,142 @@ class Gossip:
             self.events.round_bytes.observe(self.bytes_last_round)
         self.rounds += 1
         self.events.rounds.inc()
-        self.peers.heartbeat()
-        targets: list[Any] = self.peers.p2prc_targets(self.config.gossip_fanout)
-        if self.context is not None:  # members only with a fleet certificate
+        self.peers.expire()
+        self.changed()
+        targets: list[Union[Member, Bootstrap]] = list(self.peers.p2prc_targets(self.config.gossip_fanout))
+        if self.post is not None:  # members only with a fleet certificate
             targets += self.peers.targets(self.config.gossip_fanout)
             # Each bootstrap peer until it has answered once, and all of them again whenever no member is live.
-            alone, now = not any(m["tier"] == "member" for m in self.peers.members()), time.monotonic()
+            alone, now = self.peers.size() <= 1, self.clock()
             targets += [b for b in self._bootstrap if b.due <= now and (alone or not b.answered)]
-        if not targets:
-            return
-        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-            list(pool.map(self._exchange_with, targets))
+        if not self.concurrent:
+            for target in targets:
+                self._exchange_with(target)
+        elif targets:
+            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+                list(pool.map(self._exchange_with, targets))
 
-    def _exchange_with(self, target: Any) -> None:
+    def changed(self) -> None:
+        """Our own entry is news when its version changed (a drain, a refutation)."""
+        own = self.peers.own()
+        if own["dockpool"]["version"] != self._spread_version:
+            self._spread_version = own["dockpool"]["version"]
+            self.sync.spread({"alive": own})
+
+    def _exchange_with(self, target: Union[Bootstrap, Member]) -> None:
         if isinstance(target, Bootstrap):
-            ok = self._push_pull(target.address, target.port, None)
+            ok = self._sync(Endpoint(target.address, target.port)) is not False
             self.events.exchanges.labels("answered" if ok else "failed").inc()
             target.answered = target.answered or ok
             # Backoff per bootstrap peer: doubled after each failure, up to 32 rounds; reset when it answers.
             target.delay = self.config.gossip_interval if ok else min(target.delay * 2, 32 * self.config.gossip_interval)
-            target.due = time.monotonic() + target.delay
+            target.due = self.clock() + target.delay
             return
-        if target.get("dockpool") is None:  # a P2PRC peer: is it there?
+        if not target.signed:  # a P2PRC peer: is it there?
             self.peers.answered(target, bool(self.peers.verify_p2prc and self.peers.verify_p2prc(target)))
             return
-        ok = self._push_pull(peer_key(target)[0], fleet_port(target), target["Name"])
-        self.events.exchanges.labels("answered" if ok else "failed").inc()
-        self.peers.answered(target, ok)
+        outcome = self._sync(target)
+        self.events.exchanges.labels("answered" if outcome else "failed").inc()
+        self.peers.answered(target, bool(outcome))
+        if outcome is False and not self._probed_by_others(target):
+            news = self.peers.suspect_member(target.name)
+            if news is not None:
+                self.sync.spread(news)
 
-    def _deadline(self) -> float:
-        return min(max(1.0, self.config.gossip_interval), 10.0)
+    def _sync(self, to: Union[Member, Endpoint], ping: bool = False) -> Optional[bool]:
+        """One exchange (``ping``: its opening alone): True if it answered, None if it was busy, False if not."""
+        def send(message: dict[str, Any]) -> dict[str, Any]:
+            return self._call(to, GOSSIP_PATH, message)
 
-    def _push_pull(self, address: str, port: int, name: Optional[str]) -> bool:
-        """Send our table to the member ``name`` (None: whichever member a bootstrap address holds),
-        merge the answer; whether it answered with a table."""
-        assert self.context is not None
-        body = json.dumps(self.peers.table(), separators=(",", ":")).encode()
-        self.traffic.add(len(body))
         try:
-            status, answer = exchange(address, port, self._deadline(), self.config.max_json_bytes,
-                                      path="/v1/fleet/exchange", body=body,
-                                      wrap=transport.wrapper(self.context, name))
-            if status != 200:
-                log.info("peer %s:%d answered %d: %s", address, port, status, answer[:200])
-                return False
-            self.peers.merge(json.loads(answer))
+            (self.sync.ping if ping else self.sync.run)(send)
             return True
+        except PeerBusy:
+            return None
         except (OSError, ValueError, DockpoolError) as exc:  # ssl.SSLError (a wrong certificate) is an OSError
-            log.info("peer %s:%d: %s", address, port, getattr(exc, "message", exc))
+            log.info("peer %s: %s", _label(to), getattr(exc, "message", exc))
             return False
+
+    def _call(self, to: Union[Member, Endpoint], path: str, message: dict[str, Any]) -> Any:
+        assert self.post is not None
+        body = json.dumps(message, separators=(",", ":")).encode()
+        self.traffic.add(len(body))
+        return json.loads(self.post(to, path, body))
+
+    def _probed_by_others(self, target: Member) -> bool:
+        """Whether one of up to ``PROBERS`` other members reaches ``target`` (memberlist's indirect probe)."""
+        helpers = [m for m in self.peers.targets(PROBERS + 1) if m.name != target.name][:PROBERS]
+        for helper in helpers:
+            try:
+                answer = self._call(helper, PROBE_PATH, {"name": target.name})
+            except (OSError, ValueError) as exc:
+                log.info("probe of %s through %s: %s", target.name, helper.name, exc)
+                continue
+            if isinstance(answer, dict) and answer.get("ack") is True:
+                return True
+        return False
+
+    # ---- the answering side (the fleet listener's routes call these) ----------------------------------
+
+    def answer(self, path: str, message: Any, caller: Optional[str],
+               admit: Optional[Callable[[], bool]] = None) -> bytes:
+        """The answer (JSON) to a member's exchange step (GOSSIP_PATH) or probe request (PROBE_PATH),
+        its body parsed. ``admit`` bounds the exchanges and probes answered (an exchange's later
+        steps are not counted: they follow an opening that was)."""
+        opening = isinstance(message, dict) and ("root" in message or path == PROBE_PATH)
+        if opening and admit is not None and not admit():
+            raise Busy(f"peer exchanges: this provider answers {self.config.gossip_answers} per "
+                       f"{self.config.gossip_interval:g} s; exchange with another peer", "root",
+                       {"retry_after": max(1, round(self.config.gossip_interval))})
+        out = self._probe(message) if path == PROBE_PATH else self.sync.answer(message, caller)
+        data = json.dumps(out, separators=(",", ":")).encode()
+        self.traffic.add(len(data))
+        return data
+
+    def _probe(self, message: Any) -> dict[str, Any]:
+        name = message.get("name") if isinstance(message, dict) else None
+        if not isinstance(name, str) or not 0 < len(name) <= 64:
+            raise InvalidInput("name: must be a member's name (1 to 64 characters)", "name")
+        member = self.peers.member(name)
+        if member is None or self.post is None:
+            return {"ack": False}
+        return {"ack": self._sync(member, ping=True) is not False}
 
     def status(self) -> dict[str, Any]:
         return {"round": self.rounds, "interval": self.config.gossip_interval, "fanout": self.config.gossip_fanout,
                 "expiry": self.config.peer_expiry, "bytes_sent_last_round": self.bytes_last_round}
 
 
-def verify_member(config: ApiConfig, context: Optional[ssl.SSLContext], entry: dict[str, Any]) -> bool:
-    """Is the entry's provider at its address, over the fleet's mutual TLS, with a certificate naming
+def _label(to: Union[Member, Endpoint]) -> str:
+    """A member by name; a bootstrap address as address:port."""
+    return to.name if isinstance(to, Member) else f"{to.address}:{to.port}"
+
+
+def transport_post(config: ApiConfig, transport: Transport) -> Post:
+    """Requests to members through the fleet's transport, each within one deadline and read bound."""
+    deadline = min(max(1.0, config.gossip_interval), 10.0)
+
+    def post(to: Union[Member, Endpoint], path: str, body: bytes) -> bytes:
+        status, answer = ask(transport, to, Call("POST", path, body, deadline=deadline, most=config.max_json_bytes))
+        if status == 503:  # it answered: as many exchanges as it allows, or checking as many peers (Busy)
+            raise PeerBusy(f"{_label(to)} is busy")
+        if status != 200:
+            raise ValueError(f"answered {status}: {answer[:200]!r}")
+        return answer
+
+    return post
+
+
+def verify_member(config: ApiConfig, transport: Optional[Transport], entry: Member) -> bool:
+    """Is the entry's provider where it says, over the fleet's mutual TLS, with a certificate naming
     it and the key its entry was signed with? (Only then does it become a member.)"""
-    address = peer_key(entry)[0]
-    if context is None or not config.peer_rule.permits(address):
+    if transport is None or entry.seal is None or not config.peer_rule.permits(entry.address):
         return False
     try:
-        status, content = exchange(address, fleet_port(entry), min(3.0, config.gossip_interval * 2), 65536,
-                                   path="/v1/fleet/identity", wrap=transport.wrapper(context, entry["Name"]))
+        status, content = ask(transport, entry, Call("GET", route_path("v1", "fleet", "identity"),
+                                                     deadline=min(3.0, config.gossip_interval * 2), most=65536))
         info = json.loads(content) if status == 200 else None
-    except (OSError, ValueError) as exc:
-        log.info("member %s at %s did not answer as itself: %s", entry["Name"], address, exc)
+    except (Unreachable, ValueError) as exc:
+        log.info("member %s at %s did not answer as itself: %s", entry.name, entry.address, exc)
         return False
-    return isinstance(info, dict) and info.get("membership_key") == entry["dockpool"]["key"]
+    return isinstance(info, dict) and info.get("membership_key") == entry.seal.key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bottle import Bottle, request, response
+from bottle import Bottle, HTTPResponse, request, response
 
 from dockpool.errors import Busy, InvalidInput, NotFound
 from dockpool.validation import validate_name
@@ -12,6 +12,7 @@ from dockpool.validation import validate_name
 from ..access import GRANT_KEY, current_client, fleet_peer
 from ..responses import json_body
 from ..routing import RouteContext
+from .gossip import GOSSIP_PATH, PROBE_PATH
 from .replicas import instance_header
 from .restores import restore
 
@@ -118,6 +119,16 @@ def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
         services.traffic.add(len(answer.body))
         return answer
 
+    @app.post("/v1/fleet/gossip", access="fleet")
+    def gossip_step():
+        # One step of a member's exchange (sync.py): a summary first, then only what differs.
+        return _json_bytes(services.gossip.answer(GOSSIP_PATH, ctx.body_json(), fleet_peer(), services.answers.take))
+
+    @app.post("/v1/fleet/probe", access="fleet")
+    def probe_member():
+        # A member that could not reach another asks us to try (gossip.py): {"name"} -> {"ack"}.
+        return _json_bytes(services.gossip.answer(PROBE_PATH, ctx.body_json(), fleet_peer(), services.answers.take))
+
     @app.get("/v1/fleet/identity", access="fleet")
     def identity():
         return json_body({"provider": config.provider_name, "membership_key": services.peers.public_key})
@@ -125,3 +136,7 @@ def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.get("/v1/fleet", access="reader")
     def fleet():
         return json_body(ctx.fleet_view())
+
+
+def _json_bytes(data: bytes) -> HTTPResponse:
+    return HTTPResponse(data, headers={"Content-Type": "application/json"})
