@@ -75,7 +75,7 @@ def held_by_deleted_files(container_ids: Iterable[str], proc: str = "/proc") -> 
     if unplaced:
         for entry in os.scandir(proc):
             if entry.name.isdigit():
-                container = _container_of(entry.path, unplaced)
-                if container is not None:
-                    per_container.setdefault(container, {}).update(_deleted_open_files(entry.path))
+                owner = _container_of(entry.path, unplaced)
+                if owner is not None:
+                    per_container.setdefault(owner, {}).update(_deleted_open_files(entry.path))
     return {container: sum(files.values()) for container, files in per_container.items()}

@@ -31,9 +31,9 @@ def parse_cpu_model(cpuinfo: str) -> Optional[str]:
         if sep and value.strip():
             fields.setdefault(key.strip().lower(), value.strip())
     for key in ("model name", "model", "hardware", "cpu model", "processor"):
-        value = fields.get(key)
-        if value and not value.isdigit():
-            return value
+        model = fields.get(key)
+        if model and not model.isdigit():
+            return model
     return None
 
 

@@ -6,6 +6,7 @@ and ports and cores are never reserved anywhere but on the containers themselves
 """
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import time
@@ -179,7 +180,7 @@ class InstanceManager:
     # ---- placement -----------------------------------------------------------------------
 
     def plan(
-        self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: list[Record], avoid: frozenset = frozenset()
+        self, spec: InstanceSpec, image_ports: tuple[ImagePort, ...], records: builtins.list[Record], avoid: frozenset = frozenset()
     ) -> Placement:
         """Choose cores and host ports for ``spec`` given the instances that exist now, and
         none of ``avoid`` (ports an earlier attempt of this creation could not bind)."""
@@ -330,7 +331,7 @@ class InstanceManager:
         wait: bool = True,
         wait_timeout: float = 30.0,
         origin: str = "ansible",
-        admit: Optional[Callable[[InstanceSpec, list[Record]], InstanceSpec]] = None,
+        admit: Optional[Callable[[InstanceSpec, builtins.list[Record]], InstanceSpec]] = None,
         image_ref: Optional[str] = None,
     ) -> dict[str, Any]:
         """Create (and start) an instance. ``admit``, given the instances that exist, runs
@@ -380,7 +381,7 @@ class InstanceManager:
             view["desktop"]["vnc_password"] = vnc_password
         return view
 
-    def remove_unstarted(self, origin: str, keep: Collection[str] = ()) -> list[str]:
+    def remove_unstarted(self, origin: str, keep: Collection[str] = ()) -> builtins.list[str]:
         """Remove ``origin``'s instances that were created but never started: what a
         caller killed in the middle of a creation leaves (but those in ``keep``, ids of
         instances that were whole and stopped on purpose). Returns their names."""

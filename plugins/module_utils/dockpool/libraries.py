@@ -21,7 +21,7 @@ try:
     import requests.exceptions
 except ImportError:
     docker = None
-    requests = None
+    requests = None  # type: ignore[assignment]  # as docker: the callers check docker first
     _DOCKER_TRACEBACK: Optional[str] = traceback.format_exc()
 else:
     _DOCKER_TRACEBACK = None

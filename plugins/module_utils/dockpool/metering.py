@@ -37,7 +37,7 @@ def readings(entries: list[dict[str, Any]], nvml: Any = None) -> list[Reading]:
         found.append(Reading(entry["id"], entry["owner"] or "", entry["name"], counted.generation, counted.memory_bytes,
                              cpu_ns=counted.cpu_ns, read_bytes=counted.read_bytes, write_bytes=counted.write_bytes,
                              rx_bytes=network[0], tx_bytes=network[1],
-                             gpu_busy=sum(gpu_busy.get(int(pid), 0.0) for pid in pids) if gpu_busy else 0.0))
+                             gpu_busy=sum(gpu_busy.get(int(pid), 0.0) for pid in pids or ()) if gpu_busy else 0.0))
     return found
 
 

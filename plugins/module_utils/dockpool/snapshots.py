@@ -43,9 +43,10 @@ def image_settings(config: dict[str, Any], move_id: str) -> tuple[list[str], dic
     """The import's changes that give the snapshot an image's settings (``config``: its inspect's
     Config) and the move's label; and the settings the imported image must then have."""
     labels = {**(config.get("Labels") or {}), MOVE_LABEL: move_id}
-    wanted = {"Entrypoint": config.get("Entrypoint"), "Cmd": config.get("Cmd"), "Env": config.get("Env") or [],
-              "ExposedPorts": config.get("ExposedPorts") or {}, "Labels": labels,
-              "User": config.get("User") or "", "WorkingDir": config.get("WorkingDir") or ""}
+    wanted: dict[str, Any] = {
+        "Entrypoint": config.get("Entrypoint"), "Cmd": config.get("Cmd"), "Env": config.get("Env") or [],
+        "ExposedPorts": config.get("ExposedPorts") or {}, "Labels": labels,
+        "User": config.get("User") or "", "WorkingDir": config.get("WorkingDir") or ""}
     changes = [f"{key.upper()} {json.dumps(wanted[key])}" for key in ("Entrypoint", "Cmd") if wanted[key]]
     changes += [f"ENV {_word(k)}={_word(v)}" for k, v in (e.split("=", 1) for e in wanted["Env"])]
     changes += [f"EXPOSE {port}" for port in wanted["ExposedPorts"]]
