@@ -15,7 +15,19 @@ from .settings import Settings
 from .shapes import Peer
 
 
+def relay_of(peer: Peer) -> Optional[dict[str, Any]]:
+    """The first relay a member behind NAT names in its signed entry (docs/nat.md), if any."""
+    paths = (peer.get("dockpool") or {}).get("relays") if isinstance(peer.get("dockpool"), dict) else None
+    first = paths[0] if isinstance(paths, list) and paths else None
+    return first if isinstance(first, dict) and isinstance(first.get("address"), str) else None
+
+
 def peer_url(peer: Peer) -> str:
+    """Where a peer's API is reached: its own address, or behind NAT its first relay's HTTPS port
+    (the plain port is never relayed)."""
+    relay = relay_of(peer)
+    if relay is not None:
+        return f"https://{host_port(relay['address'], relay.get('api_port'))}"
     return f"http://{host_port(peer.get('IPV4') or peer.get('IPV6') or '', peer.get('ServerPort'))}"
 
 
@@ -44,8 +56,10 @@ def probe_all(settings: Settings, urls: list[str]) -> list[dict[str, Any]]:
         return list(pool.map(lambda u: probe(settings.connect(u, timeout=5)), urls))
 
 
-def fleet_tables(settings: Settings, urls: list[str]) -> tuple[dict[str, str], list[CliError]]:
-    """The peer tables of ``urls`` (asked at once): every provider they know, URL -> name."""
+def fleet_tables(settings: Settings, urls: list[str], relayed: Optional[set[str]] = None
+                 ) -> tuple[dict[str, str], list[CliError]]:
+    """The peer tables of ``urls`` (asked at once): every provider they know, URL -> name; the
+    names of those reached through a relay are added to ``relayed``."""
     def table(url: str) -> Union[list[Peer], CliError]:
         try:
             return settings.connect(url, timeout=5).peers()
@@ -62,6 +76,8 @@ def fleet_tables(settings: Settings, urls: list[str]) -> tuple[dict[str, str], l
             entries = [p for p in answer if isinstance(p, dict)]
             for peer in entries:
                 known.setdefault(peer_url(peer), str(peer.get("Name", "")))
+                if relayed is not None and relay_of(peer) is not None:
+                    relayed.add(str(peer.get("Name", "")))
             if entries:  # the first entry is the provider itself: listed once, by the URL we log in with
                 if peer_url(entries[0]) != url:
                     known.pop(peer_url(entries[0]), None)
@@ -74,7 +90,8 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
     asked = [settings.provider(url)] if url else sorted(settings.providers)
     if not asked:
         raise CliError("not logged in to any provider: run `dockpool login URL` first", AUTH)
-    known, failures = fleet_tables(settings, asked)
+    relayed: set[str] = set()
+    known, failures = fleet_tables(settings, asked, relayed)
     for exc in failures:
         render.warn(exc.message)
     if len(failures) == len(asked):
@@ -82,6 +99,7 @@ def providers(settings: Settings, url: Optional[str], as_json: bool) -> int:
     found = probe_all(settings, sorted(known))
     for row in found:
         row["name"] = known[row["url"]]
+        row["relayed"] = row["name"] in relayed
     found.sort(key=lambda r: (not r["reachable"], r.get("latency_ms", 0.0)))
     if as_json:
         render.print_json(found)

@@ -39,9 +39,11 @@ def providers_table(found: list[dict[str, Any]], asked: list[str], logged_in: se
         view.add_column(column)
     for row in found:
         if not row["reachable"]:
-            view.add_row(plain(row["name"]), plain(row["url"]), Text("unreachable", style="red"), "", "", "", "", "", "")
+            name = Text(row["name"]) + (Text(" (relayed)", style="cyan") if row.get("relayed") else Text(""))
+            view.add_row(name, plain(row["url"]), Text("unreachable", style="red"), "", "", "", "", "", "")
             continue
-        name = Text(row["name"]) + (Text(" (draining)", style="yellow") if row["draining"] else Text(""))
+        name = (Text(row["name"]) + (Text(" (draining)", style="yellow") if row["draining"] else Text(""))
+                + (Text(" (relayed)", style="cyan") if row.get("relayed") else Text("")))
         view.add_row(name, plain(row["url"]), f"{row['latency_ms']:.1f} ms", plain(row["cpu"]),
                      plain(row["cores"]), f"{human_size(row['memory_available'])} / {human_size(row['memory_total'])}",
                      human_size(row["disk_free"]), plain(", ".join(row["gpus"]) or "-"),

@@ -16,6 +16,8 @@ from dockpool.settings_files import read_settings
 from dockpool.usage import DEFAULT_USAGE_FILE
 from dockpool.validation import validate_image_ref, validate_name
 
+from .fleet import relays
+from .fleet.relays import RelayPath
 from .packages import parse_packages
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -80,6 +82,7 @@ class ApiConfig:
     fleet_key: str = ""
     fleet_cas: str = ""  # PEM bundle of the CAs whose providers are members (the fleet's own, and any joined)
     bootstrap_peers: tuple[str, ...] = ()  # https://address:fleet_port of other providers' fleet listeners
+    relays: tuple[RelayPath, ...] = ()  # behind NAT: the relays this provider is reached through (docs/nat.md)
     moves_per_client: int = 2  # move grants one client may hold at once on this provider
     gossip_interval: float = 5.0  # seconds between exchange rounds
     gossip_fanout: int = 3  # peers exchanged with per round
@@ -257,6 +260,10 @@ def config_from_dict(data: dict[str, Any]) -> ApiConfig:
     for key in ("bootstrap_peers", "peer_sources"):
         if key in values:
             values[key] = tuple(values[key])
+    if values.get("relays") == []:
+        values["relays"] = ()  # not behind NAT (what the role writes for a public provider)
+    elif "relays" in values:
+        values["relays"] = relays.parse(values["relays"], "relays")
     allow = tuple(values.pop("peer_networks", ("0.0.0.0/0", "::/0")))
     deny = tuple(values.pop("peer_deny_networks", DEFAULT_DENY))
     try:

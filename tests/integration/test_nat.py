@@ -360,3 +360,4 @@ def test_provision_gives_each_relay_its_providers_tunnels_and_refuses_blocks_tha
     assert rc != 0 and "the block of nat-a" in message and "with ['nat-b']" in message and str(BASE + 5) in message
     rc, message = provision(BASE + 10, first_base=8440)
     assert rc != 0 and "the block of nat-a" in message and "this host" in message and "8443" in message
+

@@ -66,3 +66,24 @@ def test_the_first_relay_that_answers_is_chosen_and_a_dead_one_is_skipped():
         now[0] = 11.0  # after the ttl the dead relay is asked again
         liveness.first_live([dead, live])
         assert probes[-2:] == [dead_port, live_port]
+
+
+def test_the_provider_settings_take_its_relays_checked_the_same_way():
+    from dockpool_api.config import config_from_dict
+
+    assert config_from_dict({"relays": [ONE]}).relays == (RelayPath("203.0.113.5", 41000, 41001, 41002),)
+    assert config_from_dict({"relays": []}).relays == () == config_from_dict({}).relays
+    with pytest.raises(InvalidInput) as caught:
+        config_from_dict({"relays": [{**ONE, "ssh_port": 70000}]})
+    assert caught.value.field == "relays[0].ssh_port"
+
+
+def test_the_client_reaches_a_relayed_peer_at_its_first_relays_https_port():
+    from dockpool_cli.fleet import peer_url, relay_of
+
+    peer = {"Name": "nat-box", "IPV4": "192.168.1.40", "ServerPort": "8088",
+            "dockpool": {"relays": [ONE, {**ONE, "address": "198.51.100.9"}]}}
+    assert relay_of(peer) == ONE and peer_url(peer) == "https://203.0.113.5:41000"
+    public = {"Name": "pub", "IPV4": "192.0.2.20", "ServerPort": "8088", "dockpool": {"fleet_port": 8444}}
+    assert relay_of(public) is None and peer_url(public) == "http://192.0.2.20:8088"
+    assert relay_of({**peer, "dockpool": {"relays": ["junk"]}}) is None
