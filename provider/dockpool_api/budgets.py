@@ -6,6 +6,11 @@ A client over one of its budgets gets no new instance (402, naming the budget an
 resets) and cannot start a stopped one; its running instances are stopped, never removed,
 by a pass every ``PASS_SECONDS`` (or every gossip round, if shorter). At ``WARN_AT`` of a budget, GET /v1/usage, the CLI and the
 status page warn.
+
+A budget is the fleet's, not the provider's (issue 35): what a client used on the other members
+this month (their signed counters, fleet/spend.py, as this member knows them) is added to what
+this provider's ledger counted, so a spent budget refuses her new instances, starts, moves in and
+restores on every member, and each member's pass stops her instances there.
 """
 from __future__ import annotations
 
@@ -38,9 +43,10 @@ def month_end(now: float) -> float:
 
 class Budgets:
     def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Any = time.time,
-                 refusals: Any = None) -> None:
+                 refusals: Any = None, fleet: Any = None) -> None:
         self.packages, self.usage, self.clock = packages, usage, clock
-        self.refusals = refusals  # a Prometheus counter by budget (fleet_metrics.py), if served
+        self.fleet = fleet  # fleet/spending.FleetSpend: the other members' counters; None: this provider alone
+        self.refusals = refusals  # a Prometheus counter by budget (fleet/metrics.py), if served
 
     def status(self, client: Client) -> list[dict[str, Any]]:
         """Each budget of the client's package this month: its limit, what is used and left, when it resets."""
@@ -48,13 +54,16 @@ class Budgets:
         if not budgets:
             return []
         now = self.clock()
-        used = self.usage.totals(client.name, month_start(now), now)
+        here = self.usage.totals(client.name, month_start(now), now)
+        elsewhere = self.fleet.others(client.name) if self.fleet is not None else {}
+        used = {k: v + elsewhere.get(k, 0.0) for k, v in here.items()}
         resets = datetime.fromtimestamp(month_end(now), timezone.utc).isoformat(timespec="seconds")
         shown = []
         for budget, limit in sorted(budgets.items()):
             total, unit = BUDGETS[budget]
             spent = used[total] / unit
-            shown.append({"budget": budget, "limit": limit, "used": round(spent, 6), "left": round(max(0.0, limit - spent), 6),
+            shown.append({"budget": budget, "limit": limit, "used": round(spent, 6), "used_here": round(here[total] / unit, 6),
+                          "left": round(max(0.0, limit - spent), 6),
                           "percent": round(100 * spent / limit, 1), "exhausted": spent >= limit,
                           "warning": WARN_AT <= spent / limit < 1, "resets": resets})
         return shown
@@ -63,7 +72,8 @@ class Budgets:
         return next((b for b in self.status(client) if b["exhausted"]), None)
 
     def check(self, client: Client, doing: str) -> None:
-        """Refuse ``doing`` (a new instance, a start) while one of the client's budgets is spent."""
+        """Refuse ``doing`` (a new instance, a start, a move in, a restore) while one of the client's
+        budgets is spent, across the fleet."""
         spent = self.exhausted(client)
         if spent:
             if self.refusals is not None:

@@ -78,6 +78,12 @@ class UsageReport:
         """What ``owner``'s instances used here from ``since`` to ``until``, summed."""
         return summed(self._read(owner, since, until))
 
+    def by_owner(self, since: float, until: float) -> dict[str, dict[str, float]]:
+        """What each owner's instances used here from ``since`` to ``until``, summed (the fleet's
+        counters of this provider: fleet/spending.py)."""
+        rows = self._read(None, since, until)
+        return {owner: summed([r for r in rows if r["owner"] == owner]) for owner in sorted({r["owner"] for r in rows})}
+
     def per_client(self, clients: list[str]) -> dict[str, dict[str, float]]:
         """Everything each of ``clients`` used here, summed over the ledger (for Prometheus: only
         configured names become label values, so a caller cannot add series)."""
