@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from dockpool.errors import DockpoolError
 
+from .fleet.members import view
 from .services import Services
 
 # Metric labels take only these methods: any other word a caller sends counts as "other",
@@ -102,7 +103,7 @@ class FleetCollector:
         family = GaugeMetricFamily("dockpool_fleet_members", "Live peers this provider knows, by tier "
                                    "(member: the fleet's, p2prc: posted, never trusted) and state", labels=["tier", "state"])
         counts = {(tier, state): 0 for tier in TIERS for state in MEMBER_STATES}
-        for member in self.services.peers.members():
+        for member in map(view, self.services.peers.members()):
             key = (member["tier"], member_state(member))
             counts[key] = counts.get(key, 0) + 1
         for (tier, state), count in sorted(counts.items()):

@@ -9,6 +9,7 @@ from bottle import request
 
 from .access import AccessPlugin
 from .config import ApiConfig
+from .fleet.members import view
 from .metrics import Metrics
 from .responses import PayloadTooLarge, parse_json
 from .services import Services
@@ -32,4 +33,4 @@ class RouteContext:
     def fleet_view(self) -> dict[str, Any]:
         """This provider's view of the fleet (``/v1/fleet`` and the status page)."""
         return {"provider": self.config.provider_name, "fleet_port": self.config.fleet_port,
-                **self.services.gossip.status(), "members": self.services.peers.members()}
+                **self.services.gossip.status(), "members": [view(heard) for heard in self.services.peers.members()]}

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from dockpool_api.fleet import tls as fleet_tls
-from dockpool_api.fleet import transport
 from dockpool_api.fleet.membership import Signer
+from dockpool_api.fleet.transport import Call, Endpoint, HttpTransport, Unreachable
+from dockpool_api.fleet.wire import parse_entry, render_entry
 from dockpool_dev import devca
 from support.api_config import TOKENS, remove_client_instances
 from support.cli import cli
@@ -80,9 +81,9 @@ def test_a_client_posting_her_own_server_never_makes_a_member_nor_receives_a_cre
     try:
         port = server.server_address[1]
         entry = {"Name": "tenant", "IPV4": "127.0.0.4", "ServerPort": str(port)}
-        signed = signer.sign({**entry, **{k: v for k, v in requests.get(f"{SOURCE}/v1/peers", timeout=5).json()
-                                          ["ip_address"][0].items() if k not in entry and k != "dockpool"}},
-                             int(time.time() * 1000), port)
+        signed = render_entry(signer.sign(parse_entry({**entry, **{k: v for k, v in requests.get(
+            f"{SOURCE}/v1/peers", timeout=5).json()["ip_address"][0].items() if k not in entry and k != "dockpool"}}),
+            int(time.time() * 1000), port))
         posted = requests.post(f"{SOURCE}/v1/peers", json={"ip_address": [signed]}, headers=ALICE, timeout=10)
         assert posted.status_code == 200, posted.text
         until(lambda: members(SOURCE).get("tenant") == "p2prc")  # shown, in P2PRC's tier: it answered /server_info
@@ -149,14 +150,14 @@ def test_the_fleet_listener_takes_only_certificates_of_the_fleet_and_only_its_ow
             pass
     # A member's certificate opens the fleet's routes, never a client's, whatever token comes with it.
     member = fleet_tls.FleetTLS(*map(str, devca.issue(ca, tmp_path / "member", "target-twin")), str(ca[0]))
-    context = member.client_context()
-    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/fleet/identity")
+    client, source = HttpTransport(member.client_context()), Endpoint("127.0.0.1", FLEET_PORT, "source")
+    answer = client.open(source, Call("GET", "/v1/fleet/identity"))
     assert answer.status == 200 and json.loads(answer.read())["provider"] == "source"
-    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET", "/v1/instances", headers=OPS)
+    answer = client.open(source, Call("GET", "/v1/instances", headers=OPS))
     assert answer.status == 401 and b"only the routes between providers" in answer.read()
     # The calling side checks the name too: the provider at 127.0.0.1 is not "target".
-    with pytest.raises(fleet_tls.WrongPeer):
-        transport.request(context, "127.0.0.1", FLEET_PORT, "target", "GET", "/v1/fleet/identity")
+    with pytest.raises(Unreachable, match="names 'source', not 'target'"):
+        client.open(Endpoint("127.0.0.1", FLEET_PORT, "target"), Call("GET", "/v1/fleet/identity"))
 
 
 def test_the_routes_between_providers_are_refused_on_the_clients_listener(fleet):

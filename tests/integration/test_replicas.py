@@ -21,9 +21,9 @@ import requests
 from dockpool.errors import InvalidInput
 from dockpool_api.config import config_from_dict
 from dockpool_api.fleet import tls as fleet_tls
-from dockpool_api.fleet import transport
 from dockpool_api.fleet.replicas import mounted_layer
 from dockpool_api.fleet.store import NoRoom, ReplicaStore
+from dockpool_api.fleet.transport import Call, Endpoint, HttpTransport, Unreachable
 from support.api_config import TOKENS, make_config
 from support.cli import cli
 from support.ssh import ssh_run
@@ -93,11 +93,11 @@ def test_a_replica_ships_what_changed_survives_a_cut_refresh_and_goes_with_the_i
             yield b"\0" * MIB
             raise ConnectionAbortedError("the source died")
 
-        with pytest.raises(ConnectionAbortedError):
-            transport.request(tls.client_context(), "127.0.0.3", FLEET_PORT, "target", "PUT",
-                              f"/v1/fleet/replicas/{view['name']}", body=cut(),
-                              headers={"Content-Length": str(50 * MIB), "X-Dockpool-Refresh": "0123456789abcdef",
-                                       "X-Dockpool-Parent": second["refresh"]})
+        with pytest.raises(Unreachable, match="the source died"):
+            HttpTransport(tls.client_context()).open(Endpoint("127.0.0.3", FLEET_PORT, "target"), Call(
+                "PUT", f"/v1/fleet/replicas/{view['name']}", body=cut(),
+                headers={"Content-Length": str(50 * MIB), "X-Dockpool-Refresh": "0123456789abcdef",
+                         "X-Dockpool-Parent": second["refresh"]}))
         assert store.chain("source", view["name"]) == chain
         assert merged_names(store, view["name"]) == names
         assert not [p for p in (target.directory / "replicas" / "held").rglob(".*")]  # no temporary file kept

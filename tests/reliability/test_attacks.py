@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from dockpool.networks import NetworkRule
-from dockpool_api.fleet.wire import validate_entry
+from dockpool_api.fleet.wire import parse_entry
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process
 from support.browser import dom
@@ -213,7 +213,7 @@ def test_ipv4_hidden_in_ipv6_is_refused_before_any_connection(service, spelling)
 
 def test_equivalent_spellings_are_one_address():
     spellings = ["2001:DB8::1", "2001:db8:0:0::1", "2001:0db8:0000:0000:0000:0000:0000:0001"]
-    assert {validate_entry({"IPV6": s, "ServerPort": "8088"})["IPV6"] for s in spellings} == {"2001:db8::1"}
+    assert {parse_entry({"IPV6": s, "ServerPort": "8088"}).ipv6 for s in spellings} == {"2001:db8::1"}
 
 
 # ---- 9. smaller faults ---------------------------------------------------------------------------

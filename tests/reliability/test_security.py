@@ -15,7 +15,8 @@ from webtest import TestApp
 from dockpool.networks import NetworkRule
 from dockpool_api.app import make_app
 from dockpool_api.config import config_from_dict
-from dockpool_api.fleet.wire import verify_peer
+from dockpool_api.fleet.members import Member
+from dockpool_api.fleet.wire import parse_entry, verify_peer
 from support.api_config import TOKENS, make_config
 from support.paths import ROOT
 
@@ -148,8 +149,8 @@ def peer_server():
 LOOPBACK = NetworkRule(allow=("127.0.0.0/8",), deny=())
 
 
-def entry(port: int, address: str = "127.0.0.1") -> dict:
-    return {"IPV4": address, "IPV6": "", "ServerPort": str(port)}
+def entry(port: int, address: str = "127.0.0.1") -> Member:
+    return parse_entry({"IPV4": address, "IPV6": "", "ServerPort": str(port)})
 
 
 def test_peer_checks_ask_only_the_declared_server_info(peer_server):

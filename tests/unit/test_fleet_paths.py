@@ -26,6 +26,6 @@ def test_a_segment_that_climbs_or_vanishes_is_refused(segment):
 @pytest.mark.parametrize("raw", ["/v1/moves/../../fleet/exchange/pull", "/v1/moves/a b/pull", "v1/moves",
                                  "/v1/moves/x\r\nHost: evil/pull", "/v1/moves//pull", "/v1/moves/x?y=1"])
 def test_a_request_takes_only_a_path_the_builder_made(raw):
-    context = ssl.create_default_context()
+    client = transport.HttpTransport(ssl.create_default_context())
     with pytest.raises(ValueError):  # before any connection: the address is never dialled
-        transport.request(context, "127.0.0.1", 9, "member", "GET", raw)
+        client.open(transport.Endpoint("127.0.0.1", 9, "member"), transport.Call("GET", raw))

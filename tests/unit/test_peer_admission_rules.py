@@ -5,15 +5,16 @@ import pytest
 
 from dockpool.networks import NetworkRule
 from dockpool_api.fleet.admission import PeerAdmission, Surroundings
-from dockpool_api.fleet.wire import validate_entry
+from dockpool_api.fleet.members import Member
+from dockpool_api.fleet.wire import parse_entry
 
 OWN = "93.184.216.34"  # the provider's public address in these tests
 HERE = Surroundings(networks=("172.17.0.0/16", "fd00:dead::/64"), addresses=frozenset({OWN}), published=frozenset({40001}))
 
 
-def entry(address: str, port: int = 8088) -> dict:
+def entry(address: str, port: int = 8088) -> Member:
     key = "IPV6" if ":" in address else "IPV4"
-    return validate_entry({key: address, "ServerPort": str(port)})
+    return parse_entry({key: address, "ServerPort": str(port)})
 
 
 def admission(*opened: str) -> PeerAdmission:

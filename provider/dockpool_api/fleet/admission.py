@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Optional
 from dockpool.libraries import host_counters
 from dockpool.networks import NetworkRule
 
-from .wire import peer_key
+from .members import Member
 
 # The Fetch standard's "bad ports" (what browsers refuse to send HTTP to: other protocols' ports).
 BAD_PORTS = frozenset({
@@ -72,11 +72,11 @@ class PeerAdmission:
                 self._read = (time.monotonic(), known)
             return known
 
-    def refusal(self, entry: dict[str, Any], members: Iterable[tuple[str, str]] = ()) -> Optional[tuple[str, str]]:
+    def refusal(self, entry: Member, members: Iterable[tuple[str, str]] = ()) -> Optional[tuple[str, str]]:
         """(field, why) when the entry's address or port may not be asked; ``members``: the fleet's
         (address, name), which are reached over the fleet's TLS only."""
-        address, port = peer_key(entry)
-        where = "IPV4" if entry["IPV4"] else "IPV6"
+        address, port = entry.peer_key
+        where = "IPV4" if entry.ipv4 else "IPV6"
         ip, here = ipaddress.ip_address(address), self._current()
         if not self.rule.permits(address):
             return where, (f"{address} is outside the networks allowed for peers (peer_networks "
@@ -92,7 +92,7 @@ class PeerAdmission:
             kind = "this provider's own" if own else "a loopback, private, link-local or reserved"
             return where, (f"{address} is {kind} address: a peer there is allowed only where the operator names its "
                            "network in peer_networks (0.0.0.0/0 and ::/0 open public addresses only)")
-        return self._port_refusal(int(port), own)
+        return self._port_refusal(port, own)
 
     def _port_refusal(self, port: int, own: bool) -> Optional[tuple[str, str]]:
         if port in BAD_PORTS:

@@ -31,8 +31,9 @@ from dockpool.errors import Conflict, DockpoolError, InvalidInput
 from dockpool.labels import OWNER, PUBLIC_KEY, Record
 
 from ..config import Client
-from . import transport
+from .members import Member
 from .moves import MoveInDoubt, Mover, error_of
+from .transport import route_path
 
 AT_ONCE = 2  # moves at once: each streams a whole filesystem through this provider's disk and network
 
@@ -122,9 +123,9 @@ def drain(mover: Mover) -> dict[str, list[dict[str, Any]]]:
     return shown
 
 
-def _targets(mover: Mover) -> list[dict[str, Any]]:
-    """The live members that take instances, as entries the mover can call."""
-    return [entry for m in mover.services.takers() if (entry := mover.services.peers.member(m["name"])) is not None]
+def _targets(mover: Mover) -> list[Member]:
+    """The live members that take instances (not draining)."""
+    return mover.services.takers()
 
 
 def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
@@ -138,25 +139,25 @@ def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
             "an earlier move of it is in doubt: it stays stopped until that move's target says whether it took it"]}
     for target in _targets(mover):
         try:
-            status, text = mover.ask_member(target, "POST", transport.route_path("v1", "fleet", "offers"), "",
+            status, text = mover.ask_member(target, "POST", route_path("v1", "fleet", "offers"), "",
                                             {"client": owner, "request": request, "start": running}, timeout=60,
                                             most=1024**2)
         except OSError as exc:
-            reasons.append(f"{target['Name']}: {exc}")
+            reasons.append(f"{target.name}: {exc}")
             continue
         if status != 201:
-            reasons.append(f"{target['Name']}: {error_of(text)}")
+            reasons.append(f"{target.name}: {error_of(text)}")
             continue
         offer = json.loads(text)
         started = time.monotonic()
         try:
             moved = mover.transfer(Client(owner, ""), record, target, offer["id"], offer["grant"])
         except MoveInDoubt as exc:  # it may run there: no other member may get it too
-            return {"name": record.name, "owner": owner, "reasons": reasons + [f"{target['Name']}: {exc.message}"]}
+            return {"name": record.name, "owner": owner, "reasons": reasons + [f"{target.name}: {exc.message}"]}
         except DockpoolError as exc:
-            reasons.append(f"{target['Name']}: {exc.message}")
+            reasons.append(f"{target.name}: {exc.message}")
             continue
-        return {"name": record.name, "owner": owner, "to": target["Name"], "as": moved["instance"]["name"],
+        return {"name": record.name, "owner": owner, "to": target.name, "as": moved["instance"]["name"],
                 "state": "running" if running else "stopped",
                 "cut_off_seconds": round(time.monotonic() - started, 1) if running else 0.0}
     return {"name": record.name, "owner": owner, "reasons": reasons or ["no other member of the fleet takes instances"]}

@@ -23,7 +23,6 @@ import json
 import logging
 import re
 import secrets
-import ssl
 import threading
 import time
 from contextlib import contextmanager
@@ -40,11 +39,11 @@ from dockpool.spec import InstanceSpec
 
 from ..auth import hash_token
 from ..config import ApiConfig, Client
-from . import transport
 from .journal import MoveJournal
-from .membership import Membership, fleet_port
+from .members import Member
+from .membership import Membership
 from .metrics import FleetMetrics
-from .wire import peer_key
+from .transport import Answer, Call, Transport, Unreachable, route_path
 
 log = logging.getLogger("dockpool.api")
 GRANT_SECONDS = 600.0
@@ -52,6 +51,7 @@ GRANT_SECONDS = 600.0
 MOVE_ID = re.compile(r"^[0-9a-f]{16}$")
 GRANT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SETTLE_RETRY = 2.0  # seconds between asking a target what became of a move whose answer was lost
+EXPORT_SECONDS = 3600.0  # a whole filesystem's stream, as long as the source waits for the pull's answer
 SNAPSHOT_MARGIN = 64 * 1024**2  # the tar's headers over the files' own sizes
 
 _SNAPSHOT = re.compile(rf"^{re.escape(snapshots.REPOSITORY)}/[a-z0-9][a-z0-9_.-]{{0,62}}:[0-9a-f]{{16}}$")
@@ -166,7 +166,7 @@ class ProviderSide(Protocol):
     fleet, and the rules a client's instance is held to here."""
 
     config: ApiConfig
-    fleet_context: Optional[ssl.SSLContext]
+    transport: Optional[Transport]
     peers: Membership
     events: FleetMetrics
 
@@ -179,13 +179,15 @@ class ProviderSide(Protocol):
 
     def remove_record(self, record: Record) -> None: ...
 
-    def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None: ...
+    def record_forward(self, record_name: str, owner: str, member: Member, new_name: str) -> None: ...
 
     def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]: ...
 
     def check_taking(self) -> None: ...
 
-    def takers(self) -> list[dict[str, Any]]: ...
+    def check_budget(self, owner: str, doing: str) -> None: ...
+
+    def takers(self) -> list[Member]: ...
 
 
 class Mover:
@@ -195,32 +197,34 @@ class Mover:
         self.journal = journal
         self._active: set[str] = set()  # exports this process is moving (their journal entries are not in doubt)
 
-    def _member(self, name: Any, field_name: str) -> dict[str, Any]:
+    def _member(self, name: Any, field_name: str) -> Member:
         """A live member of the fleet, by its certificate's name: never an address a client chose."""
         entry = self.services.peers.member(name)
-        if entry is None or self.services.fleet_context is None:
+        if entry is None or self.services.transport is None:
             raise InvalidInput(f"{field_name}: {name!r} is not a live provider of this one's fleet "
                                "(GET /v1/fleet lists them by name)", field_name)
         return entry
 
-    def call_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
+    def call_member(self, member: Member, method: str, path: str, secret: str, body: Optional[dict] = None,
                     timeout: float = 30.0, data: Optional[IO[bytes]] = None,
-                    headers: Optional[dict[str, str]] = None) -> Any:
-        """A request to a member over the fleet's mutual TLS, with a JSON ``body`` or a file's ``data``
-        (its headers say its type and length); the answer, open for the caller to read."""
-        context: ssl.SSLContext = self.services.fleet_context
+                    headers: Optional[dict[str, str]] = None, most: int = 64 * 1024) -> Answer:
+        """A request to a member over the fleet's transport, with a JSON ``body`` or a file's ``data``
+        (its headers say its type and length), within ``timeout`` seconds in all and ``most`` bytes
+        of answer; the answer, open for the caller to read. Raises Unreachable (an OSError)."""
+        if self.services.transport is None:
+            raise Unreachable(f"{member.name}: this provider has no fleet certificate")
         sent = json.dumps(body).encode() if body is not None else data
         headers = {**(headers or {}), **({"Authorization": f"Bearer {secret}"} if secret else {})}  # fleet routes: none
-        return transport.request(context, peer_key(member)[0], fleet_port(member), member["Name"], method, path,
-                                 body=sent, headers=headers, timeout=timeout)
+        return self.services.transport.open(member, Call(method, path, sent, headers, deadline=timeout, most=most))
 
-    def ask_member(self, member: dict[str, Any], method: str, path: str, secret: str, body: Optional[dict] = None,
+    def ask_member(self, member: Member, method: str, path: str, secret: str, body: Optional[dict] = None,
                    timeout: float = 30.0, data: Optional[IO[bytes]] = None, headers: Optional[dict[str, str]] = None,
                    most: int = 64 * 1024) -> tuple[int, bytes]:
-        """call_member for a short answer: its status and at most ``most`` bytes of it, the answer closed."""
-        answer = self.call_member(member, method, path, secret, body, timeout=timeout, data=data, headers=headers)
+        """call_member for a short answer: its status and its body (at most ``most`` bytes), the answer closed."""
+        answer = self.call_member(member, method, path, secret, body, timeout=timeout, data=data, headers=headers,
+                                  most=most)
         try:
-            return answer.status, answer.read(most)
+            return answer.status, answer.read()
         finally:
             answer.close()
 
@@ -231,8 +235,10 @@ class Mover:
         if not isinstance(body, dict):
             raise InvalidInput("the body is the instance's request and the source provider's name", "body")
         self.services.check_taking()
+        if start:  # a budget spent anywhere in the fleet: no running here instead (a drain's stopped one may come)
+            self.services.check_budget(client.name, "moving an instance in")
         request = dict(body)
-        source = self._member(request.pop("source", None), "source")["Name"]
+        source = self._member(request.pop("source", None), "source").name
         spec, admit = self.services.admission(client, request)
         manager = self.services.manager()
         image = resolve_image(manager.client, spec.image, manager.policy.image_prefix)
@@ -275,7 +281,8 @@ class Mover:
 
         @contextmanager
         def fetched() -> Iterator[Iterable[bytes]]:
-            answer = self.call_member(source, "GET", transport.route_path("v1", "exports", body["export"]), body["secret"], timeout=120)
+            answer = self.call_member(source, "GET", route_path("v1", "exports", body["export"]), body["secret"],
+                                      timeout=EXPORT_SECONDS, most=grant.limit)
             try:
                 if answer.status != 200:
                     raise MoveFailed(f"the source answered {answer.status} for the snapshot", "source")
@@ -300,6 +307,8 @@ class Mover:
         """Load the filesystem ``chunks`` opens as the image ``snapshot`` and create ``spec`` from it
         (a move's target, or a restore on a replica's holder), journaled so that a restart removes
         what a killed landing made and keeps what landed whole. The new instance's view."""
+        if start:  # spent since the offer (or a restore): it does not run here
+            self.services.check_budget(spec.owner, f"moving {spec.owner}'s instance in to run")
         manager = self.services.manager()
         self.journal.landing(export_id, source)  # before anything exists: a restart removes what it made
         try:
@@ -336,7 +345,7 @@ class Mover:
         token = _matching(body, "grant", GRANT_TOKEN, "the grant the target gave (43 characters of base64url)")
         return self.transfer(client, self.services.find(client, ref), target, move_id, token)
 
-    def transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str) -> dict[str, Any]:
+    def transfer(self, client: Client, record: Record, target: Member, move_id: str, token: str) -> dict[str, Any]:
         """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is
         removed here once it answers there, and runs here again (if it ran) when the move failed.
         When the answer is lost and the target cannot say whether it took the instance, the move is
@@ -352,14 +361,14 @@ class Mover:
         with self.services.events.move() as outcome:
             return self._transfer(client, record, target, move_id, token, outcome)
 
-    def _transfer(self, client: Client, record: Record, target: dict[str, Any], move_id: str, token: str,
+    def _transfer(self, client: Client, record: Record, target: Member, move_id: str, token: str,
                   outcome: dict[str, str]) -> dict[str, Any]:
         manager = self.services.manager()
         was_running = record.status == "running"
-        grant, secret = self.grants.issue("export", client, peer=target["Name"])
+        grant, secret = self.grants.issue("export", client, peer=target.name)
         grant.container_id, grant.state = record.id, "moving"  # from now on nobody starts it (Services.start)
         self._active.add(grant.id)
-        self.journal.begin(grant.id, record.id, record.name, client.name, target["Name"], was_running)
+        self.journal.begin(grant.id, record.id, record.name, client.name, target.name, was_running)
         try:
             try:
                 if was_running:
@@ -381,20 +390,20 @@ class Mover:
             self._active.discard(grant.id)
         return {"moved": record.name, "instance": moved}
 
-    def _pull(self, target: dict[str, Any], move_id: str, token: str, grant: Grant, name: str,
+    def _pull(self, target: Member, move_id: str, token: str, grant: Grant, name: str,
               secret: str) -> dict[str, Any]:
         """Tell the target to fetch the export; the instance it made. Its answer lost: what it says it made."""
         try:
-            status, text = self.ask_member(target, "POST", transport.route_path("v1", "moves", move_id, "pull"), token,
+            status, text = self.ask_member(target, "POST", route_path("v1", "moves", move_id, "pull"), token,
                                            {"export": grant.id, "snapshot": snapshots.snapshot_ref(name, grant.id),
                                             "secret": secret}, timeout=3600, most=1024**2)
         except OSError as exc:
             try:
-                made = self._asked_landing(target["Name"], grant.id, tries=3)
+                made = self._asked_landing(target.name, grant.id, tries=3)
             except MoveInDoubt:
                 if grant.streamed:  # the target may hold it all: never run a second copy
                     raise MoveInDoubt(f"the target's answer was lost ({exc}) after the whole filesystem went out, and "
-                                      f"{target['Name']} cannot say whether it took {name}: it stays stopped here "
+                                      f"{target.name} cannot say whether it took {name}: it stays stopped here "
                                       "until it can", "target", {"in_doubt": True}) from None
                 made = None  # cut before the end: the target cannot have imported it
             if made is None:
@@ -411,10 +420,10 @@ class Mover:
             if attempt:
                 time.sleep(SETTLE_RETRY)
             member = self.services.peers.member(target)
-            if member is None or self.services.fleet_context is None:
+            if member is None or self.services.transport is None:
                 continue
             try:
-                status, text = self.ask_member(member, "GET", transport.route_path("v1", "fleet", "moves", export_id), "", timeout=10)
+                status, text = self.ask_member(member, "GET", route_path("v1", "fleet", "moves", export_id), "", timeout=10)
             except OSError:
                 continue
             if status == 404:

@@ -45,8 +45,9 @@ from dockpool.validation import validate_name
 from ..windows import SlidingWindows
 from . import transport
 from .deltas import LiveDelta, Manifest, write_delta
+from .members import Member
 from .moves import Mover, error_of
-from .store import NoRoom, ReplicaStore, no_room
+from .store import NoRoom, no_room
 
 log = logging.getLogger("dockpool.api")
 
@@ -94,10 +95,11 @@ def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
 
 
 class Replicator:
-    def __init__(self, mover: Mover, directory: str, max_bytes: int) -> None:
+    def __init__(self, mover: Mover, directory: str) -> None:
+        """The sender's side: this provider's own instances' replicas at their holders (what a holder
+        keeps for others is store.ReplicaStore, built beside this by the composition root)."""
         self.mover, self.services = mover, mover.services
         config = self.services.config
-        self.store = ReplicaStore(os.path.join(directory, "held"), max_bytes, config.replica_client_share)
         # What a client may ask for (the periodic refreshes are the operator's interval): per instance, per client.
         self.asked = {"replica_refreshes_per_hour": SlidingWindows(config.replica_refreshes_per_hour, 3600.0),
                       "replica_client_refreshes_per_hour": SlidingWindows(config.replica_client_refreshes_per_hour, 3600.0)}
@@ -189,7 +191,7 @@ class Replicator:
 
     def _refresh_somewhere(self, record: Record, state: Optional[dict[str, Any]]) -> dict[str, Any]:
         """The refresh to the first holder that takes it (its current one first)."""
-        takers = [m["name"] for m in self.services.takers() if m["name"] != self.services.config.provider_name]
+        takers = [m.name for m in self.services.takers() if m.name != self.services.config.provider_name]
         ordered = ([state["holder"]] if state and state["holder"] in takers else []) + \
             [t for t in takers if not state or t != state["holder"]]
         reasons = []
@@ -210,7 +212,7 @@ class Replicator:
                        + ("; ".join(reasons) or "no other live member takes instances"), "replica",
                        {"reasons": reasons})
 
-    def _refresh_to(self, record: Record, member: dict[str, Any], state: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def _refresh_to(self, record: Record, member: Member, state: Optional[dict[str, Any]]) -> dict[str, Any]:
         os.makedirs(self.out, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.out) as spool:
             manifest, entries, read = self._read(record, state, spool)
@@ -224,7 +226,7 @@ class Replicator:
             room = held["room_delta" if state else "room_full"]
             limit = held.get("limit_delta" if state else "limit_full", "replica_max_bytes")
             if length > room:
-                raise NoRoom(no_room(length, room, limit, record.labels.get(OWNER, ""), member["Name"]), limit,
+                raise NoRoom(no_room(length, room, limit, record.labels.get(OWNER, ""), member.name), limit,
                              {"room": room})
             refresh = secrets.token_hex(8)
             instance = {"owner": record.labels.get(OWNER, ""), "running": running,
@@ -240,11 +242,11 @@ class Replicator:
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
         write_json(self._path(record.name, ".manifest"), manifest, mode=0o600)
-        self._left_behind(member["Name"], record.name, False)
+        self._left_behind(member.name, record.name, False)
         before = self.state(record.name)
-        if before and before["holder"] != member["Name"]:  # a holder that came back must not keep a stale copy
+        if before and before["holder"] != member.name:  # a holder that came back must not keep a stale copy
             self._left_behind(before["holder"], record.name, True)
-        state = {"holder": member["Name"], "refresh": refresh, "taken": taken, "full": state is None,
+        state = {"holder": member.name, "refresh": refresh, "taken": taken, "full": state is None,
                  "refreshed": datetime.fromtimestamp(taken, timezone.utc).isoformat(timespec="seconds"),
                  "shipped_bytes": length, "entries": entries, "pause_seconds": read["pause_seconds"],
                  "read": read["read"]}
@@ -252,7 +254,7 @@ class Replicator:
         self.services.events.replica_refreshes.labels("done").inc()
         self.services.events.replica_shipped.inc(length)
         if state["full"]:
-            log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member["Name"], length)
+            log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member.name, length)
         return self.shown(record)[0]
 
     def _read(self, record: Record, state: Optional[dict[str, Any]],
@@ -287,7 +289,7 @@ class Replicator:
         return manifest, entries, {"running": running, "taken": taken, "pause_seconds": round(paused, 4),
                                    "read": "live" if live is not None else "export"}
 
-    def _held(self, member: dict[str, Any], name: str, owner: str = "") -> dict[str, Any]:
+    def _held(self, member: Member, name: str, owner: str = "") -> dict[str, Any]:
         status, text = self.mover.ask_member(member, "GET", transport.route_path("v1", "fleet", "replicas", name), "",
                                              timeout=30, headers={"X-Dockpool-Owner": owner} if owner else None)
         if status != 200:
