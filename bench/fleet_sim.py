@@ -75,11 +75,12 @@ class Fleet:
     clock: Clock = field(default_factory=Clock)
     nodes: list[Node] = field(default_factory=list)
     by_address: dict[str, Node] = field(default_factory=dict)
+    cut: set[tuple[int, int]] = field(default_factory=set)  # (from, to): links that fail, one way
 
     def post(self, caller: Node, name: Optional[str], to: str, path: str, body: bytes) -> bytes:
         """One request from ``caller`` to the provider at ``to``: refused if it is dead, or is not ``name``."""
         target = self.by_address.get(to)
-        if target is None or not target.alive:
+        if target is None or not target.alive or (caller.index, target.index) in self.cut:
             raise ConnectionRefusedError(f"{to}: nobody answers")
         if name is not None and target.table.me.name != name:
             raise OSError(f"{to} is {target.table.me.name}, not {name}")

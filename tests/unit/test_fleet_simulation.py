@@ -5,6 +5,8 @@ round (here: O(1), the same few hundred bytes whatever N), a killed member gone 
 table within the expiry plus 3 rounds, and a change reaching every table."""
 from __future__ import annotations
 
+import random
+
 from bench import fleet_sim
 
 
@@ -17,3 +19,31 @@ def test_a_hundred_members_converge_stay_quiet_spread_a_change_and_bury_the_dead
     assert row["change_rounds"] is not None and 0 < row["change_bytes_per_member"] < 16 * 1024
     assert 12 <= row["killed_gone_rounds"] <= 15  # not before its suspicion ran the expiry; not long after
     assert "goals met: yes" in fleet_sim.report(result)
+
+
+def test_a_member_one_member_cannot_reach_is_probed_through_others_and_never_suspected():
+    rng = random.Random(3)
+    fleet = fleet_sim.Fleet()
+    fleet_sim.form(fleet, 20)
+    fleet.cut = {(0, 7), (7, 0)}  # p0 and p7 cannot reach each other; everyone else reaches both
+    for _ in range(30):  # 150 simulated seconds: more than two expiries
+        fleet.round(rng)
+    assert all(n.table.version_of("p7") is not None and n.table.version_of("p0") is not None for n in fleet.nodes)
+    assert all(n.table.suspicion("p7") is None for n in fleet.nodes)
+
+
+def test_a_member_nobody_can_reach_but_that_calls_out_refutes_its_suspicions_and_stays():
+    # SWIM's answer (memberlist's too): it is alive, it hears it is suspected, it signs anew. The
+    # cost is churn: suspicions and refutations spread as news while nobody can reach it (a
+    # provider behind NAT is reached through a relay instead, issue 33).
+    rng = random.Random(4)
+    fleet = fleet_sim.Fleet()
+    fleet_sim.form(fleet, 20)
+    first = fleet.nodes[7].table.own_version()
+    fleet.cut = {(i, 7) for i in range(20)}  # p7 still calls out; nobody reaches it
+    held = []
+    for _ in range(30):  # 150 simulated seconds: more than two expiries
+        fleet.round(rng)
+        held.append(sum(n.table.version_of("p7") is not None for n in fleet.nodes))
+    assert fleet.nodes[7].table.own_version() > first  # it refuted
+    assert held == [20] * 30  # and never left a table
