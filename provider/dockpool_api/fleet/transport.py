@@ -211,7 +211,7 @@ class _Connection(http.client.HTTPConnection):
         except BaseException:
             sock.close()
             raise
-        self.sock = _Socket(sock, self.clock)  # type: ignore[assignment]
+        self.sock = _Socket(sock, self.clock)  # what http.client uses of a socket, bounded by the deadline
 
 
 class _HttpAnswer:

@@ -133,7 +133,7 @@ def _address(value: Any, version: int, index: int, key: str) -> str:
         ip = None
     if ip is None or ip.version != version:
         raise _error(index, key, f"must be an IPv{version} address (or empty)")
-    if version == 6 and (ip.ipv4_mapped is not None or ip.scope_id):
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped is not None or ip.scope_id):
         raise _error(index, key, "IPv4-mapped addresses and scope ids are not accepted; give an IPv4 address as IPV4")
     return ip.compressed
 
