@@ -34,13 +34,13 @@ when the app is built, not a route open by accident.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from typing import Any, Callable, Optional
 
 from bottle import Bottle, Route, request
 
 from dockpool.addresses import host_port
 from dockpool.networks import NetworkRule
+from dockpool.this_machine import is_this_machine
 
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
@@ -57,13 +57,6 @@ def caller_address() -> str:
     # The socket peer; X-Forwarded-For only from the HTTPS front on 127.0.0.1 (waitress's
     # trusted_proxy), never from anyone else, who could forge it to dodge the limiter.
     return request.environ.get("REMOTE_ADDR") or "unknown"
-
-
-def _from_this_machine(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _holds(header: Optional[str], expected: str) -> bool:
@@ -139,7 +132,7 @@ class AccessPlugin:
         """The operator's local credential; refused (never passed on as a client token) from elsewhere."""
         if not _holds(header, self.config.operator_token_sha256):
             return False
-        if not _from_this_machine(caller_address()):
+        if not is_this_machine(caller_address()):
             raise Unauthorized("the operator's local credential is taken only from this machine itself "
                                "(the drain play calls the API on loopback)", "Authorization")
         return True

@@ -17,10 +17,11 @@ from typing import Any, Optional
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
+from dockpool.this_machine import is_this_machine
+
 CONNECTIONS = 512  # in all (waitress's default: 100), watched with poll() (select() stops at 1024 descriptors)
 IDLE_SECONDS = 60.0
 CHECK_SECONDS = 1.0  # how often the timeouts are checked
-UNLIMITED = frozenset({"127.0.0.1", "::1"})  # the HTTPS front (and the host's own tools)
 
 
 class _Channel(HTTPChannel):
@@ -64,7 +65,7 @@ class PlainServer(TcpWSGIServer):
         return pair
 
     def _full(self, source: str) -> bool:
-        if source in UNLIMITED:
+        if is_this_machine(source):  # the HTTPS front (and the host's own tools)
             return False
         return sum(1 for channel in self.active_channels.values() if channel.addr[0] == source) >= self.per_source
 

@@ -9,14 +9,19 @@ import json
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import requests
+import yaml
 
+from dockpool.firewall import FirewallSettings, apply
 from dockpool_api.fleet import tls as fleet_tls
 from dockpool_api.fleet import transport
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
 from support.floods import FLOOD_SOURCE, Probes, flood, probe
+from support.netns import own_network_namespace
+from support.paths import ROOT
 from support.tls_front import tls_front
 from support.two_providers import FLEET_PORT, two_providers
 
@@ -82,7 +87,58 @@ def test_the_front_answers_429_in_json_to_an_address_over_its_share(tmp_path):
             body = answer.read()
             connection.close()
     assert answer.status == 429 and answer.getheader("Content-Type") == "application/json", (answer.status, body)
-    assert json.loads(body)["field"] == "connections" and json.loads(body)["detail"] == {"allowed": 32}, body
+    assert json.loads(body)["field"] == "connections" and json.loads(body)["detail"]["allowed"] == 32, body
+
+
+def test_one_source_past_a_thousand_connections_to_the_front_is_held_at_its_firewall_share(tmp_path, figures):
+    """1,100 header-trickling TLS connections from one address (past nginx's old 1,024 per worker),
+    against the role's nginx front and the API in a network namespace of the test's own, with the
+    firewall's rules applied there by the core's own apply(): the kernel resets the source's
+    connections past its share before they reach nginx, and an authenticated client from another
+    address keeps being served on the front all along."""
+    per_source = yaml.safe_load((ROOT / "roles" / "firewall" / "defaults" / "main.yml").read_text())[
+        "firewall_connections_per_source"]
+    with own_network_namespace():
+        api_port, tls_port = free_port(), free_port()
+        apply(FirewallSettings.from_dict({"limited_ports": [api_port, tls_port], "connections_per_source": per_source}))
+        settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
+        with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
+            with flood("127.0.0.1", tls_port, count=1100, seconds=45, trickle=3.0, mode="header", tls=True) as stats:
+                began = time.monotonic()
+                while stats.opened + stats.failed < 1100 and time.monotonic() - began < 30:
+                    time.sleep(0.2)
+                probes = probe("127.0.0.1", tls_port, "/v1/instances", count=20, pause=0.5, timeout=5, tls=True,
+                               headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+                tried = stats.opened + stats.failed
+    figures["one_source_1100_header_connections_8443"] = probes.summary()
+    print(f"1,100 header connections from one source to the front: {stats}; GET /v1/instances: {probes.summary()}")
+    assert tried >= 1100, stats
+    assert stats.peak <= per_source and stats.failed >= 1100 - per_source, stats  # the rest were reset at the SYN
+    _all_answered_fast(probes)
+
+
+def test_slow_bodies_from_sixteen_sources_through_the_front_leave_reads_and_the_plain_port_answering(tmp_path, figures):
+    """16 addresses with 32 slow bodies each through the front (512: the API's whole listener): the
+    front passes on only so many requests that send a body, so an authenticated read through the
+    front and /healthz on the plain port from another address are served while they last."""
+    api_port, tls_port = free_port("0.0.0.0"), free_port()  # the service listens on every address
+    settings = make_config(tmp_path, listen="0.0.0.0", port=api_port, tls_port=tls_port)
+    sources = [f"127.0.0.{16 + i}" for i in range(16)]
+    with api_process(tmp_path, settings), tls_front(tmp_path / "front", api_port, tls_port=tls_port):
+        with ExitStack() as attacks:
+            floods = [attacks.enter_context(flood("127.0.0.1", tls_port, count=32, seconds=40, trickle=3.0,
+                                                  mode="body", tls=True, source=s)) for s in sources]
+            time.sleep(6)  # every source's 32 are open, their headers sent
+            front = probe("127.0.0.1", tls_port, "/v1/instances", count=16, pause=0.5, timeout=5, tls=True,
+                          headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+            plain = probe("127.0.0.1", api_port, "/healthz", count=8, pause=0.5, timeout=5)
+            opened = sum(f.opened for f in floods)
+    figures["sixteen_sources_slow_bodies_8443_instances"] = front.summary()
+    print(f"16 sources x 32 slow bodies through nginx ({opened} opened): GET /v1/instances on the front: "
+          f"{front.summary()}; /healthz on the plain port: {plain.summary()}")
+    assert opened >= 16 * 32 and min(f.peak for f in floods) >= 16, [f.peak for f in floods]
+    _all_answered_fast(front, seconds=3.0)
+    _all_answered_fast(plain)
 
 
 def test_bare_connections_to_the_fleet_listener_leave_the_members_exchanging(tmp_path, figures):

@@ -1,4 +1,4 @@
-"""Floods from one loopback source, as an unauthenticated attacker makes them, bounded in count
+"""Floods from a loopback source (127.0.0.5 unless told), as an unauthenticated attacker makes them, bounded in count
 and time: connections held open and reopened when the server closes them, optionally sending a
 request header one byte at a time (slowloris), or a TLS request's body one byte at a time; and a
 prober that measures what a real client gets meanwhile from another source address."""
@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 
 FLOOD_SOURCE = "127.0.0.5"  # the attacker's address (the whole 127/8 is this machine's)
 CLIENT_SOURCE = "127.0.0.2"  # a real client's, another source
-MAX_CONNECTIONS = 200
+MAX_CONNECTIONS = 1200  # past nginx's old 1024 per worker, below the test process's descriptors
 MAX_SECONDS = 60.0
 OPENS_PER_TICK = 10
 
@@ -46,8 +46,8 @@ def _payload(host: str, port: int, mode: str) -> bytes:
     return b""
 
 
-def _open(host: str, port: int, mode: str, tls: bool) -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=2, source_address=(FLOOD_SOURCE, 0))
+def _open(host: str, port: int, mode: str, tls: bool, source: str) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=2, source_address=(source, 0))
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
@@ -60,8 +60,10 @@ def _open(host: str, port: int, mode: str, tls: bool) -> socket.socket:
 
 
 class _Flood:
-    def __init__(self, host: str, port: int, count: int, seconds: float, trickle: float, mode: str, tls: bool) -> None:
+    def __init__(self, host: str, port: int, count: int, seconds: float, trickle: float, mode: str, tls: bool,
+                 source: str) -> None:
         self.host, self.port, self.count, self.trickle, self.mode, self.tls = host, port, count, trickle, mode, tls
+        self.source = source
         self.end = time.monotonic() + seconds
         self.stats, self.stop, self.held = FloodStats(), threading.Event(), []  # type: list[_Held]
         payload = _payload(host, port, mode)
@@ -76,9 +78,11 @@ class _Flood:
             if not self.running():
                 return
             try:
-                self.held.append(_Held(_open(self.host, self.port, self.mode, self.tls), self.start))
+                self.held.append(_Held(_open(self.host, self.port, self.mode, self.tls, self.source), self.start))
                 self.stats.opened += 1
-            except OSError:
+            except (ConnectionRefusedError, ConnectionResetError):  # refused at once (a firewall's reset): try on
+                self.stats.failed += 1
+            except OSError:  # a timeout: the server is full; wait for the next tick
                 self.stats.failed += 1
                 return
         self.stats.peak = max(self.stats.peak, len(self.held))
@@ -89,8 +93,11 @@ class _Flood:
         self.stats.closed_by_server += 1
 
     def read(self) -> None:
-        readable = select.select([h.sock for h in self.held], [], [], 0.1)[0] if self.held else []
-        for held in [h for h in self.held if h.sock in readable]:
+        poller = select.poll()  # select() stops at descriptor 1024
+        for held in self.held:
+            poller.register(held.sock, select.POLLIN)
+        readable = {fd for fd, _ in poller.poll(100)} if self.held else set()
+        for held in [h for h in self.held if h.sock.fileno() in readable]:
             try:
                 data = held.sock.recv(65536)
             except (ssl.SSLWantReadError, BlockingIOError):
@@ -125,12 +132,12 @@ class _Flood:
 
 @contextmanager
 def flood(host: str, port: int, count: int, seconds: float, trickle: float = 3.0, mode: str = "",
-          tls: bool = False) -> Iterator[FloodStats]:
-    """``count`` connections from FLOOD_SOURCE to host:port for at most ``seconds``, each reopened
+          tls: bool = False, source: str = FLOOD_SOURCE) -> Iterator[FloodStats]:
+    """``count`` connections from ``source`` to host:port for at most ``seconds``, each reopened
     when the server closes it. ``mode``: "" (bare TCP, nothing sent), "header" (a request header, one
     byte every ``trickle`` seconds) or "body" (a whole header, then its body one byte at a time)."""
     assert count <= MAX_CONNECTIONS and seconds <= MAX_SECONDS, "floods stay bounded"
-    attack = _Flood(host, port, count, seconds, trickle, mode, tls)
+    attack = _Flood(host, port, count, seconds, trickle, mode, tls, source)
     thread = threading.Thread(target=attack.run, name="flood", daemon=True)
     thread.start()
     try:
