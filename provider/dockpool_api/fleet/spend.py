@@ -202,7 +202,8 @@ class SpendBook:
         (the rest in a later round), this provider's own first."""
         wanted = sorted((p for p, c in self.latest.items() if c["version"] > digest.get(p, 0)),
                         key=lambda p: (p != self.me, p))
-        out, size = [], 0
+        out: list[dict[str, Any]] = []
+        size = 0
         for provider in wanted:
             length = len(json.dumps(self.latest[provider], separators=(",", ":")))
             if out and size + length > most_bytes:
