@@ -24,7 +24,7 @@ from dockpool.errors import DockpoolError
 from dockpool.labels import OWNER
 
 from .config import Client
-from .packages import BUDGETS
+from .packages import BUDGETS, charge
 from .usage_report import UsageReport, month_start
 
 WARN_AT = 0.8
@@ -67,6 +67,15 @@ class Budgets:
                           "percent": round(100 * spent / limit, 1), "exhausted": spent >= limit,
                           "warning": WARN_AT <= spent / limit < 1, "resets": resets})
         return shown
+
+    def charges(self, client: Client) -> dict[str, Any]:
+        """What the client was charged this month: here, at this provider's prices (her package's),
+        and on the other members at theirs, as they signed it (fleet/spend.py)."""
+        prices = self.packages.get(client.package, {}).get("prices", {}) if client.package else {}
+        now = self.clock()
+        here = charge(self.usage.totals(client.name, month_start(now), now), prices)
+        elsewhere = round(self.fleet.others(client.name).get("credits", 0.0), 6) if self.fleet is not None else 0.0
+        return {"prices": prices, "here": here, "elsewhere": elsewhere, "total": round(here + elsewhere, 6)}
 
     def exhausted(self, client: Client) -> Optional[dict[str, Any]]:
         return next((b for b in self.status(client) if b["exhausted"]), None)

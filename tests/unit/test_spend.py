@@ -43,8 +43,8 @@ def test_sets_from_two_providers_add_up_and_taking_one_twice_counts_it_once(keys
     assert book.take(one, "sets[0]", keys["a"].public) == "taken"
     assert book.take(copy.deepcopy(one), "sets[0]", keys["a"].public) == "held"
     assert book.take(keys["b"].sign("b", 9, used(50.0)), "sets[1]", keys["b"].public) == "taken"
-    assert book.others("alice", DEC) == {"cpu_seconds": 150.0, "gpu_seconds": 0.0, "memory_gib_hours": 0.0,
-                                         "tx_bytes": 10.0}
+    assert book.others("alice", DEC) == {"cpu_seconds": 150.0, "credits": 0.0, "gpu_seconds": 0.0,
+                                         "memory_gib_hours": 0.0, "tx_bytes": 10.0}
     assert book.others("bob", DEC)["cpu_seconds"] == 0.0
     assert book.digest() == {"a": 5, "b": 9}
 

@@ -32,7 +32,8 @@ from dockpool.validation import validate_name
 from ..packages import BUDGETS
 
 Months = dict[str, dict[str, dict[str, float]]]  # month ("2026-12") -> client -> resource -> amount
-RESOURCES = tuple(sorted({total for total, _unit in BUDGETS.values()}))  # what a budget bounds
+# What a budget bounds, and the credits charged for it at the price of the provider where it ran
+RESOURCES = tuple(sorted({total for total, _unit in BUDGETS.values()} | {"credits"}))
 MAX_CLIENTS = 1024  # clients in one month of a set (about 110 bytes each): a set stays well under 1 MiB
 MAX_MONTHS = 2  # this month and the one before (a clock a little off at the turn of a month)
 MAX_VERSION = 2**63 - 1

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 from dockpool.atomicfile import read_json, write_json
 from dockpool.errors import Busy, DockpoolError, InvalidInput
 
+from ..packages import charge
 from ..usage_report import UsageReport, month_start
 from .gossip import RateLimit
 from .members import Member
@@ -36,14 +37,16 @@ from .spend import ANSWER_BYTES, MAX_CLIENTS, RESOURCES, CounterSigner, Months, 
 from .transport import Call, Transport, ask, route_path
 
 log = logging.getLogger("dockpool.spend")
-ROUNDING = {"cpu_seconds": 3, "memory_gib_hours": 6, "gpu_seconds": 3, "tx_bytes": 0}  # no float noise re-signed
+ROUNDING = {"cpu_seconds": 3, "memory_gib_hours": 6, "gpu_seconds": 3, "tx_bytes": 0, "credits": 6}  # no float noise re-signed
 
 
 class FleetSpend:
     def __init__(self, me: str, peers: Membership, usage: UsageReport, state_dir: str, transport: Optional[Transport],
-                 interval: float, fanout: int, answers: int, clock: Callable[[], float] = time.time) -> None:
+                 interval: float, fanout: int, answers: int, clock: Callable[[], float] = time.time,
+                 prices: Callable[[str], dict[str, float]] = lambda _owner: {}) -> None:
         self.me, self.peers, self.usage, self.transport, self.interval = me, peers, usage, transport, interval
         self.fanout = fanout
+        self.prices = prices  # a client's prices here (her package's): what this provider charges her
         self.clock = clock
         self.path = os.path.join(state_dir, "spend.json")
         self.signer = CounterSigner(os.path.join(state_dir, "membership.key"))  # made by Membership before
@@ -86,6 +89,7 @@ class FleetSpend:
         for month, since, until in ((month_of(now), this, now), (month_of(last), last, this)):
             clients = {}
             for owner, used in self.usage.by_owner(since, until).items():
+                used = {**used, "credits": charge(used, self.prices(owner))}  # at this provider's prices
                 rounded = {r: round(used[r], ROUNDING[r]) for r in RESOURCES}
                 rounded = {r: (int(v) if r == "tx_bytes" else v) for r, v in rounded.items() if v > 0}
                 if rounded:
