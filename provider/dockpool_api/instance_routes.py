@@ -63,6 +63,7 @@ def add_instance_routes(app: Bottle, ctx: RouteContext) -> None:
         whose = services.client_named(report["client"]) if report["client"] else None
         report["package"] = whose.package if whose else None
         report["budgets"] = services.budgets.status(whose) if whose else []
+        report["charges"] = services.budgets.charges(whose) if whose else None  # credits, at each provider's prices
         if request.query.get("format") == "csv":
             return HTTPResponse(as_csv(report), headers={"Content-Type": "text/csv; charset=utf-8"})
         return json_body(report)
