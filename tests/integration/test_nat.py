@@ -7,6 +7,7 @@ the tunnel role's own unit command (autossh). Behind the NAT: an HTTPS service w
 certificate the client pins, and an sshd. No Docker: nothing here needs the engine lock."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -361,3 +362,77 @@ def test_provision_gives_each_relay_its_providers_tunnels_and_refuses_blocks_tha
     rc, message = provision(BASE + 10, first_base=8440)
     assert rc != 0 and "the block of nat-a" in message and "this host" in message and "8443" in message
 
+
+
+FLEET_SERVER = """
+import http.server, socketserver, ssl, sys
+from dockpool_api.fleet.tls import FleetTLS
+tls = FleetTLS.load(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"fleet answer from behind the NAT"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+server = Server(("0.0.0.0", 8444), Handler)
+server.socket = tls.server_context().wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+# The fleet's one transport, from the client side of the lab: a relayed member's signed entry
+# (its relays in order), reach() to choose the path, ask() over mutual TLS to the member's name.
+FLEET_CALL = """
+import json, sys
+from dockpool_api.fleet import relays
+from dockpool_api.fleet.membership import Signer
+from dockpool_api.fleet.tls import FleetTLS
+from dockpool_api.fleet.transport import Call, HttpTransport, Unreachable, ask, reach
+from dockpool_api.fleet.wire import parse_entry, render_entry
+cert, key, cas, me, name, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], json.loads(sys.argv[6])
+entry = parse_entry({"Name": name, "IPV4": sys.argv[7], "ServerPort": "8088"})
+member = parse_entry(render_entry(Signer(None).sign(entry, 1, 8444, paths=relays.parse(paths, "relays"))))
+to = reach(member)
+try:
+    status, body = ask(HttpTransport(FleetTLS.load(cert, key, cas, me).client_context()), to, Call("GET", "/v1/ping"))
+    print(json.dumps({"via": [to.address, to.port], "status": status, "body": body.decode()}))
+except Unreachable as exc:
+    print(json.dumps({"via": [to.address, to.port], "error": str(exc)})); sys.exit(3)
+"""
+
+
+def test_the_fleets_mutual_tls_reaches_a_relayed_member_through_its_first_live_relay(relayed, tmp_path):
+    """The fleet's transport (reach + ask, mutual TLS) from the client side to a member behind the
+    NAT: through relay 1, or relay 2 when relay 1 does not answer; the member's certificate name
+    is checked whatever the path, and a certificate of another name behind the same relay is refused."""
+    from dockpool_dev.devca import issue, make_ca
+    from support.paths import ROOT
+
+    lab = relayed.lab
+    ca = make_ca(relayed.directory / "fleet-ca")
+    member_cert, member_key = issue(ca, relayed.directory / "nat-box", "nat-box")
+    caller_cert, caller_key = issue(ca, relayed.directory / "pub-box", "pub-box")
+    script = relayed.directory / "fleet_server.py"
+    script.write_text(FLEET_SERVER)
+    env = {"PYTHONPATH": str(ROOT / "provider")}
+    server = lab.start(lab.nat, [sys.executable, str(script), str(member_cert), str(member_key), str(ca[0]), "nat-box"],
+                       relayed.directory / "fleet.log", env)
+    until(lambda: lab.connects(lab.nat, "127.0.0.1", 8444, 1), 20, "the NATed fleet listener")
+
+    def call(paths: list[dict], name: str = "nat-box") -> tuple[int, dict]:
+        done = lab.run(lab.client, [sys.executable, "-c", FLEET_CALL, str(caller_cert), str(caller_key), str(ca[0]),
+                                    "pub-box", name, json.dumps(paths), lab.nat_address], check=False, timeout=60)
+        return done.returncode, json.loads(done.stdout or "{}") if done.stdout.strip() else {"stderr": done.stderr}
+
+    one = {"address": lab.relay_client_address, "api_port": BASE, "ssh_port": BASE + 1, "fleet_port": BASE + 2}
+    two = {**one, "address": lab.relay2_client_address}
+    dead = {**one, "address": lab.relay_client_address, "fleet_port": BASE + 9}  # a relay port nobody listens on
+    rc, answer = call([one, two])
+    assert rc == 0 and answer["via"] == [lab.relay_client_address, BASE + 2], answer
+    assert answer["status"] == 200 and answer["body"] == "fleet answer from behind the NAT"
+    rc, answer = call([dead, two])
+    assert rc == 0 and answer["via"] == [lab.relay2_client_address, BASE + 2] and answer["status"] == 200, answer
+    rc, answer = call([one, two], name="other-box")  # the relay's path, but the member is not who answers
+    assert rc == 3 and "nat-box" in answer.get("error", "") and "other-box" in answer.get("error", ""), answer
+    lab.stop(server)
