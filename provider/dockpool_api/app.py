@@ -18,6 +18,7 @@ from .config import ApiConfig
 from .fleet.routes import add_fleet_routes, add_move_routes, add_replica_routes
 from .instance_routes import add_instance_routes
 from .metrics import Metrics
+from .openapi import check_described
 from .p2prc import add_p2prc_routes
 from .routing import RouteContext
 from .service_routes import add_service_routes
@@ -94,4 +95,5 @@ def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
         add(app, ctx)
     add_p2prc_routes(app, config, services)
     check_declared(app)
+    check_described(app.routes)  # and its entry in the OpenAPI document
     return app

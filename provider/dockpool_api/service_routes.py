@@ -52,7 +52,7 @@ def add_service_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.get("/openapi.json", access="open")
     def openapi():
-        return json_body(openapi_document(__version__))
+        return json_body(openapi_document(__version__, app.routes))
 
     @app.get("/metrics", access="metrics")
     def metrics():

@@ -16,10 +16,13 @@ from dockpool.labels import SPEC_LABELS, instance_labels
 from dockpool.limits import Limits
 from dockpool.request_options import cli_flags, json_schema, module_documentation
 from dockpool.spec import CLIENT_FIELDS, REQUEST_FIELDS
+from dockpool_api.app import make_app
+from dockpool_api.config import config_from_dict
 from dockpool_api.openapi import openapi_document
 from dockpool_cli.instances import FILLED_BY_CLI, create_request
 from dockpool_cli.main import parser
 from dockpool_dev import module_docs
+from support.api_config import make_config
 from support.keys import ED25519
 from support.paths import ROOT, VENV_BIN
 from support.specs import make_spec
@@ -55,8 +58,8 @@ def test_the_modules_parameters_are_the_declarations():
     assert taken - set(FIELDS) == {"state", "recreate", "wait", "wait_timeout", "policy_file", "provider", "docker_host"}
 
 
-def test_the_api_schema_and_validation_take_the_clients_fields():
-    document = openapi_document("test")
+def test_the_api_schema_and_validation_take_the_clients_fields(tmp_path):
+    document = openapi_document("test", make_app(config_from_dict(make_config(tmp_path))).routes)
     for path, method in (("/v1/instances", "post"), ("/v1/moves", "post")):
         schema = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
         assert schema == json_schema() and list(schema["properties"]) == list(CLIENT_FIELDS)
