@@ -9,6 +9,7 @@ import pytest
 
 from dockpool.atomicfile import read_json, write_json
 from dockpool.usage import over_limit, read_usage
+from support.waiting import until
 
 
 @pytest.mark.parametrize(
@@ -37,19 +38,21 @@ def test_write_json_replaces_whole(tmp_path):
 def test_a_writer_killed_mid_write_never_leaves_a_corrupt_file(tmp_path):
     """Kill a process in a loop of big atomic writes; the file stays a complete report."""
     path = tmp_path / "usage.json"
-    write_json(str(path), {"instances": {}, "n": -1})
     script = (
         "import sys\nfrom dockpool.atomicfile import write_json\n"
         "big = {'instances': {f'i{k}': {'size_rw': k} for k in range(20000)}}\n"
         "for n in range(100000):\n    big['n'] = n\n    write_json(sys.argv[1], big)\n"
     )
-    for delay in (0.3, 0.45, 0.6):
+    for delay in (0.0, 0.05, 0.15):
+        write_json(str(path), {"instances": {}, "n": -1})
         proc = subprocess.Popen([sys.executable, "-c", script, str(path)])
+        # Killed while it writes, not before its first write (then the file would be the test's own).
+        until(lambda: json.loads(path.read_text())["n"] >= 0, 60, "the writer's first write")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         data = json.loads(path.read_text())  # never truncated
-        assert "instances" in data and isinstance(data["n"], int)
+        assert "instances" in data and isinstance(data["n"], int) and data["n"] >= 0
 
 
 def test_unreadable_usage_file_is_ignored_not_fatal(tmp_path, caplog):
