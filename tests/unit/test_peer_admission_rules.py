@@ -61,3 +61,20 @@ def test_other_services_ports_are_refused(port):
 def test_a_members_address_is_reached_over_the_fleet_only():
     field, why = admission().refusal(entry("8.8.8.8", 9000), [("8.8.8.8", "b")])
     assert field == "IPV4" and "fleet member b" in why
+
+
+@pytest.mark.parametrize("address, inner", [
+    ("64:ff9b::7f00:1", "127.0.0.1"), ("64:ff9b::a01:203", "10.1.2.3"), ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+    ("2002:7f00:1::1", "127.0.0.1"), ("2002:c0a8:109::1", "192.168.1.9"), ("2002:ac11:5::1", "172.17.0.5"),
+    ("64:ff9b::5db8:d822", OWN), ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1"),
+])
+def test_ipv6_addresses_wrapping_a_refused_ipv4_address_are_refused(address, inner):
+    """NAT64 and 6to4 addresses count as global in Python 3.11, whatever IPv4 address they lead to."""
+    field, why = admission().refusal(entry(address))
+    assert field == "IPV6" and f"wraps the IPv4 address {inner}" in why and "peer_networks" in why, why
+    assert admission(f"{address}/128").refusal(entry(address)) is None  # named on purpose by the operator
+
+
+def test_ipv6_addresses_wrapping_a_public_ipv4_address_are_taken():
+    assert admission().refusal(entry("64:ff9b::808:808")) is None  # NAT64 to 8.8.8.8
+    assert admission().refusal(entry("2002:808:808::1")) is None  # 6to4 from 8.8.8.8

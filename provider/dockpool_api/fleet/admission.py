@@ -29,6 +29,17 @@ BAD_PORTS = frozenset({
     532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060,
     5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080})
 SURROUNDINGS_TTL = 5.0  # seconds the engine's networks and published ports are reused
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are the IPv4 address
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
+    """The IPv4 address an IPv6 address reaches through a translator or tunnel (NAT64, 6to4, Teredo,
+    IPv4-mapped), or None. Python 3.11 counts NAT64 and 6to4 addresses as global whatever they wrap."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,13 @@ class PeerAdmission:
         inside = next((net for net in here.networks if ip in ipaddress.ip_network(net)), None)
         if inside is not None:
             return where, f"{address} is in {inside}, a network of this provider's engine (its instances): never a peer"
+        inner = embedded_ipv4(ip)
+        if inner is not None and not self.rule.opens(address) and (
+                str(inner) in here.addresses or not inner.is_global
+                or any(inner in ipaddress.ip_network(net) for net in here.networks if ":" not in net)):
+            return where, (f"{address} wraps the IPv4 address {inner} (NAT64, 6to4, Teredo or IPv4-mapped), which is "
+                           "this provider's own, a loopback, private, link-local or reserved address or its engine's: "
+                           "a peer there is allowed only where the operator names its network in peer_networks")
         member = next((name for member_address, name in members if member_address == address), None)
         if member is not None:
             return where, f"{address} is fleet member {member}'s address: members are reached over the fleet's TLS only"
