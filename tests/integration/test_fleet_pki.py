@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HOSTS = {f"prov{i}": localfleet.address(100 + i) for i in range(3)}
 
 
-def play(tmp_path: Path, extra: dict | None = None, inventory_name: str = "inventory", hosts: dict | None = None):
+def play(tmp_path: Path, extra: dict | None = None, inventory_name: str = "inventory", hosts: dict | None = None,
+         succeed: bool = True):
     """Run the role's fleet_pki.yml and settings template for the hosts of one inventory (the
-    three above by default); returns the result."""
+    three above by default); returns the result (which must succeed, unless told)."""
     hosts = hosts or HOSTS
     inventory = tmp_path / f"{inventory_name}.yml"
     inventory.write_text(json.dumps({"providers": {"hosts": {
@@ -59,7 +60,7 @@ def play(tmp_path: Path, extra: dict | None = None, inventory_name: str = "inven
                                                            "mode": "0600"}},
         ]}]))
     result = run_playbook_file(playbook, inventory=str(inventory), host=next(iter(hosts)))
-    assert result.rc == 0, result.raw[-3000:]
+    assert (result.rc == 0) == succeed, result.raw[-3000:]
     return result
 
 
@@ -126,6 +127,26 @@ def test_two_inventories_from_one_controller_are_two_fleets_that_refuse_each_oth
     assert certificate(tmp_path, "stage0").issuer == cas["staging"].subject
     trusted = x509.load_pem_x509_certificates((tmp_path / "prov0" / "fleet" / "cas.pem").read_bytes())
     assert [_raw(c) for c in trusted] == [_raw(cas["production"])]
+
+
+def test_a_provider_keeps_the_fleet_it_was_first_provisioned_in_when_its_inventory_moves(tmp_path):
+    """The same hosts reached through another inventory path get another default fleet name: the
+    run stops before any CA is made, naming the recorded fleet and the variable to set; with the
+    name set the run changes nothing, and a name chosen on purpose moves them."""
+    play(tmp_path)
+    first = f"{tmp_path.name}-inventory"
+    assert (tmp_path / "prov0" / "fleet" / "fleet-name").read_text() == f"{first}\n"
+    serials = {h: certificate(tmp_path, h).serial_number for h in HOSTS}
+    moved = play(tmp_path, inventory_name="moved", succeed=False)
+    refusal = " ".join(str(t.get("msg", "")) for t in moved.tasks if t.get("failed"))
+    assert f"fleet {first}" in refusal and f"provider_api_fleet_name: {first}" in refusal, refusal
+    assert not ca_dir(tmp_path, "moved").exists()  # refused before another CA was made
+    named = play(tmp_path, {"provider_api_fleet_name": first}, inventory_name="moved")
+    assert named.changed == 0, [t for t in named.tasks if t.get("changed")]
+    assert {h: certificate(tmp_path, h).serial_number for h in HOSTS} == serials
+    play(tmp_path, {"provider_api_fleet_name": "staging"}, inventory_name="moved")  # on purpose: another fleet
+    assert (tmp_path / "prov0" / "fleet" / "fleet-name").read_text() == "staging\n"
+    assert certificate(tmp_path, "prov0").issuer.rfc4514_string().endswith("(staging)")
 
 
 def test_the_sandbox_is_a_fleet_of_its_own():
