@@ -166,7 +166,9 @@ class Gossip:
         self.events.exchanges.labels("answered" if outcome else "failed").inc()
         self.peers.answered(target, bool(outcome))
         if outcome is False and not self._probed_by_others(target):
-            news = self.peers.suspect_member(target.name)
+            # Dated one round back: a member that others reach every round failed at most about a round
+            # before anyone noticed, so it leaves every table about the expiry after it failed.
+            news = self.peers.suspect(target.name, target.version, self.config.gossip_interval)
             if news is not None:
                 self.sync.spread(news)
 
