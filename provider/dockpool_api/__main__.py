@@ -10,29 +10,16 @@ import logging
 import sys
 from typing import Optional
 
-from dockpool import snapshots
 from dockpool.errors import DockpoolError
-from dockpool.usage import run_pass, usage_readable
 
 from . import plain_listener
 from .app import make_app
 from .config import ApiConfig, load_config
 from .fleet import tls as fleet_tls
+from .recovery import recover
 from .services import Services
 
 log = logging.getLogger("dockpool.api")
-
-
-def rebuild_usage(services: Services) -> None:
-    """A corrupt usage report is rewritten at once by a watchdog pass, not left for cron."""
-    usage_file = services.config.usage_file
-    if usage_readable(usage_file):
-        return
-    log.error("usage file %s is unreadable; rebuilding it with a watchdog pass", usage_file)
-    try:
-        run_pass(services.manager().client, usage_file)
-    except (DockpoolError, OSError) as exc:
-        log.error("could not rebuild %s: %s", usage_file, getattr(exc, "message", exc))
 
 
 def server_settings(config: ApiConfig) -> dict:
@@ -64,29 +51,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except DockpoolError as exc:
         log.error("%s", exc.message)
         return 2
-    try:
-        # A service killed mid-move leaves what it was taking in: its source still holds the instance.
-        unfinished = services.mover.forget_unfinished_landings()
-        if unfinished:
-            log.warning("removed %d instances of moves cut short while they arrived", unfinished)
-        # A service killed mid-creation leaves instances created but never started: finish the job
-        # (a whole instance a move brought stopped is kept).
-        removed = services.manager().remove_unstarted("api", keep=services.mover.journal.landed_ids())
-        if removed:
-            log.warning("removed %d half-made instances left by an earlier run: %s", len(removed), ", ".join(removed))
-        services.manager().refresh_jump_keys()  # whatever changed while the service was down
-        swept = snapshots.sweep(services.manager().client)  # snapshots of moves cut short by a stop
-        if swept:
-            log.warning("removed %d snapshot images of unfinished moves", len(swept))
-        services.mover.journal.keep_landed(r.id for r in services.manager().records())
-    except DockpoolError as exc:
-        log.error("could not check for half-made instances: %s", exc.message)
-    services.replicas.store.sweep()  # refreshes cut short: the replicas stay as they were before them
-    try:
-        services.replicas.fence()  # before serving: an instance restored elsewhere must not run here meanwhile
-    except DockpoolError as exc:
-        log.error("could not fence the replicated instances: %s", exc.message)
-    rebuild_usage(services)
+    recover(services.manager, services.mover, services.journal, services.store, services.replicas, config.usage_file)
     # Bind before announcing: a bootstrap peer verifies us by calling back at once.
     app = make_app(config, services)
     server = plain_listener.PlainServer(app, config.connections_per_source, config.header_timeout,

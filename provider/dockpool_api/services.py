@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import replace
@@ -33,6 +34,7 @@ from .fleet.membership import Membership
 from .fleet.metrics import FleetMetrics
 from .fleet.moves import Mover
 from .fleet.replicas import Replicator
+from .fleet.store import ReplicaStore
 from .fleet.tls import FleetTLS
 from .fleet.wire import peer_key
 from .usage_report import UsageReport
@@ -65,8 +67,13 @@ class Services:
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
         self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context, self.events)
-        self.mover = Mover(self, MoveJournal(config.moves_file))
-        self.replicas = Replicator(self.mover, config.replicas_dir, config.replica_max_bytes)
+        self.journal = MoveJournal(config.moves_file)
+        self.mover = Mover(self, self.journal)
+        # Two sides of replication, side by side: the sender's refreshes of this provider's own
+        # instances, and what this provider holds for the other members.
+        self.replicas = Replicator(self.mover, config.replicas_dir)
+        self.store = ReplicaStore(os.path.join(config.replicas_dir, "held"), config.replica_max_bytes,
+                                  config.replica_client_share)
         self.usage = UsageReport(config.ledger_file, config.provider_name)
         self.budgets = Budgets(config.packages, self.usage, refusals=self.events.budget_refusals)
 

@@ -33,7 +33,7 @@ def restore(services: Services, client: Client, source: str, name: str) -> dict[
 
 
 def _restore(services: Services, client: Client, source: str, name: str) -> dict[str, Any]:
-    store = services.replicas.store
+    store = services.store
     chain = store.chain(source, name)  # the names are checked here
     instance = (chain or {}).get("instance") or {}
     if chain is None or not (client.admin or instance.get("owner") == client.name):

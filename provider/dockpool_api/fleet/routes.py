@@ -56,7 +56,7 @@ def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
     """The replicas this provider holds for the other members (store.py): each member
     reaches only its own, by the name its certificate proves."""
     services = ctx.services
-    store = services.replicas.store
+    store = services.store
 
     @app.put("/v1/fleet/replicas/<name>", access="fleet")
     def hold_replica(name: str):
