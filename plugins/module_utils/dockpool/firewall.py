@@ -201,12 +201,14 @@ def _restore(text: str, ipv6: bool = False) -> None:
 
 def _jumps(settings: FirewallSettings) -> list[tuple[bool, str, list[str]]]:
     """(IPv6?, chain, rule) of every jump into dockpool's chains; IPv6 only where the host has it."""
-    jumps = [(False, "DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]),
+    # Each is inserted first in its chain, in this order: the per-source count goes in before the
+    # bridge's jump, which so stays the first rule of INPUT.
+    jumps = [(False, "INPUT", ["-p", "tcp", "-j", SOURCES]),
+             (False, "DOCKER-USER", ["-i", settings.bridge, "-j", EGRESS]),
              (False, "INPUT", ["-i", settings.bridge, "-j", INPUT])]
-    jumps.append((False, "INPUT", ["-p", "tcp", "-j", SOURCES]))
     if os.path.exists("/proc/sys/net/ipv6"):
+        jumps += [(True, "INPUT", ["-p", "tcp", "-j", SOURCES])]
         jumps += [(True, chain, ["-i", settings.bridge, "-j", IPV6]) for chain in ("INPUT", "FORWARD")]
-        jumps.append((True, "INPUT", ["-p", "tcp", "-j", SOURCES]))
     return jumps
 
 
