@@ -47,3 +47,20 @@ def test_a_member_nobody_can_reach_but_that_calls_out_refutes_its_suspicions_and
         held.append(sum(n.table.version_of("p7") is not None for n in fleet.nodes))
     assert fleet.nodes[7].table.own_version() > first  # it refuted
     assert held == [20] * 30  # and never left a table
+
+
+def test_our_own_busy_checks_of_new_members_never_make_us_suspect_the_member_we_exchanged_with():
+    fleet = fleet_sim.Fleet()
+    fleet_sim.form(fleet, 3)
+    newcomer = fleet.add(None)
+    fleet.nodes[1].table.take([newcomer.table.own()])  # p1 knows a member p0 has not checked yet
+    fleet.cut = {(2, 1)}  # and p2, the one it could ask to probe p1, cannot reach p1
+    me = fleet.nodes[0]
+    assert me.table._checks.acquire(blocking=False)  # p0 is checking as many new members as it allows
+    p1 = me.table.member("p1")
+    assert p1 is not None
+    me.gossip._exchange_with(p1)
+    assert me.table.suspicion("p1") is None and me.table.version_of("p3") is None  # busy here: no verdict on p1
+    me.table._checks.release()
+    me.gossip._exchange_with(p1)
+    assert me.table.version_of("p3") is not None  # checked and taken once a slot is free

@@ -180,7 +180,7 @@ class Gossip:
         try:
             (self.sync.ping if ping else self.sync.run)(send)
             return True
-        except PeerBusy:
+        except (PeerBusy, Busy):  # it answered but is busy, or we are (checking as many new members as we allow)
             return None
         except (OSError, ValueError, DockpoolError) as exc:  # ssl.SSLError (a wrong certificate) is an OSError
             log.info("peer %s: %s", _label(to), getattr(exc, "message", exc))
