@@ -42,6 +42,7 @@ ACCESS = {
     ("POST", "/v1/fleet/gossip"): "fleet",
     ("POST", "/v1/fleet/probe"): "fleet",
     ("GET", "/v1/fleet/identity"): "fleet",
+    ("POST", "/v1/fleet/spend"): "fleet",
     ("POST", "/v1/instances/<ref>/move"): "client",
     ("POST", "/v1/moves"): "client",
     ("GET", "/v1/moves/<move_id>"): "client",

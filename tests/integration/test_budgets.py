@@ -7,11 +7,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
 
 import pytest
 import requests
 
+from dockpool.client_requests import move_request
 from dockpool.errors import InvalidInput
 from dockpool.ledger import Ledger, Reading
 from dockpool.metering import meter
@@ -19,10 +21,16 @@ from dockpool.usage import run_pass
 from dockpool_api.auth import hash_token
 from dockpool_api.budgets import Budgets, month_end
 from dockpool_api.config import config_from_dict
+from dockpool_api.fleet.membership import Signer
+from dockpool_api.fleet.spend import CounterSigner
+from dockpool_api.fleet.tls import FleetTLS
+from dockpool_api.fleet.transport import Call, Endpoint, HttpTransport, ask
 from dockpool_api.usage_report import UsageReport
+from dockpool_dev import devca
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
 from support.cli import cli
+from support.two_providers import FLEET_PORT, SOURCE, SPARE, TARGET, three_providers, two_providers
 from support.waiting import until
 
 GIB = 1024**3
@@ -210,3 +218,153 @@ def test_dockpool_usage_adds_up_every_provider_logged_in_to_and_names_one_that_d
         table = cli(home, "usage")
         assert "alice-prov1-1" in table.stdout and "alice-prov2-1" in table.stdout and "0.750" in table.stdout
         assert table.stdout.count("cpu_hours") == 2  # each provider's budget line
+
+
+# ---- one budget across the fleet (issue 35) -------------------------------------------------------
+
+FLEET_API = {"clients": CLIENTS, "packages": {"tiny": {"budgets": {"cpu_hours": 1.0}, "prices": {"cpu_hours": 2.0}}}}
+ALICE = {"Authorization": f"Bearer {TOKENS['alice']}"}
+_passes = iter(range(1_000_000))
+
+
+def spend_on(provider, cpu_hours: float) -> None:
+    """What a watchdog pass on ``provider`` writes when alice's instance there used ``cpu_hours``
+    (its ledger on disk: the API reads it as it reads the watchdog's)."""
+    ledger = Ledger(provider.settings["ledger_file"])
+    instance = f"id-{next(_passes)}"
+    for cpu_s in (0.0, cpu_hours * 3600):
+        ledger.record([Reading(instance, "alice", "alice-x-1", "g1", GIB, cpu_ns=int(cpu_s * 1e9))])
+    ledger.close()
+
+
+def cpu_budget(url: str) -> dict:
+    answer = requests.get(f"{url}/v1/usage", headers=ALICE, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {b["budget"]: b for b in answer.json()["budgets"]}["cpu_hours"]
+
+
+def new_instance(url: str, public_key: str, **extra) -> dict:
+    made = requests.post(f"{url}/v1/instances", headers=ALICE, timeout=180,
+                         json={"public_key": public_key, "memory_reservation": "64m", **extra})
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def refused_for_budget(answer: requests.Response, doing: str) -> None:
+    assert answer.status_code == 402, answer.text
+    body = answer.json()
+    assert body["field"] == "budget" and "cpu_hours" in body["error"] and doing in body["error"], body
+
+
+def fleet_context(tmp_path, name: str):
+    """A member's mutual TLS as ``name`` (a certificate of the fleet's CA, as the play issues one)."""
+    ca = (tmp_path / "fleet-ca" / "ca.crt", tmp_path / "fleet-ca" / "ca.key")
+    return FleetTLS(*map(str, devca.issue(ca, tmp_path / name, name)), str(ca[0])).client_context()
+
+
+def ask_spend(context, address: str, name: str, body: dict) -> tuple[int, dict]:
+    """``POST /v1/fleet/spend`` on the member ``name``'s fleet listener, as a member calls it."""
+    status, text = ask(HttpTransport(context), Endpoint(address, FLEET_PORT, name),
+                       Call("POST", "/v1/fleet/spend", json.dumps(body).encode(), deadline=10, most=4 * 1024**2))
+    return status, json.loads(text)
+
+
+@pytest.mark.engine
+def test_spend_on_one_member_is_seen_on_a_third_and_its_counters_can_be_neither_forged_replayed_nor_doubled(
+        tmp_path, engine, cleanup):
+    """Three real providers (their gossip every 0.5 s): alice's CPU time counted on the source and the
+    target reaches the spare, whose budget check sums it; a set forged under another key and an
+    older one replayed are refused through the real route; the source restarted after a charge made
+    while it was down is counted once, with that charge."""
+    with three_providers(tmp_path, api=FLEET_API) as (source, target, spare, _engine2):
+        began = time.monotonic()
+        spend_on(source, 0.6)
+        until(lambda: cpu_budget(SPARE)["used"] == pytest.approx(0.6), 30, "the spare never heard of the source's spend")
+        print(f"\nspend seen on the third member after {(time.monotonic() - began) / 0.5:.1f} rounds of 0.5 s")
+        assert cpu_budget(SPARE)["used_here"] == 0 and not cpu_budget(SPARE)["exhausted"]
+        spend_on(target, 0.5)  # 1.1 of 1 CPU hour across the fleet, none of it on the spare
+        until(lambda: cpu_budget(SPARE)["exhausted"], 30, "the spare never summed the fleet's spend")
+        charges = requests.get(f"{SPARE}/v1/usage", headers=ALICE, timeout=10).json()["charges"]
+        assert charges["here"] == 0 and charges["elsewhere"] == pytest.approx(2.2), charges  # 1.1 CPU hours at 2 credits
+        refused_for_budget(requests.post(f"{SPARE}/v1/instances", headers=ALICE, timeout=60,
+                                         json={"public_key": "ssh-ed25519 AAAA", "memory_reservation": "64m"}),
+                           "a new instance")
+
+        auditor = fleet_context(tmp_path, "auditor")
+        status, held = ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": []})
+        assert status == 200 and {s["provider"] for s in held["sets"]} == {"source", "target", "spare"}, held
+        old = next(s for s in held["sets"] if s["provider"] == "source")
+        spend_on(source, 0.2)  # the source counts more: a newer set replaces the one held
+        until(lambda: ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": []})[1]["digest"]["source"]
+              > old["version"], 30, "the spare never took the source's newer set")
+        status, replayed = ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": [old]})
+        assert status == 400 and replayed["field"] == "sets[0].version" and "not newer" in replayed["error"], replayed
+        mallory = tmp_path / "mallory"
+        mallory.mkdir()
+        Signer(str(mallory / "membership.key"))
+        lowered = {"2026-12": {"alice": {"cpu_seconds": 0.0}}}  # any month: the signature is what is refused
+        forged = CounterSigner(str(mallory / "membership.key")).sign("source", old["version"] + 10**9, lowered)
+        status, answer = ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": [forged]})
+        assert status == 400 and answer["field"] == "sets[0].signature" and "source" in answer["error"], answer
+        until(lambda: cpu_budget(SPARE)["used"] == pytest.approx(1.3), 30, "the spare's sum moved")
+
+        source.stop()
+        spend_on(source, 0.1)  # the watchdog's pass while the API is down: on its ledger
+        before = ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": []})[1]["digest"]["source"]
+        source.start()
+        until(lambda: cpu_budget(SPARE)["used"] == pytest.approx(1.4), 30, "the charge made while it was down was lost")
+        after = ask_spend(auditor, "127.0.0.4", "spare", {"digest": {}, "sets": []})[1]["digest"]["source"]
+        assert after > before  # signed anew, from its ledger, above every version it signed
+        time.sleep(2.0)  # four rounds more: taking its sets again counts nothing twice
+        assert cpu_budget(SPARE)["used"] == pytest.approx(1.4) and cpu_budget(SOURCE)["used"] == pytest.approx(1.4)
+
+
+@pytest.mark.engine
+def test_a_spent_budget_refuses_a_move_in_and_stops_her_instances_on_every_member(tmp_path, keypair, engine, cleanup):
+    """Budget evasion by move (issue 35): spent on the source, alice's instance there stopped, she asks
+    the target to take it. Refused at the offer, and a grant the target gave before is refused when
+    the instance lands; her instance on the target, where she spent nothing, is stopped too."""
+    with two_providers(tmp_path, api=FLEET_API) as (source, target, engine2):
+        here = new_instance(SOURCE, keypair[1])
+        there = new_instance(TARGET, keypair[1])
+        body = {**move_request(here, keypair[1]), "source": "source"}
+        early = requests.post(f"{TARGET}/v1/moves", headers=ALICE, json=body, timeout=60)
+        assert early.status_code == 201, early.text  # nothing spent yet
+        spend_on(source, 1.2)
+        until(lambda: cpu_budget(TARGET)["exhausted"], 30, "the target never heard of the source's spend")
+        until(lambda: not engine2.api.inspect_container(there["id"])["State"]["Running"], 30,
+              "her instance on the target kept running")
+        until(lambda: not engine.api.inspect_container(here["id"])["State"]["Running"], 30,
+              "her instance on the source kept running")
+        assert engine2.containers.get(there["id"]).labels["dockpool.owner"] == "alice"  # stopped, never removed
+        refused_for_budget(requests.post(f"{TARGET}/v1/moves", headers=ALICE, json=body, timeout=60), "moving")
+        late = requests.post(f"{SOURCE}/v1/instances/{here['name']}/move", headers=ALICE, timeout=300,
+                             json={"target": "target", "move": early.json()["id"], "grant": early.json()["grant"]})
+        assert late.status_code >= 400 and "402" in late.text and "cpu_hours" in late.text, late.text
+        assert engine.containers.get(here["id"]).labels["dockpool.owner"] == "alice"  # still on the source
+        assert [c.id for c in engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})] == [there["id"]]
+        refused_for_budget(requests.post(f"{TARGET}/v1/instances/{there['name']}/start", headers=ALICE, timeout=60),
+                           "starting")
+
+
+@pytest.mark.engine
+def test_a_spent_budget_refuses_a_restore_and_an_offline_providers_spend_stays_counted(
+        tmp_path, keypair, engine, cleanup):
+    """Budget evasion by restore (issue 35): alice's replicated instance's provider spent her budget,
+    then died. The holder still counts what it counted (the provider is offline, its signed counters
+    stay) and refuses to restore her instance, naming the budget."""
+    with two_providers(tmp_path, api=FLEET_API) as (source, target, engine2):
+        view = new_instance(SOURCE, keypair[1], replica=True)
+        replicated = requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE, timeout=600)
+        assert replicated.status_code == 200, replicated.text
+        spend_on(source, 1.2)
+        until(lambda: cpu_budget(TARGET)["exhausted"], 30, "the holder never heard of the source's spend")
+        until(lambda: not engine.api.inspect_container(view["id"])["State"]["Running"], 30,
+              "her instance kept running on the provider where she spent her budget")
+        source.kill()  # then a sudden stop of the provider
+        until(lambda: not requests.get(f"{TARGET}/v1/fleet", timeout=5).json()["members"], 30,
+              "the holder never expired the source")
+        assert cpu_budget(TARGET)["used"] >= 1.2  # offline, its spend stays counted
+        refused_for_budget(requests.post(f"{TARGET}/v1/replicas/source/{view['name']}/restore", headers=ALICE,
+                                         timeout=120), "restoring")
+        assert not engine2.containers.list(all=True, filters={"label": "dockpool.owner=alice"})
