@@ -201,3 +201,52 @@ def test_a_malformed_exchange_is_refused_naming_the_field(body, field):
     with pytest.raises(InvalidInput) as refused:
         SpendBook("c").answer(body, lambda _name: None)
     assert refused.value.field == field
+
+
+class Peers:
+    """What FleetSpend reads of the membership table: its key, and no live member."""
+
+    max_peers = 8
+
+    def __init__(self, public_key: str) -> None:
+        self.public_key = public_key
+
+    def member(self, _name: str) -> None:
+        return None
+
+    def targets(self, _count: int) -> list:
+        return []
+
+
+def test_a_restarted_provider_signs_its_ledger_again_above_its_old_version_and_knows_its_own_set(tmp_path):
+    from dockpool.ledger import Ledger, Reading
+    from dockpool_api.fleet.spending import FleetSpend
+    from dockpool_api.usage_report import UsageReport
+
+    now = [1_796_083_200.0 + 3600]
+    ledger = Ledger(str(tmp_path / "usage.db"), lambda: now[0])
+
+    def pass_with(cpu_s: float) -> None:
+        now[0] += 30
+        ledger.record([Reading("id-1", "alice", "alice-a-1", "g1", 1024**3, cpu_ns=int(cpu_s * 1e9))])
+
+    key = Signer(str(tmp_path / "membership.key")).public
+
+    def started() -> FleetSpend:
+        spend = FleetSpend("a", Peers(key), UsageReport(str(tmp_path / "usage.db"), "a"), str(tmp_path), None,
+                           interval=1.0, fanout=3, answers=6, clock=lambda: now[0], prices=lambda _o: {"cpu_hours": 2.0})
+        spend.refresh()
+        return spend
+
+    pass_with(0)
+    pass_with(1800)
+    first = started()
+    mine = first.book.latest["a"]
+    assert mine["months"] == {DEC: {"alice": {"cpu_seconds": 1800.0, "credits": 1.0, "memory_gib_hours": 0.008333}}}
+    pass_with(2700)  # a charge written while the service was down
+    again = started()
+    assert again.book.latest["a"]["months"][DEC]["alice"]["cpu_seconds"] == 2700.0
+    assert again.book.latest["a"]["version"] > mine["version"]
+    # its older set relayed back by a member: known as its own, not refused, not counted twice
+    answer = again.answer("b", {"digest": {}, "sets": [mine]})
+    assert answer["refused"] == [] and again.others("alice")["cpu_seconds"] == 0.0

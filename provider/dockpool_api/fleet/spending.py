@@ -64,14 +64,14 @@ class FleetSpend:
         try:
             book = SpendBook.load(self.me, read_json(self.path))
         except FileNotFoundError:
-            return SpendBook(self.me)
+            return SpendBook(self.me, pins={self.me: self.signer.public})
         except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
             aside = f"{self.path}.corrupt"
             log.error("spend book %s is unreadable (%s); kept as %s, learning the fleet's spend again from its members",
                       self.path, getattr(exc, "message", exc), aside)
             os.replace(self.path, aside)
-            return SpendBook(self.me)
-        book.pins.pop(self.me, None)  # this provider's own key is the one it holds now
+            return SpendBook(self.me, pins={self.me: self.signer.public})
+        book.pins[self.me] = self.signer.public  # this provider's own key is the one it holds now
         return book
 
     def _save(self) -> None:
