@@ -520,3 +520,60 @@ def test_a_holder_refuses_a_refresh_over_its_clients_share_naming_it_and_keeps_n
     body.seek(0)
     store.receive("two", "bob-two-1", "00000000000000b1", "", body, length, {**INSTANCE, "owner": "bob"})
     assert sorted(name for _source, name in store.held()) == ["alice-one-1", "bob-two-1"]
+
+
+@contextmanager
+def partition(*listeners: tuple[str, int]) -> Iterator[None]:
+    """Cut each fleet listener off (every packet to it dropped, both members' directions), on this
+    machine's loopback only and only for the test fleets' port; taken away afterwards."""
+    rules = [["INPUT", "-d", f"{address}/32", "-p", "tcp", "--dport", str(port), "-m", "comment",
+              "--comment", "dockpool-test-partition", "-j", "DROP"] for address, port in listeners]
+    for rule in rules:
+        subprocess.run(["iptables", "-w", "-I", *rule], check=True, capture_output=True, timeout=30)
+    try:
+        yield
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True, timeout=30)
+
+
+def test_a_provider_cut_off_from_its_replicas_holder_stops_the_instance_before_the_holder_can_restore_it(
+        tmp_path, keypair, engine, cleanup):
+    """Issue 34, item 11: the lease. Connected, nothing stops for three expiries. Cut off in both
+    directions, the source stops (never removes) its replicated instance within half the expiry,
+    says why to its owner, and refuses to start it, all before the holder expires the source
+    (when a restore there would be allowed); once the holder answers again, it runs again."""
+    with two_providers(tmp_path) as (_source, _target, _engine2):
+        made = requests.post(f"{SOURCE}/v1/instances", headers=ALICE, timeout=180,
+                             json={"public_key": keypair[1], "memory_reservation": "64m", "replica": True})
+        assert made.status_code == 201, made.text
+        view = made.json()
+        assert requests.post(f"{SOURCE}/v1/instances/{view['name']}/replicate", headers=ALICE,
+                             timeout=600).json()["holder"] == "target"
+        expiry = 5.0  # two_providers' peer_expiry
+        time.sleep(3 * expiry)  # a connected fleet: the lease is renewed, nothing stops
+        assert engine.containers.get(view["id"]).status == "running"
+        assert members(TARGET) == ["source"] and members(SOURCE) == ["target"]
+
+        with partition(("127.0.0.1", FLEET_PORT), ("127.0.0.3", FLEET_PORT)):
+            cut = time.monotonic()
+            until(lambda: engine.containers.get(view["id"]).status != "running", 2 * expiry,
+                  "the source kept running its replicated instance while cut off")
+            stopped = time.monotonic() - cut
+            [shown] = requests.get(f"{SOURCE}/v1/instances/{view['name']}/replicas", headers=ALICE,
+                                   timeout=10).json()["replicas"]
+            refused = requests.post(f"{SOURCE}/v1/instances/{view['name']}/start", headers=ALICE, timeout=60)
+            still_member = members(TARGET) == ["source"]  # the holder has not expired the source yet
+            until(lambda: not members(TARGET), 6 * expiry, "the holder never expired the source")
+            expired = time.monotonic() - cut
+        print(f"cut off: the instance stopped after {stopped:.1f} s, the holder expired the source after {expired:.1f} s")
+        assert still_member and stopped < expiry < expired, (stopped, expired)
+        assert shown["fenced"] and "target" in shown["fenced"] and "did not answer" in shown["fenced"], shown
+        assert refused.status_code == 409 and "did not answer" in refused.json()["error"], refused.text
+        assert engine.containers.get(view["id"])  # stopped, never removed
+        # The holder answers again and did not restore it: it runs again, with its replica.
+        until(lambda: engine.containers.get(view["id"]).status == "running", 12 * expiry,
+              "the instance stayed stopped after its holder answered again")
+        [after] = requests.get(f"{SOURCE}/v1/instances/{view['name']}/replicas", headers=ALICE,
+                               timeout=10).json()["replicas"]
+        assert after["fenced"] is None and after["holder"] == "target", after

@@ -15,7 +15,8 @@ What this provider keeps of each of its own replicas, in ``<replicas_dir>/out``:
 the last refresh and when it was taken, and the manifest the next delta is computed against.
 
 A replica may be restored on its holder once this provider has expired from the fleet
-(restores.py). So a provider that was away that long fences its replicated instances when it
+(restores.py). So a provider runs a replicated instance only while its holder answers (lease.py),
+and a provider that was away that long fences its replicated instances when it
 starts again, before it serves (they stay stopped, and cannot be started), and asks each
 holder: one restored elsewhere is removed here and its owner forwarded to it, the others run
 again (reconcile).
@@ -45,6 +46,7 @@ from dockpool.validation import validate_name
 from ..windows import SlidingWindows
 from . import transport
 from .deltas import LiveDelta, Manifest, write_delta
+from .lease import Lease
 from .members import Member
 from .moves import Mover, error_of
 from .store import NoRoom, no_room
@@ -109,6 +111,7 @@ class Replicator:
         self.left = os.path.join(directory, "left.json")  # replicas to delete at holders not reached yet
         self._left_lock = threading.Lock()
         self.started = time.monotonic()
+        self.lease = Lease(config.peer_expiry)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -136,6 +139,7 @@ class Replicator:
             return []
         member = self.services.peers.member(state["holder"])
         return [{"holder": state["holder"], "live": member is not None, "refresh": state["refresh"],
+                 "fenced": self.fenced_message(record.name, state) if state.get("fenced") else None,
                  "refreshed": state["refreshed"], "age_seconds": round(time.time() - state["taken"], 1),
                  "shipped_bytes": state["shipped_bytes"], "full": state["full"],
                  "pause_seconds": state["pause_seconds"], "read": state.get("read", "export")}]
@@ -289,16 +293,85 @@ class Replicator:
         return manifest, entries, {"running": running, "taken": taken, "pause_seconds": round(paused, 4),
                                    "read": "live" if live is not None else "export"}
 
-    def _held(self, member: Member, name: str, owner: str = "") -> dict[str, Any]:
+    def _held(self, member: Member, name: str, owner: str = "", timeout: float = 30.0) -> dict[str, Any]:
         status, text = self.mover.ask_member(member, "GET", transport.route_path("v1", "fleet", "replicas", name), "",
-                                             timeout=30, headers={"X-Dockpool-Owner": owner} if owner else None)
+                                             timeout=timeout, headers={"X-Dockpool-Owner": owner} if owner else None)
+        self.lease.heard(member.name)  # it answered: the lease on what it holds is renewed
         if status != 200:
             raise RefreshRefused(f"the holder answered {status}: {error_of(text)}", "replica", {"status": status})
         return json.loads(text)
 
+    # ---- the lease (lease.py) ----------------------------------------------------------------
+
+    def keep_leases(self) -> list[str]:
+        """Ask each holder that has been quiet for a quarter of the expiry; stop (never remove) the
+        instances whose holder has been silent for half of it, and fence them (reconcile runs
+        them again). Returns the names stopped now."""
+        stopped = []
+        for name in self.replicated():
+            state = self.state(name)
+            if not state or state.get("fenced"):
+                continue
+            holder = state["holder"]
+            member = self.services.peers.member(holder)
+            if self.lease.to_renew(holder) and member is not None:
+                try:
+                    self._held(member, name, timeout=max(1.0, self.lease.expiry / 8))
+                except (OSError, DockpoolError, ValueError):
+                    pass  # silent: its lease runs on
+            if not self.lease.lapsed(holder) or self._gone_from_the_fleet(holder):
+                continue
+            with self.lock(name):
+                record, state = self.services.manager().find(name), self.state(name)
+                if record is None or not state or state.get("fenced") or state["holder"] != holder:
+                    continue
+                running = record.status == "running"
+                if running:  # a short grace: it must be down well before the holder may restore it
+                    self.services.manager().stop(record.id, timeout=int(max(1.0, self.lease.expiry / 10)))
+                self._save(name, {**state, "fenced": True, "was_running": running, "fenced_at": time.time(),
+                                  "lease_silent": round(self.lease.silent(holder), 1)})
+            log.warning("%s stopped: its replica's holder %s has not answered for %.1f s (half the fleet's expiry); "
+                        "it runs again once the holder answers that it was not restored there",
+                        name, holder, self.lease.silent(holder))
+            stopped.append(name)
+        return stopped
+
+    def _gone_from_the_fleet(self, holder: str) -> bool:
+        """The holder has left this provider's table while another member still answers it: the
+        fleet, not a cut-off, says the holder is gone, and a dead holder restores nothing."""
+        if self.services.peers.member(holder) is not None:
+            return False
+        for other in self.services.takers():
+            if other.name in (holder, self.services.config.provider_name):
+                continue
+            try:
+                status, _ = self.mover.ask_member(other, "GET", transport.route_path("v1", "fleet", "identity"), "",
+                                                  timeout=max(1.0, self.lease.expiry / 8))
+            except (OSError, DockpoolError):
+                continue
+            if status == 200:
+                return True
+        return False
+
+    def keeping_leases(self) -> None:
+        """keep_leases in a thread of its own, apart from the refreshes (a refresh may take minutes)."""
+
+        def run() -> None:
+            while True:
+                time.sleep(self.lease.pause())
+                try:
+                    self.keep_leases()
+                except (OSError, DockpoolError) as exc:  # the engine is away: next time
+                    log.error("replica leases: %s", getattr(exc, "message", exc))
+        threading.Thread(target=run, name="replica-leases", daemon=True).start()
+
     # ---- after a sudden stop -----------------------------------------------------------------
 
     def fenced_message(self, name: str, state: dict[str, Any]) -> str:
+        if state.get("fenced_at") is not None:
+            return (f"{name} is stopped: its replica's holder, {state['holder']}, did not answer this provider for "
+                    f"{state.get('lease_silent', 0)} s (half the fleet's expiry), so its owner might soon restore it "
+                    "there; it runs again here once the holder answers that she did not")
         return (f"{name} waits for its replica's holder, {state['holder']}: this provider was away long enough "
                 "for its owner to restore it there, and it runs again here only once the holder says it did not")
 
@@ -367,8 +440,12 @@ class Replicator:
                 except (OSError, DockpoolError) as exc:
                     log.warning("asking %s about %s: %s", holder, name, getattr(exc, "message", exc))
             restored = next(((h, m, held) for h, (m, held) in answers.items() if held.get("restored")), None)
-            if restored is None and state["holder"] not in answers and time.monotonic() - self.started < 3 * expiry:
-                continue
+            if restored is None and state["holder"] not in answers:
+                if state.get("fenced_at") is not None:  # stopped by the lease: the holder, or the fleet, must say
+                    if not self._gone_from_the_fleet(state["holder"]):
+                        continue
+                elif time.monotonic() - self.started < 3 * expiry:
+                    continue
             record = self.services.manager().find(name)
             if restored and record is not None:
                 holder, member, held = restored
@@ -379,7 +456,8 @@ class Replicator:
                 self.services.remove_record(record)  # and the replica's mark at the holder (drop)
                 log.warning("%s was restored on %s as %s: removed here", name, holder, held["restored"]["as"])
             else:
-                self._save(name, {k: v for k, v in state.items() if k not in ("fenced", "was_running")})
+                self._save(name, {k: v for k, v in state.items()
+                                  if k not in ("fenced", "was_running", "fenced_at", "lease_silent")})
                 if record is not None and state.get("was_running"):
                     self.services.manager().start(record.id)
             settled.append(name)
@@ -412,10 +490,11 @@ class Replicator:
         return refreshed
 
     def refreshing(self) -> None:
-        """The periodic pass, in a thread of its own, every gossip round (at most once a minute): it
-        marks this provider alive, settles the fenced instances, deletes the replicas left at
+        """The periodic pass, in a thread of its own, every gossip round (at most once a minute), and
+        the lease's beside it: it marks this provider alive, settles the fenced instances, deletes the replicas left at
         holders that were away, and refreshes the replicas due."""
         pause = min(60.0, self.services.config.gossip_interval)
+        self.keeping_leases()
 
         def run() -> None:
             while True:
