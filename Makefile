@@ -14,6 +14,7 @@ lint: setup
 	.venv/bin/yamllint --strict .
 	.venv/bin/ansible-lint --profile production
 	.venv/bin/ruff check .
+	.venv/bin/mypy  # the core and the fleet package ([tool.mypy] in pyproject.toml)
 
 # ansible-test sanity (validate-modules, pep8, pylint, import, compile) on the modules; `make test` runs it.
 sanity: setup

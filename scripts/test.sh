@@ -10,6 +10,7 @@ echo "== lint"
 yamllint --strict .
 ansible-lint --profile production
 ruff check .
+mypy  # the core and the fleet package ([tool.mypy] in pyproject.toml)
 echo "== ansible-test sanity (the modules and their module_utils as a collection)"
 mkdir -p .cache
 scripts/sanity.sh >.cache/sanity.log 2>&1 || { tail -n 60 .cache/sanity.log; exit 1; }

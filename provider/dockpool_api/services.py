@@ -71,7 +71,7 @@ class Services:
         self.mover = Mover(self, self.journal)
         # Two sides of replication, side by side: the sender's refreshes of this provider's own
         # instances, and what this provider holds for the other members.
-        self.replicas = Replicator(self.mover, config.replicas_dir)
+        self.replicas = Replicator(self.mover, self, config.replicas_dir)
         self.store = ReplicaStore(os.path.join(config.replicas_dir, "held"), config.replica_max_bytes,
                                   config.replica_client_share)
         self.usage = UsageReport(config.ledger_file, config.provider_name)
@@ -201,6 +201,12 @@ class Services:
                        "new instance; " + (f"providers of its fleet that do: {', '.join(elsewhere)}" if elsewhere
                                            else "no other provider of its fleet is known to take one"),
                        "provider", {"draining": True, "elsewhere": elsewhere})
+
+    def check_budget(self, owner: str, doing: str) -> None:
+        """Refuse ``doing`` for the client ``owner`` while a budget of hers is spent across the fleet (402)."""
+        client = self.client_named(owner)
+        if client is not None:
+            self.budgets.check(client, doing)
 
     def client_named(self, name: str) -> Optional[Client]:
         """A token client of this provider's settings, by name (a trusted network's has no package)."""

@@ -30,7 +30,7 @@ import io
 import os
 import stat
 import tarfile
-from typing import IO, Any, Iterable, Iterator, Optional
+from typing import IO, Any, Iterable, Iterator, Optional, cast
 
 DELETED = "DOCKPOOL.deleted"
 Manifest = dict[str, list[Any]]
@@ -140,7 +140,9 @@ class LiveDelta:
             info = self.writer.gettarinfo(full, arcname=path)
         except FileNotFoundError:
             return
-        self.writer.inodes.clear()  # a hard link's target may not be in this delta: ship its content
+        # A hard link's target may not be in this delta: ship its content (TarFile's table of the
+        # inodes it wrote, which typeshed does not declare).
+        cast(Any, self.writer).inodes.clear()
         if info is None:  # a socket: not in a tar, nor in docker export
             return
         info.uname = info.gname = ""  # this host's names for the ids mean nothing in the instance; ids do

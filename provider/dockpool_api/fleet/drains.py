@@ -23,15 +23,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from dockpool.atomicfile import read_json, write_json
 from dockpool.client_requests import move_request
 from dockpool.errors import Conflict, DockpoolError, InvalidInput
+from dockpool.instances import InstanceManager
 from dockpool.labels import OWNER, PUBLIC_KEY, Record
 
 from ..config import Client
 from .members import Member
+from .metrics import FleetMetrics
 from .moves import MoveInDoubt, Mover, error_of
 from .transport import route_path
 
@@ -108,36 +110,38 @@ def _read(path: str) -> dict[str, Any]:
     return {"draining": data["draining"], "since": data.get("since") if data["draining"] else None, "moved": moved}
 
 
-def drain(mover: Mover) -> dict[str, list[dict[str, Any]]]:
+class Here(Protocol):
+    """What a drain needs of this provider besides the mover: its instances, and the members that take them."""
+
+    def manager(self) -> InstanceManager: ...
+
+    def takers(self) -> list[Member]: ...
+
+
+def drain(state: Drain, mover: Mover, here: Here, events: FleetMetrics) -> dict[str, list[dict[str, Any]]]:
     """Move every instance here to other members; ``{"moved": [...], "stayed": [...]}``."""
-    services = mover.services
-    if not services.drain.draining():
+    if not state.draining():
         raise Conflict("this provider is not draining: start the drain first (PUT /v1/drain), so that nothing "
                        "new arrives while its instances leave", "draining")
-    with services.events.drain() as outcome:
-        records = [r for r in services.manager().records() if r.managed]
+    with events.drain() as outcome:
+        records = [r for r in here.manager().records() if r.managed]
         with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-            results = list(pool.map(lambda r: _move_one(mover, r), records))
+            results = list(pool.map(lambda r: _move_one(mover, here, r), records))
         shown = {"moved": [r for r in results if "to" in r], "stayed": [r for r in results if "to" not in r]}
         outcome["stayed"] = len(shown["stayed"])
     return shown
 
 
-def _targets(mover: Mover) -> list[Member]:
-    """The live members that take instances (not draining)."""
-    return mover.services.takers()
-
-
-def _move_one(mover: Mover, record: Record) -> dict[str, Any]:
+def _move_one(mover: Mover, here: Here, record: Record) -> dict[str, Any]:
     owner = record.labels.get(OWNER, "")
-    view = mover.services.manager().view(record)
+    view = here.manager().view(record)
     running = record.status == "running"
     request = move_request(view, record.labels.get(PUBLIC_KEY, ""))
     reasons = []
     if mover.held(record.id):
         return {"name": record.name, "owner": owner, "reasons": [
             "an earlier move of it is in doubt: it stays stopped until that move's target says whether it took it"]}
-    for target in _targets(mover):
+    for target in here.takers():  # the live members that take instances (not draining)
         try:
             status, text = mover.ask_member(target, "POST", route_path("v1", "fleet", "offers"), "",
                                             {"client": owner, "request": request, "start": running}, timeout=60,

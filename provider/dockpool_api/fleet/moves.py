@@ -276,6 +276,9 @@ class Mover:
                 or not _SNAPSHOT.match(body["snapshot"]) or not body["snapshot"].endswith(f":{body['export']}")):
             raise InvalidInput("the body is {export, snapshot, secret}: the source's export, the snapshot image "
                                "(dockpool-move/NAME:EXPORT) and the secret to fetch it", "snapshot")
+        spec, admit = grant.spec, grant.admit
+        if spec is None or admit is None:  # a move's grant holds both from its offer (take() checked the kind)
+            raise InvalidInput(f"move {move_id} names no instance to create", "move")
         source = self._member(grant.peer, "source")
         grant.state, grant.export = "moving", body["export"]
 
@@ -292,7 +295,7 @@ class Mover:
                 answer.close()
 
         try:
-            view = self.land(grant.export, grant.peer, body["snapshot"], fetched, grant.spec, grant.admit, grant.start)
+            view = self.land(grant.export, grant.peer, body["snapshot"], fetched, spec, admit, grant.start)
         except BaseException as exc:
             grant.state, grant.error = "failed", getattr(exc, "message", str(exc))
             if isinstance(exc, OSError):

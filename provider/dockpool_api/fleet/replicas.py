@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from typing import IO, Any, Optional
+from typing import IO, Any, Optional, Protocol
 
 from dockpool import snapshots
 from dockpool.atomicfile import read_json, write_json
@@ -43,12 +43,13 @@ from dockpool.errors import Conflict, DockpoolError, InvalidInput
 from dockpool.labels import OWNER, PUBLIC_KEY, REPLICA, Record
 from dockpool.validation import validate_name
 
+from ..usage_report import UsageReport
 from ..windows import SlidingWindows
 from . import transport
 from .deltas import LiveDelta, Manifest, write_delta
 from .lease import Lease
 from .members import Member
-from .moves import Mover, error_of
+from .moves import Mover, ProviderSide, error_of
 from .store import NoRoom, no_room
 
 log = logging.getLogger("dockpool.api")
@@ -96,11 +97,18 @@ def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
     return merged, upper
 
 
+class ReplicaSide(ProviderSide, Protocol):
+    """What the sender's replication needs of this provider: what a move needs (it lands a
+    restore and forwards a fenced instance's owner), and the usage its refreshes are charged to."""
+
+    usage: UsageReport
+
+
 class Replicator:
-    def __init__(self, mover: Mover, directory: str) -> None:
+    def __init__(self, mover: Mover, services: ReplicaSide, directory: str) -> None:
         """The sender's side: this provider's own instances' replicas at their holders (what a holder
         keeps for others is store.ReplicaStore, built beside this by the composition root)."""
-        self.mover, self.services = mover, mover.services
+        self.mover, self.services = mover, services
         config = self.services.config
         # What a client may ask for (the periodic refreshes are the operator's interval): per instance, per client.
         self.asked = {"replica_refreshes_per_hour": SlidingWindows(config.replica_refreshes_per_hour, 3600.0),
@@ -167,9 +175,7 @@ class Replicator:
         """Refuse a refresh the owner asks for while her budget is spent (402) or once she asked
         for as many as an hour allows, of this instance or of all hers (429, saying when to retry)."""
         owner = record.labels.get(OWNER, "")
-        client = self.services.client_named(owner)
-        if client is not None:
-            self.services.budgets.check(client, f"a refresh of {record.name}'s replica")
+        self.services.check_budget(owner, f"a refresh of {record.name}'s replica")
         keys = {"replica_refreshes_per_hour": record.name, "replica_client_refreshes_per_hour": owner}
         with self._asked_lock:
             for limit, key in keys.items():

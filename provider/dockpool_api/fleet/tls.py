@@ -179,7 +179,7 @@ class FleetServer(ThreadingMixIn, WSGIServer):
             return
         try:
             tls.settimeout(IO_SECONDS)
-            self.RequestHandlerClass(tls, client_address, self)
+            _Handler(tls, client_address, self)  # the server's RequestHandlerClass
             tls.unwrap()  # close_notify: the other end reads a clean end of the answer
         except (OSError, ssl.SSLError):
             pass  # the other end went first
