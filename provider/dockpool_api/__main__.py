@@ -59,6 +59,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if services.fleet is not None:
         fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
     services.gossip.start()
+    services.spend.start()  # the fleet's spend counters: signed from the ledger now, then exchanged each round
     services.mover.settling(config.gossip_interval * 4)  # moves left in doubt, once the fleet is heard from
     services.replicas.refreshing()
     services.budgets.enforcing(config.clients, services.manager, min(30.0, config.gossip_interval))

@@ -18,9 +18,10 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from dockpool.errors import DockpoolError
+from dockpool.instances import InstanceManager
 from dockpool.labels import OWNER
 
 from .config import Client
@@ -42,7 +43,7 @@ def month_end(now: float) -> float:
 
 
 class Budgets:
-    def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Any = time.time,
+    def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Callable[[], float] = time.time,
                  refusals: Any = None, fleet: Any = None) -> None:
         self.packages, self.usage, self.clock = packages, usage, clock
         self.fleet = fleet  # fleet/spending.FleetSpend: the other members' counters; None: this provider alone
@@ -91,7 +92,7 @@ class Budgets:
                              f"is spent ({spent['used']:g} of {spent['limit']:g}); it resets at {spent['resets']}",
                              "budget", spent)
 
-    def enforce(self, clients: tuple[Client, ...], manager: Any) -> list[str]:
+    def enforce(self, clients: tuple[Client, ...], manager: InstanceManager) -> list[str]:
         """Stop (never remove) the running instances of every client whose budget is spent."""
         stopped = []
         over = {c.name: self.exhausted(c) for c in clients if c.package}
@@ -107,7 +108,8 @@ class Budgets:
                             over[owner]["resets"])
         return stopped
 
-    def enforcing(self, clients: tuple[Client, ...], manager: Any, every: float = PASS_SECONDS) -> None:
+    def enforcing(self, clients: tuple[Client, ...], manager: Callable[[], InstanceManager],
+                  every: float = PASS_SECONDS) -> None:
         """The pass, in a thread of its own, every ``every`` seconds (the watchdog's 30 s at most)."""
         if not any(c.package and self.packages[c.package]["budgets"] for c in clients):
             return  # no budget to enforce

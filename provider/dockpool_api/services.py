@@ -28,15 +28,18 @@ from .budgets import Budgets
 from .config import ApiConfig, Client, check_narrowing
 from .fleet.admission import PeerAdmission, Surroundings, read_surroundings
 from .fleet.drains import Drain
-from .fleet.gossip import Gossip, RateLimit, Traffic, verify_member
+from .fleet.gossip import Gossip, RateLimit, Traffic, transport_post, verify_member
 from .fleet.journal import MoveJournal
+from .fleet.members import Member
 from .fleet.membership import Membership
 from .fleet.metrics import FleetMetrics
 from .fleet.moves import Mover
 from .fleet.replicas import Replicator
+from .fleet.spending import FleetSpend
 from .fleet.store import ReplicaStore
 from .fleet.tls import FleetTLS
-from .fleet.wire import peer_key
+from .fleet.transport import HttpTransport, Transport
+from .fleet.wire import parse_entry
 from .usage_report import UsageReport
 
 log = logging.getLogger("dockpool.api")
@@ -44,7 +47,7 @@ SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
 
 
 class Services:
-    def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[dict], bool]] = None) -> None:
+    def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[Member], bool]] = None) -> None:
         self.config = config
         self.events = FleetMetrics()  # what the fleet's parts count as it happens (served at /metrics)
         self.policy = load_policy(config.policy_file)
@@ -56,17 +59,20 @@ class Services:
         self.fleet = (FleetTLS.load(config.fleet_cert, config.fleet_key, config.fleet_cas, config.provider_name)
                       if config.fleet_port else None)
         self.fleet_context = self.fleet.client_context() if self.fleet else None
+        # The one client to other members (none without a fleet certificate: nothing is sent in clear).
+        self.transport: Optional[Transport] = HttpTransport(self.fleet_context) if self.fleet_context else None
         self.drain = Drain(config.drain_file)
         self.drain.state()  # an unreadable drain state stops the start, naming the file
         self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,
-                                peer_verify or partial(verify_member, config, self.fleet_context),
+                                peer_verify or partial(verify_member, config, self.transport),
                                 expiry=config.peer_expiry, fleet_port=config.fleet_port or 1,
-                                draining=self.drain.draining, admission=PeerAdmission(
+                                draining=self.drain.draining, relays=config.relays, admission=PeerAdmission(
                                     config.peer_rule, frozenset(p for p in (config.jump_port, config.fleet_port) if p),
                                     self.surroundings))
         self.traffic = Traffic()
         self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
-        self.gossip = Gossip(config, self.peers, self.traffic, self.fleet_context, self.events)
+        self.gossip = Gossip(config, self.peers, self.traffic, self.events,
+                             transport_post(config, self.transport) if self.transport else None)
         self.journal = MoveJournal(config.moves_file)
         self.mover = Mover(self, self.journal)
         # Two sides of replication, side by side: the sender's refreshes of this provider's own
@@ -75,7 +81,11 @@ class Services:
         self.store = ReplicaStore(os.path.join(config.replicas_dir, "held"), config.replica_max_bytes,
                                   config.replica_client_share)
         self.usage = UsageReport(config.ledger_file, config.provider_name)
-        self.budgets = Budgets(config.packages, self.usage, refusals=self.events.budget_refusals)
+        # One budget across the fleet: every member's signed counters, exchanged on their own timer.
+        self.spend = FleetSpend(config.provider_name, self.peers, self.usage, os.path.dirname(os.path.abspath(
+            config.peers_file)), self.transport, config.gossip_interval, config.gossip_fanout, config.gossip_answers,
+                                prices=self.prices_of)
+        self.budgets = Budgets(config.packages, self.usage, refusals=self.events.budget_refusals, fleet=self.spend)
 
     # ---- engine ----------------------------------------------------------------------------
 
@@ -122,10 +132,13 @@ class Services:
         if view.get("ssh"):
             ssh = view["ssh"]
             # The parts of the jump path, for clients that write an ssh config (ProxyJump) from them.
-            ssh["jump"] = {"user": self.config.jump_user, "host": self.policy.ssh_host, "port": self.config.jump_port}
+            # Behind NAT the jump host is reached through the first relay (docs/nat.md).
+            host, port = ((self.config.relays[0].address, self.config.relays[0].ssh_port) if self.config.relays
+                          else (self.policy.ssh_host, self.config.jump_port))
+            ssh["jump"] = {"user": self.config.jump_user, "host": host, "port": port}
             ssh["target_host"] = self.policy.probe_host
             ssh["jump_command"] = (
-                f"ssh -J {self.config.jump_user}@{self.policy.ssh_host}:{self.config.jump_port} "
+                f"ssh -J {self.config.jump_user}@{host}:{port} "
                 f"-p {ssh['port']} {ssh['user']}@{self.policy.probe_host}"
             )
         entry = (usage or {}).get("instances", {}).get(view["name"]) if usage else None
@@ -188,15 +201,15 @@ class Services:
         placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
         return manager.spec({**params, "image": image, "name": placeholder, "owner": client.name}, limits), admit
 
-    def takers(self) -> list[dict[str, Any]]:
+    def takers(self) -> list[Member]:
         """The live members of the fleet that take new instances (not draining), as /v1/fleet shows them."""
-        return [m for m in self.peers.members() if m["tier"] == "member" and not m["draining"]]
+        return self.peers.takers()
 
     def check_taking(self) -> None:
         """Refuse a new instance (created or moved in) while draining, naming where to go instead."""
         if not self.drain.draining():
             return
-        elsewhere = sorted(f"{m['name']} ({host_port(m['address'], m['port'])})" for m in self.takers())
+        elsewhere = sorted(f"{m.name} ({host_port(m.address, m.server_port)})" for m in self.takers())
         raise Conflict(f"{self.config.provider_name} is draining: its owner is taking the machine back and it takes no "
                        "new instance; " + (f"providers of its fleet that do: {', '.join(elsewhere)}" if elsewhere
                                            else "no other provider of its fleet is known to take one"),
@@ -207,6 +220,11 @@ class Services:
         client = self.client_named(owner)
         if client is not None:
             self.budgets.check(client, doing)
+
+    def prices_of(self, owner: str) -> dict[str, float]:
+        """What this provider charges the client ``owner`` (her package's prices; none: nothing)."""
+        client = self.client_named(owner)
+        return dict(self.config.packages[client.package]["prices"]) if client and client.package else {}
 
     def client_named(self, name: str) -> Optional[Client]:
         """A token client of this provider's settings, by name (a trusted network's has no package)."""
@@ -244,19 +262,19 @@ class Services:
         snapshots.remove_if_unused(manager.client, image_id)
         self.replicas.drop(record.name)
 
-    def record_forward(self, record_name: str, owner: str, member: dict[str, Any], new_name: str) -> None:
+    def record_forward(self, record_name: str, owner: str, member: Member, new_name: str) -> None:
         """Remember where an instance moved (fleet/drains.py): its owner asking for it here is told."""
-        self.drain.record_move(record_name, owner, member["Name"], peer_key(member)[0], new_name)
+        self.drain.record_move(record_name, owner, member.name, member.address, new_name)
 
     # ---- peers -------------------------------------------------------------------------------
 
-    def me(self) -> dict[str, Any]:
+    def me(self) -> Member:
         address = self.policy.ssh_host
-        return {
+        return parse_entry({
             "Name": self.config.provider_name,
             "MachineUsername": self.config.jump_user,
             "IPV4": "" if is_ipv6(address) else address,
             "IPV6": address if is_ipv6(address) else "",
             "ServerPort": str(self.config.port),
             "BareMetalSSHPort": str(self.config.jump_port),
-        }
+        })

@@ -49,6 +49,7 @@ def _restore(services: Services, client: Client, source: str, name: str) -> dict
     owner = next((c for c in services.config.clients if c.name == instance["owner"]), None)
     if owner is None:
         raise NotFound(f"client {instance['owner']!r} has no account on {services.config.provider_name}", "client")
+    services.budgets.check(owner, f"restoring {name}")  # spent anywhere in the fleet: not run again here
     spec, admit = services.admission(owner, {**instance["request"], "name": name})
     restore_id = secrets.token_hex(8)
 

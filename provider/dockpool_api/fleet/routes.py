@@ -120,6 +120,11 @@ def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
         services.traffic.add(len(answer.body))
         return answer
 
+    @app.post("/v1/fleet/spend", access="fleet")
+    def exchange_spend() -> HTTPResponse:
+        # The fleet's spend counters (spending.py): each set checked against its own provider's key.
+        return json_body(services.spend.answer(fleet_peer(), ctx.body_json()))
+
     @app.post("/v1/fleet/gossip", access="fleet")
     def gossip_step() -> HTTPResponse:
         # One step of a member's exchange (sync.py): a summary first, then only what differs.
