@@ -44,6 +44,7 @@ from dockpool.this_machine import is_this_machine
 
 from .auth import Authenticator, PlainHttpRefused, Unauthorized, bearer_token, hash_token
 from .config import ApiConfig, Client
+from .fleet.moves import Grants
 from .fleet.tls import FLEET_PEER
 
 ACCESS = ("open", "reader", "client", "admin", "operator", "peer", "p2prc", "fleet", "grant", "metrics")
@@ -78,7 +79,7 @@ class AccessPlugin:
     name = "dockpool_access"
     api = 2
 
-    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Any,
+    def __init__(self, config: ApiConfig, auth: Authenticator, grants: Optional[Grants],
                  public_address: str) -> None:
         self.config, self.auth, self.grants = config, auth, grants
         self._https = f"https://{host_port(public_address, config.tls_port)}"

@@ -16,7 +16,7 @@ import yaml
 
 from dockpool.firewall import FirewallSettings, apply
 from dockpool_api.fleet import tls as fleet_tls
-from dockpool_api.fleet import transport
+from dockpool_api.fleet.transport import Call, Endpoint, HttpTransport
 from support.api_config import TOKENS, make_config
 from support.api_process import api_process, free_port
 from support.floods import FLOOD_SOURCE, Probes, flood, probe
@@ -154,8 +154,8 @@ def test_bare_connections_to_the_fleet_listener_leave_the_members_exchanging(tmp
             for _ in range(24):  # the target asks the source what a replica deletion or exchange would
                 began = time.monotonic()
                 try:
-                    answer = transport.request(context, "127.0.0.1", FLEET_PORT, "source", "GET",
-                                               "/v1/fleet/identity", timeout=5)
+                    answer = HttpTransport(context).open(Endpoint("127.0.0.1", FLEET_PORT, "source"),
+                                                         Call("GET", "/v1/fleet/identity", deadline=5))
                     answer.read()
                     answer.close()
                     probes.latencies.append(time.monotonic() - began)
