@@ -82,11 +82,18 @@ def test_news_riding_along_needs_no_digests(pair):
     assert wire.steps == 1 and b.table.version_of("p1") == a.table.own_version()
 
 
-def test_what_the_other_side_buried_is_buried_not_revived(pair):
+def test_what_the_other_side_buried_is_suspected_not_revived_and_leaves_at_the_timeout(pair):
     a, b, tables, wire = pair
     b.table.bury({"p9": tables[8].own_version()})  # dead on b's side
     wire.exchange()
-    assert a.table.version_of("p9") is None and b.table.version_of("p9") is None
+    assert b.table.version_of("p9") is None  # not revived by a's live entry
+    held = a.table.suspicion("p9")  # b's word alone buries nobody on a: a suspicion, dated at most max_age back
+    assert held is not None and held["version"] == tables[8].own_version()
+    assert Clock.now - held["since"] == a.max_age
+    Clock.now += a.table.expiry - a.max_age
+    a.table.expire()
+    assert a.table.version_of("p9") is None
+    wire.exchange()
     assert a.table.root() == b.table.root()
 
 

@@ -38,6 +38,8 @@ from .transport import Call, Endpoint, Transport, Unreachable, ask, route_path
 
 log = logging.getLogger("dockpool.gossip")
 PROBERS = 3  # members asked to probe one that did not answer (memberlist's IndirectChecks)
+CLAIM_ROUNDS = 2  # rounds back a suspicion heard from another member may be dated, at most
+STEPS_AFTER_OPENING = 2  # an exchange's digests and entries
 GOSSIP_PATH = "/v1/fleet/gossip"
 PROBE_PATH = "/v1/fleet/probe"
 # One request to a member (an Endpoint: whoever a bootstrap address holds), its path and JSON
@@ -100,7 +102,9 @@ class Gossip:
                  post: Optional[Post], clock: Callable[[], float] = time.monotonic, concurrent: bool = True) -> None:
         self.config, self.peers, self.traffic, self.events, self.post = config, peers, traffic, events, post
         self.clock, self.concurrent = clock, concurrent
-        self.sync = Sync(peers, Broadcasts(), clock)
+        self.sync = Sync(peers, Broadcasts(), clock, max_age=CLAIM_ROUNDS * config.gossip_interval)
+        self._steps: dict[str, tuple[int, float]] = {}  # by caller: later steps its admitted opening allows, until when
+        self._steps_lock = threading.Lock()
         self.rounds = 0
         self.bytes_last_round = 0
         self._bytes_at_round = 0
@@ -210,10 +214,11 @@ class Gossip:
     def answer(self, path: str, message: Any, caller: Optional[str],
                admit: Optional[Callable[[], bool]] = None) -> bytes:
         """The answer (JSON) to a member's exchange step (GOSSIP_PATH) or probe request (PROBE_PATH),
-        its body parsed. ``admit`` bounds the exchanges and probes answered (an exchange's later
-        steps are not counted: they follow an opening that was)."""
+        its body parsed. ``admit`` bounds the exchanges and probes answered: an opening takes one
+        of its tokens, and allows the same caller an exchange's two later steps within two rounds;
+        a later step without one is refused as an opening over the bound is."""
         opening = isinstance(message, dict) and ("root" in message or path == PROBE_PATH)
-        if opening and admit is not None and not admit():
+        if admit is not None and not (self._admitted(caller, admit) if opening else self._later_step(caller)):
             raise Busy(f"peer exchanges: this provider answers {self.config.gossip_answers} per "
                        f"{self.config.gossip_interval:g} s; exchange with another peer", "root",
                        {"retry_after": max(1, round(self.config.gossip_interval))})
@@ -221,6 +226,26 @@ class Gossip:
         data = json.dumps(out, separators=(",", ":")).encode()
         self.traffic.add(len(data))
         return data
+
+    def _admitted(self, caller: Optional[str], admit: Callable[[], bool]) -> bool:
+        if not admit():
+            return False
+        now = self.clock()
+        with self._steps_lock:  # at most the admitted openings of two rounds are held
+            for name in [n for n, (_left, until) in self._steps.items() if until <= now]:
+                del self._steps[name]
+            if caller:
+                self._steps[caller] = (STEPS_AFTER_OPENING, now + CLAIM_ROUNDS * self.config.gossip_interval)
+        return True
+
+    def _later_step(self, caller: Optional[str]) -> bool:
+        now = self.clock()
+        with self._steps_lock:
+            left, until = self._steps.get(caller or "", (0, 0.0))
+            if left <= 0 or until <= now:
+                return False
+            self._steps[str(caller)] = (left - 1, until)
+            return True
 
     def _probe(self, message: Any) -> dict[str, Any]:
         name = message.get("name") if isinstance(message, dict) else None

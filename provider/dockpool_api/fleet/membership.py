@@ -319,7 +319,10 @@ class Membership:
     def _bury_one(self, tier: dict[Any, Known], k: Any, now: float, why: str) -> str:
         """Take ``k`` out of ``tier``, remembered as a tombstone; its name (the caller locks and saves)."""
         known = tier.pop(k)
+        self._dead.pop(k, None)
         self._dead[k] = (known.version, now)
+        while len(self._dead) > self.max_peers:  # the oldest tombstone goes first
+            del self._dead[next(iter(self._dead))]
         self._suspicions.clear(known.member.name)
         if tier is self._members:
             self._summary.drop(k)
@@ -422,8 +425,9 @@ class Membership:
                 member.heard = self.clock()
 
     def bury(self, dead: dict[str, int]) -> Optional[dict[str, Any]]:
-        """Members another member holds dead at a version: gone here too if held no newer. If it
-        names this provider, the suspicion is refuted instead: returns our newly signed entry."""
+        """Members held dead at a version: gone here if held at exactly that version (a claim of a
+        version this table never held proves nothing, and names not held leave no tombstone). If it
+        names this provider, the claim is refuted instead: returns our newly signed entry."""
         now, refuted = self.clock(), None
         with self._lock:
             left = []
@@ -433,10 +437,8 @@ class Membership:
                         self._own = refuted = self._signed_own()
                     continue
                 member = self._members.get(name)
-                if member is not None and member.version <= version:
+                if member is not None and member.version == version:
                     left.append(self._bury_one(self._members, name, now, "dead by another member's table"))
-                if version > self._dead.get(name, (0, 0.0))[0]:
-                    self._dead[name] = (version, now)
             if left:
                 self._save()
         return {"alive": render_entry(refuted)} if refuted else None
@@ -453,7 +455,8 @@ class Membership:
                 log.info("suspected at version %d: refuted with version %d", version, self._own.version)
                 return {"alive": render_entry(self._own)}
             member = self._members.get(name)
-            if member is None or member.heard is None or member.version > version \
+            # Only at the version held: a higher one could never be refuted (the victim signs with its clock).
+            if member is None or member.heard is None or member.version != version \
                     or not self._suspicions.raise_(name, version, now, age):
                 return None
             log.info("member %s suspected (raised %.0f s ago)", name, age)
@@ -473,7 +476,8 @@ class Membership:
     # ---- merging a table ------------------------------------------------------------------------
 
     def merge(self, data: Any) -> dict[str, list[dict[str, Any]]]:
-        """A member's whole table (over the fleet's TLS, /v1/fleet/exchange): taken as ``take`` does. Returns ours."""
+        """A whole table (a file's, a test's): taken as ``take`` does. Returns ours. (Members exchange
+        summaries and differences through sync.py, never whole tables.)"""
         self._take(parse_table(data, self.max_peers))
         return self.table()
 

@@ -12,6 +12,13 @@ comparing, so a change that rode along as news needs no step 2.
 
 News is a member's newer signed entry (``alive``) or a suspicion (``suspect``: name, version,
 and how long ago it was raised); see suspicion.py for the failure detector it serves.
+
+What a fleet certificate alone can do is bounded, since any holder of one can call: only a live
+member of this table (by its certificate's name) is heard on others' suspicions and deaths; a
+caller not yet in the table (a provider joining through us) may offer its own entry and nothing
+else. A claim that another member is suspect or dead counts only at the exact version held here,
+is dated at most ``max_age`` seconds back, and is a suspicion here, never a burial: its victim
+refutes it by signing once more, as for any suspicion.
 """
 from __future__ import annotations
 
@@ -21,8 +28,9 @@ from typing import Any, Callable, Optional, Protocol
 from dockpool.errors import InvalidInput
 
 from .broadcasts import Broadcasts
-from .digest import BUCKETS, compare
+from .digest import BUCKETS, bucket_of, compare
 
+CLAIM_AGE = 10.0  # seconds back a heard suspicion may be dated, at most (the service: two rounds)
 NEWS_BUDGET = 8192  # bytes of news per message (memberlist's 1,400-byte packets; one HTTP body carries a few)
 MAX_NAMES = 8192  # names in a digest or a request for entries, at most
 
@@ -43,6 +51,7 @@ class Table(Protocol):
     def suspect(self, name: str, version: int, age: float) -> Optional[dict[str, Any]]: ...
     def suspicion(self, name: str) -> Optional[dict[str, Any]]: ...
     def heard_from(self, name: str) -> None: ...
+    def member(self, name: Any) -> Optional[Any]: ...
     def size(self) -> int: ...
 
 
@@ -52,8 +61,9 @@ Send = Callable[[dict[str, Any]], dict[str, Any]]
 class Sync:
     """Both sides of an exchange for one provider: its table and its news queue."""
 
-    def __init__(self, table: Table, news: Optional[Broadcasts] = None, clock: Callable[[], float] = time.monotonic):
-        self.table, self.news, self.clock = table, news or Broadcasts(), clock
+    def __init__(self, table: Table, news: Optional[Broadcasts] = None, clock: Callable[[], float] = time.monotonic,
+                 max_age: float = CLAIM_AGE):
+        self.table, self.news, self.clock, self.max_age = table, news or Broadcasts(), clock, max_age
 
     # ---- news ---------------------------------------------------------------------------------
 
@@ -76,15 +86,19 @@ class Sync:
             if entry.get("Name") in known:
                 self.spread({"alive": entry})
         for m in news:
-            if "suspect" in m:
-                raised = self.table.suspect(m["suspect"], m["version"], m["age"])
+            if "suspect" in m:  # dated at most max_age back: a victim always has about the timeout to refute
+                raised = self.table.suspect(m["suspect"], m["version"], min(m["age"], self.max_age))
                 if raised is not None:  # news here: ours to relay (or our refutation, if it named us)
                     self.spread(raised)
 
     def _buried(self, dead: dict[str, int]) -> None:
-        refuted = self.table.bury(dead)
-        if refuted is not None:  # it named us: our newer version is news
-            self.spread(refuted)
+        """Members the other side holds dead: a suspicion here (the other side's word alone buries
+        nobody); if it names us, our refutation."""
+        for name, version in dead.items():
+            news = (self.table.bury({name: version}) if name == self.table.name
+                    else self.table.suspect(name, version, self.max_age))
+            if news is not None:  # our newer version, or a suspicion new here: ours to spread
+                self.spread(news)
 
     # ---- the side that opens ------------------------------------------------------------------
 
@@ -111,26 +125,41 @@ class Sync:
     # ---- the side that answers ----------------------------------------------------------------
 
     def answer(self, message: Any, caller: Optional[str]) -> dict[str, Any]:
-        """The answer to one step of another member's exchange (``caller``: its certificate's name)."""
+        """The answer to one step of another member's exchange (``caller``: its certificate's name).
+        A caller that is not a live member here is answered only so that it can join: what it says
+        of itself is taken, what it says of others is not, and it is sent nothing of the table."""
         request = parse(message, "request")
-        if caller:
-            self.table.heard_from(caller)
+        member = bool(caller) and self.table.member(caller) is not None
+        if member:
+            self.table.heard_from(str(caller))
         if "root" in request:
-            self._incoming(request.get("news", []))
+            news = request.get("news", [])
+            self._incoming(news if member else _own_news(news, caller))
             # A caller we suspect hears it now, so it can refute without waiting for the news to reach it.
             out: dict[str, Any] = {"root": self.table.root(),
-                                   "news": self._outgoing(self.table.suspicion(caller) if caller else None)}
+                                   "news": (self._outgoing(self.table.suspicion(str(caller))) if member else [])}
             if out["root"] != request["root"]:
                 out["buckets"] = self.table.bucket_hashes()
             return out
         if "digests" in request:
+            if not member:  # a joining provider: asked for its own entry, told if it is buried here, nothing else
+                if not caller or caller not in request["digests"] or self.table.version_of(caller) is not None:
+                    return {"entries": [], "want": [], "dead": {}}
+                buried = self.table.digests([bucket_of(caller)])[1].get(caller)
+                return {"entries": [], "want": [caller], "dead": {} if buried is None else {caller: buried}}
             self._buried(request["dead"])
             live, dead = self.table.digests(request["buckets"])
             send, want = compare(live, request["digests"])
             return {"entries": self.table.entries(send), "want": want[:MAX_NAMES],
                     "dead": {n: v for n, v in dead.items() if request["digests"].get(n, 0) <= v}}
-        self.table.take(request.get("entries", []))
+        entries = request.get("entries", [])
+        self.table.take(entries if member else [e for e in entries if isinstance(e, dict) and e.get("Name") == caller])
         return {}
+
+
+def _own_news(news: list[dict[str, Any]], caller: Optional[str]) -> list[dict[str, Any]]:
+    """A non-member's news that is its own signed entry (a provider coming back with a newer version)."""
+    return [m for m in news if "alive" in m and isinstance(m["alive"], dict) and m["alive"].get("Name") == caller]
 
 
 def _differing(mine: list[str], theirs: Any) -> list[int]:
