@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, save, table
-from dockpool_api.fleet.spend import ANSWER_BYTES
+from dockpool_api.fleet.counters import ANSWER_BYTES
 
 SIZES = (3, 50, 1000)
 REPEATS = 5
@@ -36,8 +36,8 @@ GOAL_ROUNDS = 3
 
 
 def _members(count: int, work: Path) -> tuple[list[Any], dict[str, str]]:
+    from dockpool_api.fleet.counters import CounterSigner
     from dockpool_api.fleet.membership import Signer
-    from dockpool_api.fleet.spend import CounterSigner
 
     signers = []
     for index in range(count):
@@ -50,7 +50,7 @@ def _members(count: int, work: Path) -> tuple[list[Any], dict[str, str]]:
 
 def _quiet_fleet(signers: list[Any], spend: float) -> list[Any]:
     """Every member holding every member's set, as after a while without news."""
-    from dockpool_api.fleet.spend import SpendBook
+    from dockpool_api.fleet.counters import SpendBook
 
     sets = [s.sign(f"p{i}", 1000, {MONTH: {"alice": {"cpu_seconds": spend}}}) for i, s in enumerate(signers)]
     books = []

@@ -8,7 +8,7 @@ by a pass every ``PASS_SECONDS`` (or every gossip round, if shorter). At ``WARN_
 status page warn.
 
 A budget is the fleet's, not the provider's (issue 35): what a client used on the other members
-this month (their signed counters, fleet/spend.py, as this member knows them) is added to what
+this month (their signed counters, fleet/counters.py, as this member knows them) is added to what
 this provider's ledger counted, so a spent budget refuses her new instances, starts, moves in and
 restores on every member, and each member's pass stops her instances there.
 """
@@ -46,7 +46,7 @@ class Budgets:
     def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Callable[[], float] = time.time,
                  refusals: Any = None, fleet: Any = None) -> None:
         self.packages, self.usage, self.clock = packages, usage, clock
-        self.fleet = fleet  # fleet/spending.FleetSpend: the other members' counters; None: this provider alone
+        self.fleet = fleet  # fleet/spend.FleetSpend: the other members' counters; None: this provider alone
         self.refusals = refusals  # a Prometheus counter by budget (fleet/metrics.py), if served
 
     def status(self, client: Client) -> list[dict[str, Any]]:
@@ -71,7 +71,7 @@ class Budgets:
 
     def charges(self, client: Client) -> dict[str, Any]:
         """What the client was charged this month: here, at this provider's prices (her package's),
-        and on the other members at theirs, as they signed it (fleet/spend.py)."""
+        and on the other members at theirs, as they signed it (fleet/counters.py)."""
         prices = self.packages.get(client.package, {}).get("prices", {}) if client.package else {}
         now = self.clock()
         here = charge(self.usage.totals(client.name, month_start(now), now), prices)

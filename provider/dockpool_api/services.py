@@ -35,7 +35,7 @@ from .fleet.membership import Membership
 from .fleet.metrics import FleetMetrics
 from .fleet.moves import Mover
 from .fleet.replicas import Replicator
-from .fleet.spending import FleetSpend
+from .fleet.spend import FleetSpend
 from .fleet.store import ReplicaStore
 from .fleet.tls import FleetTLS
 from .fleet.transport import HttpTransport, Transport

@@ -80,7 +80,7 @@ class UsageReport:
 
     def by_owner(self, since: float, until: float) -> dict[str, dict[str, float]]:
         """What each owner's instances used here from ``since`` to ``until``, summed (the fleet's
-        counters of this provider: fleet/spending.py)."""
+        counters of this provider: fleet/spend.py)."""
         rows = self._read(None, since, until)
         return {owner: summed([r for r in rows if r["owner"] == owner]) for owner in sorted({r["owner"] for r in rows})}
 

@@ -21,8 +21,8 @@ from dockpool.usage import run_pass
 from dockpool_api.auth import hash_token
 from dockpool_api.budgets import Budgets, month_end
 from dockpool_api.config import config_from_dict
+from dockpool_api.fleet.counters import CounterSigner
 from dockpool_api.fleet.membership import Signer
-from dockpool_api.fleet.spend import CounterSigner
 from dockpool_api.fleet.tls import FleetTLS
 from dockpool_api.fleet.transport import Call, Endpoint, HttpTransport, ask
 from dockpool_api.usage_report import UsageReport

@@ -10,8 +10,8 @@ from dockpool.errors import InvalidInput
 from dockpool.ledger import Ledger, Reading
 from dockpool_api.budgets import Budgets
 from dockpool_api.config import Client
+from dockpool_api.fleet.counters import CounterSigner, SpendBook, check_set
 from dockpool_api.fleet.membership import Signer
-from dockpool_api.fleet.spend import CounterSigner, SpendBook, check_set
 from dockpool_api.packages import charge, parse_packages
 from dockpool_api.usage_report import UsageReport
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from dockpool.errors import InvalidInput
+from dockpool_api.fleet.counters import CounterSigner, SpendBook, check_set, month_before, month_of
 from dockpool_api.fleet.membership import Signer
-from dockpool_api.fleet.spend import CounterSigner, SpendBook, check_set, month_before, month_of
 
 DEC = "2026-12"
 
@@ -220,7 +220,7 @@ class Peers:
 
 def test_a_restarted_provider_signs_its_ledger_again_above_its_old_version_and_knows_its_own_set(tmp_path):
     from dockpool.ledger import Ledger, Reading
-    from dockpool_api.fleet.spending import FleetSpend
+    from dockpool_api.fleet.spend import FleetSpend
     from dockpool_api.usage_report import UsageReport
 
     now = [1_796_083_200.0 + 3600]

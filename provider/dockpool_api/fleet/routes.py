@@ -122,7 +122,7 @@ def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.post("/v1/fleet/spend", access="fleet")
     def exchange_spend() -> HTTPResponse:
-        # The fleet's spend counters (spending.py): each set checked against its own provider's key.
+        # The fleet's spend counters (spend.py): each set checked against its own provider's key.
         return json_body(services.spend.answer(fleet_peer(), ctx.body_json()))
 
     @app.post("/v1/fleet/gossip", access="fleet")
