@@ -60,7 +60,7 @@ class Services:
                       if config.fleet_port else None)
         self.fleet_context = self.fleet.client_context() if self.fleet else None
         # The one client to other members (none without a fleet certificate: nothing is sent in clear).
-        self.transport: Optional[Transport] = HttpTransport(self.fleet_context) if self.fleet_context else None
+        self.transport: Optional[Transport] = HttpTransport(self.fleet_context, config.peer_rule) if self.fleet_context else None
         self.drain = Drain(config.drain_file)
         self.drain.state()  # an unreadable drain state stops the start, naming the file
         self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,

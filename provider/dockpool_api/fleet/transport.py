@@ -24,12 +24,14 @@ from typing import IO, Callable, Iterator, Mapping, Optional, Protocol, Union
 from urllib.parse import quote, unquote
 
 from dockpool.addresses import url_host
+from dockpool.networks import NetworkRule
 
 from . import relays
 from .members import Member
 from .tls import check_name
 
 Body = Union[bytes, IO[bytes], None]
+DEFAULT_RULE = NetworkRule()  # the peer rule's default: loopback, link-local, multicast are never dialled
 SEND_PIECE = 64 * 1024  # bytes sent per write, so that a slow reader meets the deadline between writes
 
 
@@ -77,14 +79,21 @@ class Transport(Protocol):
         ...
 
 
-def reach(member: Member) -> Endpoint:
+def reach(member: Member, rule: NetworkRule = DEFAULT_RULE,
+          left: Callable[[], float] = lambda: float("inf")) -> Endpoint:
     """Where the fleet reaches ``member``: the one place that decides. A member behind NAT is
     reached through the first of its signed relays that answers (docs/nat.md), under the same
-    certificate name whatever the path."""
+    certificate name whatever the path; only relays at addresses ``rule`` (the peer rule) allows
+    are dialled at all. ``left()``: the call's time left, which the relays' lookups and probes
+    spend (it raises TimeoutError once the time is up)."""
     if member.seal is None:
         raise Unreachable(f"{member.name or member.address} is not a member of the fleet: reached over its mutual TLS only")
     if member.seal.relays:
-        path = relays.LIVENESS.first_live(member.seal.relays) or member.seal.relays[0]
+        allowed = relays.admitted(member.seal.relays, rule.permits, left)
+        if not allowed:
+            raise Unreachable(f"{member.name}: none of its relays ({', '.join(p.address for p in member.seal.relays)}) "
+                              "is at an address allowed for peers")
+        path = relays.LIVENESS.first_live(allowed, left=left) or allowed[0]
         return Endpoint(path.address, path.fleet_port, member.name)
     return Endpoint(member.address, member.seal.fleet_port, member.name)
 
@@ -202,7 +211,11 @@ class _Connection(http.client.HTTPConnection):
         self.to, self.context, self.clock = to, context, clock
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.to.address, self.to.port), timeout=self.clock.left())
+        # a DNS name (a bootstrap address) is looked up within the deadline: getaddrinfo has no timeout
+        address = next(iter(relays.resolve(self.to.address, self.to.port, self.clock.left())), None)
+        if address is None:
+            raise OSError(f"{self.to.address} does not resolve")
+        sock = socket.create_connection((address, self.to.port), timeout=self.clock.left())
         try:
             if self.context is not None:
                 sock.settimeout(self.clock.left())  # the handshake as a whole (CPython bounds it so)
@@ -247,21 +260,26 @@ class _HttpAnswer:
 
 class HttpTransport:
     """The real client: mutual TLS with ``context`` (the fleet's client context, its peer's
-    certificate name checked), or plain HTTP with None (P2PRC's ``/server_info`` only)."""
+    certificate name checked), or plain HTTP with None (P2PRC's ``/server_info`` only). ``rule``:
+    the peer rule, which a member's relays must pass before they are dialled."""
 
-    def __init__(self, context: Optional[ssl.SSLContext]) -> None:
-        self.context = context
+    def __init__(self, context: Optional[ssl.SSLContext], rule: NetworkRule = DEFAULT_RULE) -> None:
+        self.context, self.rule = context, rule
 
-    def endpoint(self, member: Member) -> Endpoint:
+    def endpoint(self, member: Member, left: Callable[[], float] = lambda: float("inf")) -> Endpoint:
         if self.context is None:  # plain: a P2PRC peer, on its API port, never a member's fleet port
             return Endpoint(member.address, member.server_port)
-        return reach(member)
+        return reach(member, self.rule, left)
 
     def open(self, to: Union[Member, Endpoint], call: Call) -> Answer:
         check_path(call.path)
-        target = to if isinstance(to, Endpoint) else self.endpoint(to)
+        clock = _Clock(call.deadline)  # started before the path is chosen: probing relays spends it too
+        if isinstance(to, Endpoint):
+            target = to
+        else:
+            with _mapped(to.name or to.address, call.deadline):
+                target = self.endpoint(to, clock.left)
         what = f"{target.name or target.address} ({url_host(target.address)}:{target.port})"
-        clock = _Clock(call.deadline)
         connection = _Connection(target, self.context, clock)
         headers = {"Host": f"{url_host(target.address)}:{target.port}", "Connection": "close",
                    "Accept": "application/json", **({"Content-Type": "application/json"} if call.body is not None else {}),
