@@ -97,8 +97,8 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
     """Start ``count`` providers; returns (and writes to fleet.json) what a client needs.
 
     ``chain_when_up`` (benchmarks): start them with no bootstrap peer and, once all answer,
-    hand each its predecessor at once through the fleet's peer route (the same merge a
-    bootstrap exchange does), so the rounds are counted from one instant, not from a
+    hand each its predecessor at once through the fleet's gossip route (the opening a
+    bootstrap exchange makes), so the rounds are counted from one instant, not from a
     start spread over the seconds 50 processes take to boot."""
     if (directory / "fleet.json").exists():
         stop(directory)
@@ -123,14 +123,16 @@ def start(count: int, directory: Path = DEFAULT_DIR, gossip: Optional[dict[str, 
 
 
 def link_chain(providers: list[dict[str, Any]], ca: tuple[Path, Path], directory: Path) -> None:
-    """Give provider i its predecessor's entry, all at once, through the exchange a bootstrap makes
-    (over the fleet's mutual TLS, with a certificate of the fleet's CA of the tool's own)."""
-    cert = devca.issue(ca, directory / "linker", "localfleet-linker")
-
+    """Give provider i its predecessor's entry, all at once, as the predecessor's own exchange
+    would: the opening of a gossip exchange (over the fleet's mutual TLS, with a certificate of
+    the fleet's CA naming the predecessor, since a provider takes from a caller not yet in its
+    table only that caller's own entry), carrying the predecessor's signed entry as news."""
     def link(index: int) -> None:
         before = requests.get(f"{providers[index - 1]['url']}/v1/peers", timeout=10).json()["ip_address"][0]
-        answer = requests.post(f"https://{address(index)}:{FLEET_PORT}/v1/fleet/exchange", timeout=30,
-                               json={"ip_address": [before]}, cert=tuple(map(str, cert)), verify=str(ca[0]))
+        cert = devca.issue(ca, directory / "linker" / str(index - 1), before["Name"])
+        answer = requests.post(f"https://{address(index)}:{FLEET_PORT}/v1/fleet/gossip", timeout=30,
+                               json={"root": "0" * 16, "news": [{"alive": before}]},
+                               cert=tuple(map(str, cert)), verify=str(ca[0]))
         answer.raise_for_status()
 
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -364,9 +364,6 @@ def _fleet_operations() -> dict[Route, dict]:
             parameters=[_path_parameter("ref", {"type": "string"}, "a peer's name or address")]),
         ("GET", "/v1/fleet"): _op("This provider's view of the fleet: its exchange rounds and the live peers, each with "
                                   "its tier and when it was last heard from", {"200": _json(_FLEET), **_errors(401, 429)}),
-        ("POST", "/v1/fleet/exchange"): _op(fleet_only + "another member's table exchange; refused here",
-                                            {"200": _json(_ref("PeerTable")), **_errors(400, 401, 413, 429, 503)},
-                                            requestBody=_body(_ref("PeerTable"))),
         ("POST", "/v1/fleet/spend"): _op(fleet_only + "the fleet's spend counters, each set signed by its provider "
                                          "({hash} or {digest, sets}); refused here",
                                          {"200": _json(_OBJECT), **_errors(400, 401, 413, 429)}, requestBody=_body(_OBJECT)),

@@ -38,7 +38,6 @@ ACCESS = {
     ("POST", "/v1/peers"): "peer",
     ("DELETE", "/v1/peers/<ref>"): "admin",
     ("GET", "/v1/fleet"): "reader",
-    ("POST", "/v1/fleet/exchange"): "fleet",
     ("POST", "/v1/fleet/gossip"): "fleet",
     ("POST", "/v1/fleet/probe"): "fleet",
     ("GET", "/v1/fleet/identity"): "fleet",

@@ -161,7 +161,7 @@ def test_the_fleet_listener_takes_only_certificates_of_the_fleet_and_only_its_ow
 
 
 def test_the_routes_between_providers_are_refused_on_the_clients_listener(fleet):
-    for method, path in (("POST", "/v1/fleet/exchange"), ("GET", "/v1/fleet/identity"),
+    for method, path in (("POST", "/v1/fleet/gossip"), ("GET", "/v1/fleet/identity"),
                          ("POST", "/v1/moves/0123/pull"), ("GET", "/v1/exports/0123")):
         answer = requests.request(method, f"{SOURCE}{path}", headers=ALICE, json={}, timeout=5)
         assert answer.status_code == 401 and "fleet" in answer.json()["error"], (path, answer.text)

@@ -2,12 +2,11 @@
 export on the fleet's listener), the peer table, and the fleet's exchanges."""
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 from bottle import Bottle, HTTPResponse, request, response
 
-from dockpool.errors import Busy, InvalidInput, NotFound
+from dockpool.errors import InvalidInput, NotFound
 from dockpool.validation import validate_name
 
 from ..access import GRANT_KEY, current_client, fleet_peer
@@ -15,7 +14,6 @@ from ..responses import json_body
 from ..routing import RouteContext
 from .gossip import GOSSIP_PATH, PROBE_PATH
 from .replicas import instance_header
-from .restores import restore
 
 
 def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
@@ -86,7 +84,7 @@ def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.post("/v1/replicas/<source>/<name>/restore", access="client")
     def restore_replica(source: str, name: str) -> HTTPResponse:
         response.status = 201
-        return json_body(restore(services, current_client(), source, name))
+        return json_body(services.restorer.restore(current_client(), source, name))
 
 
 def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
@@ -107,18 +105,6 @@ def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
         if not removed:
             raise NotFound(f"no peer is called {ref!r} or has that address", "ref")
         return json_body({"removed": removed})
-
-    @app.post("/v1/fleet/exchange", access="fleet")
-    def exchange_tables() -> HTTPResponse:
-        # Other providers' exchanges are answered a bounded number of times per interval, so what
-        # this provider sends grows with its table, not with how many peers happen to pick it.
-        if not services.answers.take():
-            raise Busy(f"peer exchanges: this provider answers {config.gossip_answers} per "
-                       f"{config.gossip_interval:g} s; exchange with another peer", "ip_address",
-                       {"retry_after": math.ceil(config.gossip_interval)})
-        answer = json_body(services.peers.merge(ctx.body_json()))
-        services.traffic.add(len(answer.body))
-        return answer
 
     @app.post("/v1/fleet/spend", access="fleet")
     def exchange_spend() -> HTTPResponse:
