@@ -6,6 +6,7 @@ from a systemd unit. For development against the local engine, see the README.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from typing import Optional
@@ -16,8 +17,9 @@ from . import plain_listener
 from .app import make_app
 from .config import ApiConfig, load_config
 from .fleet import tls as fleet_tls
+from .fleet.admission import own_addresses
 from .recovery import recover
-from .services import Services
+from .wiring import build
 
 log = logging.getLogger("dockpool.api")
 
@@ -46,7 +48,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load_config(args.config)
-        services = Services(config)
+        services = build(config)
         services.usage.check()
     except DockpoolError as exc:
         log.error("%s", exc.message)
@@ -57,7 +59,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     server = plain_listener.PlainServer(app, config.connections_per_source, config.header_timeout,
                                         **server_settings(config))
     if services.fleet is not None:
-        fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet)
+        # Relayed callers arrive from where the tunnels deliver: one of this host's non-loopback addresses.
+        tunnels = frozenset(a for a in own_addresses() if not ipaddress.ip_address(a).is_loopback) if config.relays else frozenset()
+        fleet_tls.serve(app, config.fleet_listen or config.listen, config.fleet_port, services.fleet, tunnels)
     services.gossip.start()
     services.spend.start()  # the fleet's spend counters: signed from the ledger now, then exchanged each round
     services.mover.settling(config.gossip_interval * 4)  # moves left in doubt, once the fleet is heard from

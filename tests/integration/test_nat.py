@@ -436,3 +436,89 @@ def test_the_fleets_mutual_tls_reaches_a_relayed_member_through_its_first_live_r
     rc, answer = call([one, two], name="other-box")  # the relay's path, but the member is not who answers
     assert rc == 3 and "nat-box" in answer.get("error", "") and "other-box" in answer.get("error", ""), answer
     lab.stop(server)
+
+
+# The real fleet listener behind the NAT (fleet/tls.py's FleetServer), told where the tunnels deliver.
+FLEET_LISTENER = """
+import sys, time
+from bottle import Bottle
+from dockpool_api.fleet import tls as fleet_tls
+from dockpool_api.fleet.tls import FleetTLS
+app = Bottle()
+app.route("/v1/ping", "GET", lambda: "fleet listener behind the NAT")
+fleet_tls.serve(app, "0.0.0.0", 8444, FleetTLS.load(*sys.argv[1:5]), frozenset(sys.argv[5:]))
+while True:
+    time.sleep(60)
+"""
+
+# From one source (a second address of the client's namespace): bare TCP connections to the relay's
+# fleet port, held open; then, from the client's own address, a member's call through the relay.
+FLOOD_THEN_CALL = """
+import json, socket, sys, time
+from dockpool_api.fleet import relays
+from dockpool_api.fleet.membership import Signer
+from dockpool_api.fleet.tls import FleetTLS
+from dockpool_api.fleet.transport import Call, HttpTransport, Unreachable, ask
+from dockpool_api.fleet.wire import parse_entry, render_entry
+cert, key, cas, source, relay, port, count, nat_address = sys.argv[1:9]
+held, reset = [], 0
+for _ in range(int(count)):
+    s = socket.socket()
+    s.bind((source, 0))
+    try:
+        s.connect((relay, int(port)))
+        held.append(s)
+    except OSError:
+        reset += 1
+        s.close()
+time.sleep(1.0)  # the relay has opened each held one through the tunnel to the listener by now
+paths = [{"address": relay, "api_port": int(port) - 2, "ssh_port": int(port) - 1, "fleet_port": int(port)}]
+entry = parse_entry({"Name": "nat-box", "IPV4": nat_address, "ServerPort": "8088"})
+member = parse_entry(render_entry(Signer(None).sign(entry, 1, 8444, paths=relays.parse(paths, "relays"))))
+try:
+    status, body = ask(HttpTransport(FleetTLS.load(cert, key, cas, "pub-box").client_context()), member,
+                       Call("GET", "/v1/ping", deadline=10))
+    result = {"status": status, "body": body.decode()}
+except Unreachable as exc:
+    result = {"error": str(exc)}
+print(json.dumps({"held": len(held), "reset": reset, **result}))
+"""
+
+
+def test_bare_connections_from_one_source_at_the_relay_do_not_take_a_relayed_member_off_the_fleet(relayed):
+    """Every relayed caller reaches the provider from the tunnel's one address. Before the relay's
+    per-source limits and the listener's larger share for the tunnel, four idle TCP connections
+    to the relay's fleet port (no credential) filled that address's share of handshakes, and every
+    member's call through the relay was refused. Now the relay resets one source's connections
+    past relay_connections_per_source, and the member's call from another source is answered.
+    The flood is larger than the tunnel's share, so both halves are needed for it to pass."""
+    from dockpool_api.fleet.tls import HANDSHAKES_PER_TUNNEL
+    from dockpool_dev.devca import issue, make_ca
+
+    lab = relayed.lab
+    per_source = int(nat.role_values(nat.RELAY_ROLE)["relay_connections_per_source"])
+    count = HANDSHAKES_PER_TUNNEL + 4  # past the tunnel's share too: the relay's limit is what holds it
+    tunnels = [{"name": "nat-box", "public_key": "unused", "ports": [BASE, BASE + 1, BASE + 2]}]
+    nat.apply_relay_limits(lab, lab.public, relayed.directory, tunnels)
+    flooder = f"10.{lab.net}.3.3"  # a second source on the client's side of relay 1
+    lab.run(lab.client, ["ip", "addr", "add", f"{flooder}/24", "dev", "cli0"])
+    ca = make_ca(relayed.directory / "flood-ca")
+    member_cert, member_key = issue(ca, relayed.directory / "flood-nat-box", "nat-box")
+    caller_cert, caller_key = issue(ca, relayed.directory / "flood-pub-box", "pub-box")
+    script = relayed.directory / "fleet_listener.py"
+    script.write_text(FLEET_LISTENER)
+    env = {"PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("provider", "plugins/module_utils"))}
+    server = lab.start(lab.nat, [sys.executable, str(script), str(member_cert), str(member_key), str(ca[0]), "nat-box",
+                                 lab.nat_address], relayed.directory / "fleet-listener.log", env)
+    try:
+        until(lambda: lab.connects(lab.nat, lab.nat_address, 8444, 1), 20, "the NATed fleet listener")
+        done = lab.run(lab.client, [sys.executable, "-c", FLOOD_THEN_CALL, str(caller_cert), str(caller_key), str(ca[0]),
+                                    flooder, lab.relay_client_address, str(BASE + 2), str(count), lab.nat_address],
+                       check=False, timeout=60)
+        answer = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"stderr": done.stderr}
+        assert answer.get("held") == per_source and answer.get("reset") == count - per_source, answer
+        assert answer.get("status") == 200 and answer.get("body") == "fleet listener behind the NAT", answer
+    finally:
+        lab.stop(server)
+        lab.run(lab.client, ["ip", "addr", "del", f"{flooder}/24", "dev", "cli0"], check=False)
+        nat.remove_relay_limits(lab, lab.public)

@@ -370,3 +370,19 @@ def parse_unit(unit: str) -> tuple[list[str], dict]:
 
 def public_key(key: Path) -> str:
     return " ".join(Path(f"{key}.pub").read_text().split()[:2])
+
+
+def apply_relay_limits(lab: Lab, ns: str, directory: Path, tunnels: list[dict]) -> Path:
+    """The relay role's limits.sh (each source's share of each tunnel port, each block's total),
+    rendered with the role's defaults and run in ``ns`` as the relay's unit runs it."""
+    values = {**role_values(RELAY_ROLE), "ansible_managed": "rendered by tests/support/nat.py", "relay_tunnels": tunnels}
+    script = directory / "limits.sh"
+    script.write_text(render(RELAY_ROLE, "limits.sh.j2", values))
+    lab.run(ns, ["sh", str(script)])
+    return script
+
+
+def remove_relay_limits(lab: Lab, ns: str) -> None:
+    for argv in (["-D", "INPUT", "-p", "tcp", "-j", "DOCKPOOL-RELAY"], ["-F", "DOCKPOOL-RELAY"], ["-X", "DOCKPOOL-RELAY"]):
+        for tables in ("iptables", "ip6tables"):
+            lab.run(ns, [tables, "-w", *argv], check=False)

@@ -30,6 +30,14 @@ def test_handshakes_are_bounded_per_source_and_in_all():
     assert handshakes.take("192.0.2.1") and handshakes.take("192.0.2.1")
 
 
+def test_the_tunnels_delivery_address_has_a_larger_share_still_bounded():
+    """Behind NAT every relayed caller arrives from where the tunnels deliver (docs/nat.md)."""
+    handshakes = Handshakes(total=64, per_source=2, tunnels=frozenset({"10.0.0.5"}), per_tunnel=6)
+    assert all(handshakes.take("10.0.0.5") for _ in range(6))
+    assert not handshakes.take("10.0.0.5")  # bounded all the same
+    assert handshakes.take("192.0.2.1") and handshakes.take("192.0.2.1") and not handshakes.take("192.0.2.1")
+
+
 @pytest.mark.parametrize("setting, value", [("connections_per_source", 0), ("connections_per_source", "16"),
                                             ("connections_per_source", True), ("header_timeout", 0),
                                             ("header_timeout", 301), ("header_timeout", "10")])

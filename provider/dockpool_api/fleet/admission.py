@@ -57,10 +57,14 @@ def read_surroundings(client: Any) -> Surroundings:
                      for config in ((net.get("IPAM") or {}).get("Config") or []) if config.get("Subnet"))
     published = frozenset(port["PublicPort"] for container in client.api.containers()
                           for port in container.get("Ports") or [] if port.get("PublicPort"))
-    addresses = frozenset(ipaddress.ip_address(a.address.split("%")[0]).compressed
-                          for nic in host_counters().net_if_addrs().values() for a in nic
-                          if a.family.name in ("AF_INET", "AF_INET6"))
-    return Surroundings(networks, addresses, published)
+    return Surroundings(networks, own_addresses(), published)
+
+
+def own_addresses() -> frozenset[str]:
+    """The host's own addresses, every interface's."""
+    return frozenset(ipaddress.ip_address(a.address.split("%")[0]).compressed
+                     for nic in host_counters().net_if_addrs().values() for a in nic
+                     if a.family.name in ("AF_INET", "AF_INET6"))
 
 
 @dataclass

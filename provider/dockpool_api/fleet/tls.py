@@ -13,6 +13,9 @@ routes (access.py refuses the rest there), at most ``CONNECTIONS`` members' conn
 A connection takes one of those slots only once its handshake has proved a fleet certificate;
 before that it holds one of ``HANDSHAKES`` (at most ``HANDSHAKES_PER_SOURCE`` from one address)
 for ``HANDSHAKE_SECONDS`` at most, so bare connections from one source cannot shut members out.
+Behind NAT every relayed caller arrives from one address, where the tunnels deliver: that source
+gets ``HANDSHAKES_PER_TUNNEL``, more than one caller's share and still bounded, and each relay
+holds every real source to ``relay_connections_per_source`` (roles/relay, docs/nat.md).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ FLEET_PEER = "dockpool.fleet_peer"  # environ key: the verified common name of t
 CONNECTIONS = 16  # members' connections served at once; more are closed at once
 HANDSHAKES = 64  # handshakes under way at once, from anyone
 HANDSHAKES_PER_SOURCE = 4  # of those, from one address (a member opens one connection per request)
+HANDSHAKES_PER_TUNNEL = 24  # from the tunnels' delivery address: every relay's callers at once (relays cap each source)
 HANDSHAKE_SECONDS = 3.0
 IO_SECONDS = 120.0
 
@@ -117,16 +121,19 @@ class _Handler(WSGIRequestHandler):
 
 
 class Handshakes:
-    """Handshakes under way, at most ``total`` and ``per_source`` from one address."""
+    """Handshakes under way, at most ``total`` and ``per_source`` from one address (``per_tunnel``
+    from one of ``tunnels``, the addresses where the tunnels deliver relayed callers)."""
 
-    def __init__(self, total: int, per_source: int) -> None:
-        self.total, self.per_source = total, per_source
+    def __init__(self, total: int, per_source: int, tunnels: frozenset[str] = frozenset(),
+                 per_tunnel: int = HANDSHAKES_PER_TUNNEL) -> None:
+        self.total, self.per_source, self.tunnels, self.per_tunnel = total, per_source, tunnels, per_tunnel
         self._lock = threading.Lock()
         self._by_source: dict[str, int] = {}
 
     def take(self, source: str) -> bool:
+        share = self.per_tunnel if source in self.tunnels else self.per_source
         with self._lock:
-            if sum(self._by_source.values()) >= self.total or self._by_source.get(source, 0) >= self.per_source:
+            if sum(self._by_source.values()) >= self.total or self._by_source.get(source, 0) >= share:
                 return False
             self._by_source[source] = self._by_source.get(source, 0) + 1
             return True
@@ -142,11 +149,11 @@ class FleetServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, tunnels: frozenset[str] = frozenset()) -> None:
         self.address_family = family(address[0])
         self.context = context
         self._slots = threading.BoundedSemaphore(CONNECTIONS)
-        self._handshakes = Handshakes(HANDSHAKES, HANDSHAKES_PER_SOURCE)
+        self._handshakes = Handshakes(HANDSHAKES, HANDSHAKES_PER_SOURCE, tunnels)
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -191,9 +198,10 @@ class FleetServer(ThreadingMixIn, WSGIServer):
         log.info("fleet connection from %s ended with an error", client_address[0], exc_info=True)
 
 
-def serve(app: Callable, listen: str, port: int, tls: FleetTLS) -> FleetServer:
-    """Start the fleet listener in a daemon thread; returns the server (``shutdown()`` ends it)."""
-    server = FleetServer((listen, port), tls.server_context())
+def serve(app: Callable, listen: str, port: int, tls: FleetTLS, tunnels: frozenset[str] = frozenset()) -> FleetServer:
+    """Start the fleet listener in a daemon thread; returns the server (``shutdown()`` ends it).
+    ``tunnels``: the addresses where this provider's tunnels deliver relayed callers (docs/nat.md)."""
+    server = FleetServer((listen, port), tls.server_context(), tunnels)
     server.set_app(app)
     threading.Thread(target=server.serve_forever, name="fleet-listener", daemon=True).start()
     log.info("fleet listener (mutual TLS) on %s:%d", listen, port)
