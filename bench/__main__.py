@@ -79,7 +79,7 @@ def main() -> None:
 
 def write_latest() -> None:
     """bench/results/latest.txt: every saved result's table with when and where it ran,
-    the text the README's Performance section quotes."""
+    the text docs/performance.md quotes."""
     parts = []
     for name, (module, _, _) in BENCHMARKS.items():
         result = common.load(name)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reliability and security suite at full size (about five minutes): more fuzzed
 # cases than CI runs, 50 concurrent creations, every fault and attack; writes the
-# figures to docs/reliability.json (quoted in the README).
+# figures to docs/reliability.json (quoted in docs/security.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -306,6 +306,10 @@ def test_a_replica_goes_to_another_holder_when_its_holder_dies_and_not_where_the
 
         target.kill()  # the holder's machine stops
         until(lambda: "target" not in members(SOURCE), 30, "the source never expired the target")
+        # The lease (fleet/lease.py) stopped the instance while its holder was silent; the holder gone
+        # from the fleet while the spare still answers, it runs again before the next refresh.
+        until(lambda: requests.get(f"{SOURCE}/v1/instances/{name}", headers=ALICE, timeout=10).json()["state"]
+              == "running", 30, "the lease never let the instance run again once its holder left the fleet")
         refused = requests.post(f"{SOURCE}/v1/instances/{name}/replicate", headers=ALICE, timeout=600)
         assert refused.status_code == 409, refused.text
         [reason] = refused.json()["detail"]["reasons"]

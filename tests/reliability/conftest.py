@@ -2,7 +2,7 @@
 
 It runs in CI at a size that fits there; `make reliability` runs it larger and
 writes the figures (cases fuzzed, operations, faults, what survived) to
-docs/reliability.json, which the README quotes.
+docs/reliability.json, which docs/security.md quotes.
 """
 from __future__ import annotations
 
