@@ -19,7 +19,7 @@ from .config import ApiConfig, load_config
 from .fleet import tls as fleet_tls
 from .fleet.admission import own_addresses
 from .recovery import recover
-from .services import Services
+from .wiring import build
 
 log = logging.getLogger("dockpool.api")
 
@@ -48,7 +48,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load_config(args.config)
-        services = Services(config)
+        services = build(config)
         services.usage.check()
     except DockpoolError as exc:
         log.error("%s", exc.message)

@@ -23,6 +23,7 @@ from .p2prc import add_p2prc_routes
 from .routing import RouteContext
 from .service_routes import add_service_routes
 from .services import Services
+from .wiring import build
 
 log = logging.getLogger("dockpool.api")
 RETRY_AFTER_UNAVAILABLE = 5  # seconds: what a client waits after a 503 (the engine busy or restarting)
@@ -75,7 +76,7 @@ def json_errors(metrics: Metrics) -> Callable[[Callable], Callable]:
 
 def make_app(config: ApiConfig, services: Services | None = None) -> Bottle:
     """Build the app; ``services`` can be given to share one across apps (tests)."""
-    services = services or Services(config)
+    services = services or build(config)
     metrics = Metrics(services)
     app = Bottle()
     app.config["dockpool.services"] = services

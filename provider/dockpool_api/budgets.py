@@ -18,7 +18,9 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
+
+from prometheus_client import Counter
 
 from dockpool.errors import DockpoolError
 from dockpool.instances import InstanceManager
@@ -42,11 +44,17 @@ def month_end(now: float) -> float:
     return (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)).timestamp()
 
 
+class OtherMembersSpend(Protocol):
+    """What a client used this month on the other members, as they signed it (fleet/spend.FleetSpend is it)."""
+
+    def others(self, client: str) -> dict[str, float]: ...
+
+
 class Budgets:
     def __init__(self, packages: dict[str, dict[str, Any]], usage: UsageReport, clock: Callable[[], float] = time.time,
-                 refusals: Any = None, fleet: Any = None) -> None:
+                 refusals: Optional[Counter] = None, fleet: Optional[OtherMembersSpend] = None) -> None:
         self.packages, self.usage, self.clock = packages, usage, clock
-        self.fleet = fleet  # fleet/spend.FleetSpend: the other members' counters; None: this provider alone
+        self.fleet = fleet  # None: this provider alone
         self.refusals = refusals  # a Prometheus counter by budget (fleet/metrics.py), if served
 
     def status(self, client: Client) -> list[dict[str, Any]]:
@@ -94,9 +102,8 @@ class Budgets:
 
     def enforce(self, clients: tuple[Client, ...], manager: InstanceManager) -> list[str]:
         """Stop (never remove) the running instances of every client whose budget is spent."""
-        stopped = []
-        over = {c.name: self.exhausted(c) for c in clients if c.package}
-        over = {name: spent for name, spent in over.items() if spent}
+        stopped: list[str] = []
+        over = {c.name: spent for c in clients if c.package and (spent := self.exhausted(c))}
         if not over:
             return stopped
         for record in manager.records():

@@ -1,280 +1,118 @@
-"""What the routes call: the core, set up once per service and per worker thread."""
+"""What the routes call: the parts of one provider, built once by the composition root
+(wiring.build), and the instance side's operations under the names the routes use.
+
+No part holds this: each was handed only the collaborators it uses (wiring.py)."""
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
-from dataclasses import replace
-from functools import partial
+import ssl
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from dockpool import snapshots
-from dockpool.addresses import host_port, is_ipv6
-from dockpool.client_requests import check_instance_cap, client_request, instance_name
-from dockpool.cputopology import read_topology
-from dockpool.engine import connect, engine_errors
-from dockpool.errors import Conflict, DockpoolError, InvalidInput, NotFound
-from dockpool.host_specs import collect_specs, docker_data_root
-from dockpool.images import list_images
 from dockpool.instances import InstanceManager
-from dockpool.labels import OWNER, Record
-from dockpool.limits import Limits
-from dockpool.policy import load_policy
+from dockpool.labels import Record
+from dockpool.policy import Policy
 from dockpool.spec import InstanceSpec
-from dockpool.usage import read_usage
 
 from .budgets import Budgets
-from .config import ApiConfig, Client, check_narrowing
-from .fleet.admission import PeerAdmission, Surroundings, read_surroundings
+from .config import ApiConfig, Client
 from .fleet.drains import Drain
-from .fleet.gossip import Gossip, RateLimit, Traffic, transport_post, verify_member
+from .fleet.gossip import Gossip, RateLimit, Traffic
 from .fleet.journal import MoveJournal
 from .fleet.members import Member
 from .fleet.membership import Membership
 from .fleet.metrics import FleetMetrics
 from .fleet.moves import Mover
 from .fleet.replicas import Replicator
+from .fleet.restores import Restorer
 from .fleet.spend import FleetSpend
 from .fleet.store import ReplicaStore
 from .fleet.tls import FleetTLS
-from .fleet.transport import HttpTransport, Transport
-from .fleet.wire import parse_entry
+from .fleet.transport import Transport
+from .instance_side import InstanceSide
 from .usage_report import UsageReport
 
-log = logging.getLogger("dockpool.api")
-SPECS_TTL = 2.0  # seconds; specs change slowly and /server_info is polled often
 
-
+@dataclass(frozen=True)
 class Services:
-    def __init__(self, config: ApiConfig, peer_verify: Optional[Callable[[Member], bool]] = None) -> None:
-        self.config = config
-        self.events = FleetMetrics()  # what the fleet's parts count as it happens (served at /metrics)
-        self.policy = load_policy(config.policy_file)
-        check_narrowing(config, self.policy.limits)  # a client's limits above the provider's: refuse to start
-        self.topology = read_topology()
-        self._local = threading.local()
-        self._specs: tuple[float, Optional[dict]] = (0.0, None)
-        self._specs_lock = threading.Lock()
-        self.fleet = (FleetTLS.load(config.fleet_cert, config.fleet_key, config.fleet_cas, config.provider_name)
-                      if config.fleet_port else None)
-        self.fleet_context = self.fleet.client_context() if self.fleet else None
-        # The one client to other members (none without a fleet certificate: nothing is sent in clear).
-        self.transport: Optional[Transport] = HttpTransport(self.fleet_context, config.peer_rule) if self.fleet_context else None
-        self.drain = Drain(config.drain_file)
-        self.drain.state()  # an unreadable drain state stops the start, naming the file
-        self.peers = Membership(config.peers_file, self.me(), config.peers_max, config.peer_rule,
-                                peer_verify or partial(verify_member, config, self.transport),
-                                expiry=config.peer_expiry, fleet_port=config.fleet_port or 1,
-                                draining=self.drain.draining, relays=config.relays, admission=PeerAdmission(
-                                    config.peer_rule, frozenset(p for p in (config.jump_port, config.fleet_port) if p),
-                                    self.surroundings))
-        self.traffic = Traffic()
-        self.answers = RateLimit(config.gossip_answers, config.gossip_interval)
-        self.gossip = Gossip(config, self.peers, self.traffic, self.events,
-                             transport_post(config, self.transport) if self.transport else None)
-        self.journal = MoveJournal(config.moves_file)
-        self.mover = Mover(self, self.journal)
-        # Two sides of replication, side by side: the sender's refreshes of this provider's own
-        # instances, and what this provider holds for the other members.
-        self.replicas = Replicator(self.mover, self, config.replicas_dir)
-        self.store = ReplicaStore(os.path.join(config.replicas_dir, "held"), config.replica_max_bytes,
-                                  config.replica_client_share)
-        self.usage = UsageReport(config.ledger_file, config.provider_name)
-        # One budget across the fleet: every member's signed counters, exchanged on their own timer.
-        self.spend = FleetSpend(config.provider_name, self.peers, self.usage, os.path.dirname(os.path.abspath(
-            config.peers_file)), self.transport, config.gossip_interval, config.gossip_fanout, config.gossip_answers,
-                                prices=self.prices_of)
-        self.budgets = Budgets(config.packages, self.usage, refusals=self.events.budget_refusals, fleet=self.spend)
+    config: ApiConfig
+    policy: Policy
+    events: FleetMetrics  # what the fleet's parts count as it happens (served at /metrics)
+    instances: InstanceSide
+    fleet: Optional[FleetTLS]
+    fleet_context: Optional[ssl.SSLContext]
+    transport: Optional[Transport]  # the one client to other members (none without a fleet certificate)
+    drain: Drain
+    peers: Membership
+    traffic: Traffic
+    answers: RateLimit
+    gossip: Gossip
+    journal: MoveJournal
+    mover: Mover
+    replicas: Replicator  # the sender's side of replication
+    store: ReplicaStore  # what this provider holds for the other members
+    restorer: Restorer
+    usage: UsageReport
+    spend: FleetSpend
+    budgets: Budgets
 
-    # ---- engine ----------------------------------------------------------------------------
+    # ---- the instance side, as the routes call it -------------------------------------------
 
     def manager(self) -> InstanceManager:
-        """One engine client per worker thread (the SDK's session is not shared across threads)."""
-        manager = getattr(self._local, "manager", None)
-        if manager is None:
-            manager = InstanceManager(connect(self.config.docker_host, timeout=60), self.policy, self.topology)
-            self._local.manager = manager
-        return manager
-
-    def surroundings(self) -> Surroundings:
-        """What posted P2PRC peers are judged against (admission.py): the engine's networks and published ports."""
-        with engine_errors("reading the engine's networks, to judge a posted peer"):
-            return read_surroundings(self.manager().client)
+        return self.instances.manager()
 
     def engine_ok(self) -> bool:
-        try:
-            with engine_errors("pinging the Docker engine"):
-                self.manager().client.ping()
-            return True
-        except DockpoolError:
-            self._local.manager = None  # reconnect next time
-            return False
-
-    # ---- specs and images --------------------------------------------------------------------
+        return self.instances.engine.ok()
 
     def specs(self) -> dict[str, Any]:
-        with self._specs_lock:
-            taken, cached = self._specs
-            if cached is None or time.monotonic() - taken > SPECS_TTL:
-                cached = collect_specs(docker_data_root(self.config.docker_host), topology=self.topology)
-                self._specs = (time.monotonic(), cached)
-            return cached
+        return self.instances.specs()
 
     def images(self) -> list[dict[str, Any]]:
-        offered = set(self.config.images)
-        return [i for i in list_images(self.manager().client, self.policy.image_prefix) if i["name"] in offered]
-
-    # ---- instances ---------------------------------------------------------------------------
+        return self.instances.images()
 
     def client_view(self, view: dict[str, Any], usage: Optional[dict]) -> dict[str, Any]:
-        """Add the jump command and the watchdog's disk figure to a core view."""
-        if view.get("ssh"):
-            ssh = view["ssh"]
-            # The parts of the jump path, for clients that write an ssh config (ProxyJump) from them.
-            # Behind NAT the jump host is reached through the first relay (docs/nat.md).
-            host, port = ((self.config.relays[0].address, self.config.relays[0].ssh_port) if self.config.relays
-                          else (self.policy.ssh_host, self.config.jump_port))
-            ssh["jump"] = {"user": self.config.jump_user, "host": host, "port": port}
-            ssh["target_host"] = self.policy.probe_host
-            ssh["jump_command"] = (
-                f"ssh -J {self.config.jump_user}@{host}:{port} "
-                f"-p {ssh['port']} {ssh['user']}@{self.policy.probe_host}"
-            )
-        entry = (usage or {}).get("instances", {}).get(view["name"]) if usage else None
-        view["disk_usage"] = None if entry is None else {"size_rw": entry.get("size_rw"),
-                                                         "size_deleted_open": entry.get("size_deleted_open", 0),
-                                                         "size_host_files": entry.get("size_host_files", 0),
-                                                         "measured": usage.get("updated")}
-        return view
-
-    def _views(self, owner: Optional[str]) -> list[dict[str, Any]]:
-        usage = read_usage(self.config.usage_file)
-        return [self.client_view(v, usage) for v in self.manager().list(owner=owner)]
+        return self.instances.client_view(view, usage)
 
     def visible(self, client: Client) -> list[dict[str, Any]]:
-        return self._views(None if client.admin else client.name)
+        return self.instances.visible(client)
 
     def visible_all(self) -> list[dict[str, Any]]:
-        """Every instance, for the status page (which shows others' as counts only)."""
-        return self._views(None)
+        return self.instances.visible_all()
 
     def find(self, client: Client, ref: str) -> Record:
-        """The client's own instance (any, for an admin); others' look absent, not forbidden."""
-        record = self.manager().find(ref)
-        if record is None or not (client.admin or record.labels.get(OWNER) == client.name):
-            moved = self.drain.moved_to(ref) if record is None else None
-            if moved and (client.admin or moved["owner"] == client.name):
-                raise NotFound(f"instance {ref!r} is not here any more: it was moved to "
-                               f"{moved['provider']} ({moved['address']}) as {moved['name']}", "id",
-                               {"moved_to": {k: moved[k] for k in ("provider", "address", "name")}})
-            raise NotFound(f"instance {ref!r} does not exist", "id")
-        return record
+        return self.instances.find(client, ref)
 
     def get(self, client: Client, ref: str) -> dict[str, Any]:
-        record = self.find(client, ref)
-        return self.client_view(self.manager().view(record), read_usage(self.config.usage_file))
-
-    def limits(self, client: Client) -> Limits:
-        """The provider's limits, as this client's narrow them."""
-        return self.policy.limits.narrowed(dict(client.limits), f"{client.name}'s limits")
+        return self.instances.get(client, ref)
 
     def admission(self, client: Client, body: Any) -> tuple[InstanceSpec, Callable[[InstanceSpec, list[Record]], InstanceSpec]]:
-        """A client's request checked against this provider's limits and policy: the spec to
-        create, and the check (cap, free name) to run again under the placement lock."""
-        params = client_request(body)
-        manager = self.manager()
-        limits = self.limits(client)
-        check_instance_cap(sum(1 for r in manager.records() if r.labels.get(OWNER) == client.name), limits)
-        image = params.get("image") or self.config.images[0]
-        if image not in self.config.images:
-            raise InvalidInput(f"image: {image!r} is not offered here; offered: {', '.join(self.config.images)}", "image",
-                               {"offered": list(self.config.images)})
-        wanted = params.get("name")
-
-        def admit(spec: InstanceSpec, existing: list[Record]) -> InstanceSpec:
-            """Under the placement lock: the cap and a free name, against the instances that exist now."""
-            check_instance_cap(sum(1 for r in existing if r.labels.get(OWNER) == client.name), limits)
-            name = instance_name(client.name, self.config.provider_name, wanted, [r.name for r in existing])
-            return replace(spec, name=name)
-
-        placeholder = instance_name(client.name, self.config.provider_name, wanted, [])  # validated now, chosen later
-        return manager.spec({**params, "image": image, "name": placeholder, "owner": client.name}, limits), admit
+        return self.instances.admission(client, body)
 
     def takers(self) -> list[Member]:
-        """The live members of the fleet that take new instances (not draining), as /v1/fleet shows them."""
-        return self.peers.takers()
+        return self.instances.takers()
 
     def check_taking(self) -> None:
-        """Refuse a new instance (created or moved in) while draining, naming where to go instead."""
-        if not self.drain.draining():
-            return
-        elsewhere = sorted(f"{m.name} ({host_port(m.address, m.server_port)})" for m in self.takers())
-        raise Conflict(f"{self.config.provider_name} is draining: its owner is taking the machine back and it takes no "
-                       "new instance; " + (f"providers of its fleet that do: {', '.join(elsewhere)}" if elsewhere
-                                           else "no other provider of its fleet is known to take one"),
-                       "provider", {"draining": True, "elsewhere": elsewhere})
+        self.instances.check_taking()
 
     def check_budget(self, owner: str, doing: str) -> None:
-        """Refuse ``doing`` for the client ``owner`` while a budget of hers is spent across the fleet (402)."""
-        client = self.client_named(owner)
-        if client is not None:
-            self.budgets.check(client, doing)
-
-    def prices_of(self, owner: str) -> dict[str, float]:
-        """What this provider charges the client ``owner`` (her package's prices; none: nothing)."""
-        client = self.client_named(owner)
-        return dict(self.config.packages[client.package]["prices"]) if client and client.package else {}
+        self.instances.check_budget(owner, doing)
 
     def client_named(self, name: str) -> Optional[Client]:
-        """A token client of this provider's settings, by name (a trusted network's has no package)."""
-        return next((c for c in self.config.clients if c.name == name), None)
+        return self.instances.client_named(name)
 
     def create(self, client: Client, body: Any) -> dict[str, Any]:
-        self.check_taking()
-        self.budgets.check(client, "a new instance")
-        spec, admit = self.admission(client, body)
-        return self.client_view(self.manager().create(spec, origin="api", admit=admit), None)
+        return self.instances.create(client, body)
 
     def stop(self, client: Client, ref: str) -> dict[str, Any]:
-        return self.client_view(self.manager().stop(self.find(client, ref).id), None)
+        return self.instances.stop(client, ref)
 
     def start(self, client: Client, ref: str) -> dict[str, Any]:
-        record = self.find(client, ref)
-        if self.mover.held(record.id):
-            raise Conflict(f"{record.name} is being moved; it starts where it lands, or here again if the move fails "
-                           "(a move whose end this provider could not learn waits for the target's word)", "id")
-        fenced = self.replicas.fenced(record.name)
-        if fenced:
-            raise Conflict(fenced, "id")
-        self.budgets.check(client, f"starting {record.name}")
-        return self.client_view(self.manager().start(record.id), None)
+        return self.instances.start(client, ref)
 
     def remove(self, client: Client, ref: str) -> None:
-        self.remove_record(self.find(client, ref))
+        self.instances.remove(client, ref)
 
     def remove_record(self, record: Record) -> None:
-        """Remove an instance, and the snapshot image it ran from if it was moved in."""
-        manager = self.manager()
-        with engine_errors(f"reading {record.name!r}"):
-            image_id = manager.client.api.inspect_container(record.id)["Image"]
-        manager.remove(record.id)
-        snapshots.remove_if_unused(manager.client, image_id)
-        self.replicas.drop(record.name)
+        self.instances.remove_record(record)
 
     def record_forward(self, record_name: str, owner: str, member: Member, new_name: str) -> None:
-        """Remember where an instance moved (fleet/drains.py): its owner asking for it here is told."""
-        self.drain.record_move(record_name, owner, member.name, member.address, new_name)
-
-    # ---- peers -------------------------------------------------------------------------------
-
-    def me(self) -> Member:
-        address = self.policy.ssh_host
-        return parse_entry({
-            "Name": self.config.provider_name,
-            "MachineUsername": self.config.jump_user,
-            "IPV4": "" if is_ipv6(address) else address,
-            "IPV6": address if is_ipv6(address) else "",
-            "ServerPort": str(self.config.port),
-            "BareMetalSSHPort": str(self.config.jump_port),
-        })
+        self.instances.record_forward(record_name, owner, member, new_name)

@@ -41,7 +41,6 @@ from ..auth import hash_token
 from ..config import ApiConfig, Client
 from .journal import MoveJournal
 from .members import Member
-from .membership import Membership
 from .metrics import FleetMetrics
 from .transport import Answer, Call, Transport, Unreachable, route_path
 
@@ -162,13 +161,8 @@ class Grants:
 
 
 class ProviderSide(Protocol):
-    """What a move needs of this provider (services.Services is it): its settings, engine and
-    fleet, and the rules a client's instance is held to here."""
-
-    config: ApiConfig
-    transport: Optional[Transport]
-    peers: Membership
-    events: FleetMetrics
+    """What a move needs of this provider's instance side (instance_side.InstanceSide is it): its
+    engine, and the rules a client's instance is held to here."""
 
     def manager(self) -> InstanceManager: ...
 
@@ -187,20 +181,27 @@ class ProviderSide(Protocol):
 
     def check_budget(self, owner: str, doing: str) -> None: ...
 
+
+class Members(Protocol):
+    """The live members of the fleet (membership.Membership is it)."""
+
+    def member(self, name: Any) -> Optional[Member]: ...
+
     def takers(self) -> list[Member]: ...
 
 
 class Mover:
-    def __init__(self, services: ProviderSide, journal: MoveJournal) -> None:
-        self.services = services
+    def __init__(self, side: ProviderSide, config: ApiConfig, members: Members, transport: Optional[Transport],
+                 events: FleetMetrics, journal: MoveJournal) -> None:
+        self.side, self.config, self.members, self.transport, self.events = side, config, members, transport, events
         self.grants = Grants()
         self.journal = journal
         self._active: set[str] = set()  # exports this process is moving (their journal entries are not in doubt)
 
     def _member(self, name: Any, field_name: str) -> Member:
         """A live member of the fleet, by its certificate's name: never an address a client chose."""
-        entry = self.services.peers.member(name)
-        if entry is None or self.services.transport is None:
+        entry = self.members.member(name)
+        if entry is None or self.transport is None:
             raise InvalidInput(f"{field_name}: {name!r} is not a live provider of this one's fleet "
                                "(GET /v1/fleet lists them by name)", field_name)
         return entry
@@ -211,11 +212,11 @@ class Mover:
         """A request to a member over the fleet's transport, with a JSON ``body`` or a file's ``data``
         (its headers say its type and length), within ``timeout`` seconds in all and ``most`` bytes
         of answer; the answer, open for the caller to read. Raises Unreachable (an OSError)."""
-        if self.services.transport is None:
+        if self.transport is None:
             raise Unreachable(f"{member.name}: this provider has no fleet certificate")
         sent = json.dumps(body).encode() if body is not None else data
         headers = {**(headers or {}), **({"Authorization": f"Bearer {secret}"} if secret else {})}  # fleet routes: none
-        return self.services.transport.open(member, Call(method, path, sent, headers, deadline=timeout, most=most))
+        return self.transport.open(member, Call(method, path, sent, headers, deadline=timeout, most=most))
 
     def ask_member(self, member: Member, method: str, path: str, secret: str, body: Optional[dict] = None,
                    timeout: float = 30.0, data: Optional[IO[bytes]] = None, headers: Optional[dict[str, str]] = None,
@@ -234,20 +235,20 @@ class Mover:
         """Will the instance fit here? A grant for the move from ``source`` if so; nothing reserved yet."""
         if not isinstance(body, dict):
             raise InvalidInput("the body is the instance's request and the source provider's name", "body")
-        self.services.check_taking()
+        self.side.check_taking()
         if start:  # a budget spent anywhere in the fleet: no running here instead (a drain's stopped one may come)
-            self.services.check_budget(client.name, "moving an instance in")
+            self.side.check_budget(client.name, "moving an instance in")
         request = dict(body)
         source = self._member(request.pop("source", None), "source").name
-        spec, admit = self.services.admission(client, request)
-        manager = self.services.manager()
+        spec, admit = self.side.admission(client, request)
+        manager = self.side.manager()
         image = resolve_image(manager.client, spec.image, manager.policy.image_prefix)
         manager.plan(spec, ports_from_image(image.attrs), manager.records())  # 409 when no port or core is free
         limit = (spec.disk_limit or 0) + int(image.attrs.get("Size") or 0) + SNAPSHOT_MARGIN
-        grant, token = self.grants.issue("move", client, most=self.services.config.moves_per_client, peer=source,
+        grant, token = self.grants.issue("move", client, most=self.config.moves_per_client, peer=source,
                                          spec=spec, admit=admit, limit=limit, start=start)
         return {"id": grant.id, "grant": token, "expires_in": GRANT_SECONDS, "max_bytes": limit,
-                "provider": self.services.config.provider_name}
+                "provider": self.config.provider_name}
 
     def offer_for_member(self, member: str, body: Any) -> dict[str, Any]:
         """A member draining asks on its client's behalf (``{client, request, start}``): the same
@@ -256,9 +257,9 @@ class Mover:
                 or not isinstance(body["start"], bool)):
             raise InvalidInput("the body is {client, request, start}: the instance's owner, its create request, and "
                                "whether it runs", "body")
-        client = next((c for c in self.services.config.clients if c.name == body["client"]), None)
+        client = next((c for c in self.config.clients if c.name == body["client"]), None)
         if client is None:
-            raise NotFound(f"client {body['client']!r} has no account on {self.services.config.provider_name}", "client")
+            raise NotFound(f"client {body['client']!r} has no account on {self.config.provider_name}", "client")
         return self.offer(client, {**body["request"], "source": member}, start=body["start"])
 
     def progress(self, client: Client, move_id: str) -> dict[str, Any]:
@@ -302,7 +303,7 @@ class Mover:
                 raise MoveFailed(f"fetching the snapshot: {exc}", "source") from None
             raise
         grant.state = "done"
-        return self.services.client_view(view, None)
+        return self.side.client_view(view, None)
 
     def land(self, export_id: str, source: str, snapshot: str, chunks: Callable[[], ContextManager[Iterable[bytes]]],
              spec: InstanceSpec, admit: Callable[[InstanceSpec, list[Record]], InstanceSpec],
@@ -311,8 +312,8 @@ class Mover:
         (a move's target, or a restore on a replica's holder), journaled so that a restart removes
         what a killed landing made and keeps what landed whole. The new instance's view."""
         if start:  # spent since the offer (or a restore): it does not run here
-            self.services.check_budget(spec.owner, f"moving {spec.owner}'s instance in to run")
-        manager = self.services.manager()
+            self.side.check_budget(spec.owner, f"moving {spec.owner}'s instance in to run")
+        manager = self.side.manager()
         self.journal.landing(export_id, source)  # before anything exists: a restart removes what it made
         try:
             # The image settings come from this provider's own copy of the instance's image, never the source.
@@ -346,14 +347,14 @@ class Mover:
         target = self._member(body["target"], "target")  # first: a target no member is refused before a lookup
         move_id = _matching(body, "move", MOVE_ID, "the move's id the target gave (16 hexadecimal digits)")
         token = _matching(body, "grant", GRANT_TOKEN, "the grant the target gave (43 characters of base64url)")
-        return self.transfer(client, self.services.find(client, ref), target, move_id, token)
+        return self.transfer(client, self.side.find(client, ref), target, move_id, token)
 
     def transfer(self, client: Client, record: Record, target: Member, move_id: str, token: str) -> dict[str, Any]:
         """Move ``record`` to the member ``target`` with the move and grant it gave; the instance is
         removed here once it answers there, and runs here again (if it ran) when the move failed.
         When the answer is lost and the target cannot say whether it took the instance, the move is
         in doubt: the instance stays stopped here until the target answers (settle)."""
-        manager = self.services.manager()
+        manager = self.side.manager()
         with engine_errors(f"measuring {record.name!r}"):
             listed = manager.client.api.containers(all=True, size=True, filters={"id": record.id})
         written = int((listed[0].get("SizeRw") if listed else 0) or 0)
@@ -361,12 +362,12 @@ class Mover:
         if limit and written > limit:
             raise Conflict(f"disk_limit: {record.name} holds {written} bytes, over its disk limit of {limit}; "
                            "remove files before moving it", "disk_limit", {"size_rw": written, "disk_limit": limit})
-        with self.services.events.move() as outcome:
+        with self.events.move() as outcome:
             return self._transfer(client, record, target, move_id, token, outcome)
 
     def _transfer(self, client: Client, record: Record, target: Member, move_id: str, token: str,
                   outcome: dict[str, str]) -> dict[str, Any]:
-        manager = self.services.manager()
+        manager = self.side.manager()
         was_running = record.status == "running"
         grant, secret = self.grants.issue("export", client, peer=target.name)
         grant.container_id, grant.state = record.id, "moving"  # from now on nobody starts it (Services.start)
@@ -386,8 +387,8 @@ class Mover:
                 self.journal.end(grant.id)
                 raise
             grant.state = "done"
-            self.services.remove_record(record)  # and its own snapshot image, if it had been moved in before
-            self.services.record_forward(record.name, client.name, target, moved["name"])
+            self.side.remove_record(record)  # and its own snapshot image, if it had been moved in before
+            self.side.record_forward(record.name, client.name, target, moved["name"])
             self.journal.end(grant.id)
         finally:
             self._active.discard(grant.id)
@@ -422,8 +423,8 @@ class Mover:
         for attempt in range(tries):
             if attempt:
                 time.sleep(SETTLE_RETRY)
-            member = self.services.peers.member(target)
-            if member is None or self.services.transport is None:
+            member = self.members.member(target)
+            if member is None or self.transport is None:
                 continue
             try:
                 status, text = self.ask_member(member, "GET", route_path("v1", "fleet", "moves", export_id), "", timeout=10)
@@ -438,13 +439,13 @@ class Mover:
     def forget_unfinished_landings(self) -> int:
         """At start: remove what moves a killed service was taking in made here (an instance never
         announced to its source, which still holds it); the snapshots go with the start's sweep."""
-        client = self.services.manager().client
+        client = self.side.manager().client
         removed = 0
         for export_id in self.journal.unfinished_landings():
             with engine_errors("finding what an unfinished move made"):
                 images = {i["Id"] for i in client.api.images(filters={"label": f"{snapshots.MOVE_LABEL}={export_id}"})}
                 made = [c["Id"] for c in client.api.containers(all=True) if c["ImageID"] in images]
-            removed += sum(1 for container_id in made if self.services.manager().remove(container_id))
+            removed += sum(1 for container_id in made if self.side.manager().remove(container_id))
         return removed
 
     def settling(self, interval: float) -> None:
@@ -472,10 +473,10 @@ class Mover:
             except MoveInDoubt:
                 continue
             if made is not None:  # it runs there: the copy here goes, and its owner is told where
-                record = next((r for r in self.services.manager().records() if r.id == entry["id"]), None)
+                record = next((r for r in self.side.manager().records() if r.id == entry["id"]), None)
                 if record is not None:
-                    self.services.remove_record(record)
-                self.services.record_forward(entry["name"], entry["owner"], made["member"], made["name"])
+                    self.side.remove_record(record)
+                self.side.record_forward(entry["name"], entry["owner"], made["member"], made["name"])
             else:
                 self._restore(entry)
             self.journal.end(export_id)
@@ -486,7 +487,7 @@ class Mover:
         """The instance of a failed move, as it was: started again if it ran."""
         if entry["running"]:
             try:
-                self.services.manager().start(entry["id"])
+                self.side.manager().start(entry["id"])
             except NotFound:
                 pass  # its owner removed it meanwhile
 
@@ -495,13 +496,20 @@ class Mover:
         return self._streamed(grant)
 
     def _streamed(self, grant: Grant) -> Iterator[bytes]:
-        yield from snapshots.exported(self.services.manager().client, grant.container_id)
+        yield from snapshots.exported(self.side.manager().client, grant.container_id)
         grant.streamed = True
 
     def held(self, container_id: str) -> bool:
         """Whether a move is streaming this instance's filesystem, or is in doubt (it must stay
         stopped until the move ends)."""
         return self.grants.moving(container_id) or self.journal.held(container_id) is not None
+
+    def start_refusal(self, record: Record) -> Optional[str]:
+        """Why ``record`` may not start now because of a move (the instance side's start guard), or None."""
+        if self.held(record.id):
+            return (f"{record.name} is being moved; it starts where it lands, or here again if the move fails "
+                    "(a move whose end this provider could not learn waits for the target's word)")
+        return None
 
 
 def _matching(body: dict[str, Any], field_name: str, pattern: re.Pattern[str], what: str) -> str:

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from typing import IO, Any, Optional, Protocol
+from typing import IO, Any, Optional
 
 from dockpool import snapshots
 from dockpool.atomicfile import read_json, write_json
@@ -43,13 +43,15 @@ from dockpool.errors import Conflict, DockpoolError, InvalidInput
 from dockpool.labels import OWNER, PUBLIC_KEY, REPLICA, Record
 from dockpool.validation import validate_name
 
+from ..config import ApiConfig
 from ..usage_report import UsageReport
 from ..windows import SlidingWindows
 from . import transport
 from .deltas import LiveDelta, Manifest, write_delta
 from .lease import Lease
 from .members import Member
-from .moves import Mover, ProviderSide, error_of
+from .metrics import FleetMetrics
+from .moves import Members, Mover, ProviderSide, error_of
 from .store import NoRoom, no_room
 
 log = logging.getLogger("dockpool.api")
@@ -97,19 +99,13 @@ def mounted_layer(attrs: dict[str, Any]) -> Optional[tuple[str, str]]:
     return merged, upper
 
 
-class ReplicaSide(ProviderSide, Protocol):
-    """What the sender's replication needs of this provider: what a move needs (it lands a
-    restore and forwards a fenced instance's owner), and the usage its refreshes are charged to."""
-
-    usage: UsageReport
-
-
 class Replicator:
-    def __init__(self, mover: Mover, services: ReplicaSide, directory: str) -> None:
+    def __init__(self, mover: Mover, side: ProviderSide, config: ApiConfig, members: Members, usage: UsageReport,
+                 events: FleetMetrics, directory: str) -> None:
         """The sender's side: this provider's own instances' replicas at their holders (what a holder
         keeps for others is store.ReplicaStore, built beside this by the composition root)."""
-        self.mover, self.services = mover, services
-        config = self.services.config
+        self.mover, self.side, self.config, self.members, self.usage, self.events = (
+            mover, side, config, members, usage, events)
         # What a client may ask for (the periodic refreshes are the operator's interval): per instance, per client.
         self.asked = {"replica_refreshes_per_hour": SlidingWindows(config.replica_refreshes_per_hour, 3600.0),
                       "replica_client_refreshes_per_hour": SlidingWindows(config.replica_client_refreshes_per_hour, 3600.0)}
@@ -145,7 +141,7 @@ class Replicator:
         state = self.state(record.name)
         if state is None:
             return []
-        member = self.services.peers.member(state["holder"])
+        member = self.members.member(state["holder"])
         return [{"holder": state["holder"], "live": member is not None, "refresh": state["refresh"],
                  "fenced": self.fenced_message(record.name, state) if state.get("fenced") else None,
                  "refreshed": state["refreshed"], "age_seconds": round(time.time() - state["taken"], 1),
@@ -175,7 +171,7 @@ class Replicator:
         """Refuse a refresh the owner asks for while her budget is spent (402) or once she asked
         for as many as an hour allows, of this instance or of all hers (429, saying when to retry)."""
         owner = record.labels.get(OWNER, "")
-        self.services.check_budget(owner, f"a refresh of {record.name}'s replica")
+        self.side.check_budget(owner, f"a refresh of {record.name}'s replica")
         keys = {"replica_refreshes_per_hour": record.name, "replica_client_refreshes_per_hour": owner}
         with self._asked_lock:
             for limit, key in keys.items():
@@ -194,19 +190,19 @@ class Replicator:
         """Charge the owner's usage with what the refresh cost this provider: its CPU time here
         and the bytes it shipped, as egress (budgets.py sees both)."""
         try:
-            self.services.usage.charge(record.id, record.labels.get(OWNER, ""), record.name, cpu_ns, shipped)
+            self.usage.charge(record.id, record.labels.get(OWNER, ""), record.name, cpu_ns, shipped)
         except (sqlite3.Error, OSError, DockpoolError) as exc:  # the refresh is done: its charge is logged
             log.error("the refresh of %s's replica (%d ns of CPU, %d bytes shipped) was not charged: %s",
                       record.name, cpu_ns, shipped, getattr(exc, "message", exc))
 
     def _refresh_somewhere(self, record: Record, state: Optional[dict[str, Any]]) -> dict[str, Any]:
         """The refresh to the first holder that takes it (its current one first)."""
-        takers = [m.name for m in self.services.takers() if m.name != self.services.config.provider_name]
+        takers = [m.name for m in self.members.takers() if m.name != self.config.provider_name]
         ordered = ([state["holder"]] if state and state["holder"] in takers else []) + \
             [t for t in takers if not state or t != state["holder"]]
         reasons = []
         for holder in ordered:
-            member = self.services.peers.member(holder)
+            member = self.members.member(holder)
             if member is None:
                 continue
             delta_of = state if state and state["holder"] == holder else None
@@ -217,7 +213,7 @@ class Replicator:
                     return self._refresh_to(record, member, None)
             except (OSError, DockpoolError) as exc:
                 reasons.append(f"{holder}: {getattr(exc, 'message', exc)}")
-        self.services.events.replica_refreshes.labels("failed").inc()
+        self.events.replica_refreshes.labels("failed").inc()
         raise Conflict(f"no member of the fleet holds a replica of {record.name}: "
                        + ("; ".join(reasons) or "no other live member takes instances"), "replica",
                        {"reasons": reasons})
@@ -240,7 +236,7 @@ class Replicator:
                              {"room": room})
             refresh = secrets.token_hex(8)
             instance = {"owner": record.labels.get(OWNER, ""), "running": running,
-                        "request": move_request(self.services.manager().view(record),
+                        "request": move_request(self.side.manager().view(record),
                                                       record.labels.get(PUBLIC_KEY, ""))}
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
                        "X-Dockpool-Instance": base64.urlsafe_b64encode(json.dumps(instance).encode()).decode(),
@@ -261,8 +257,8 @@ class Replicator:
                  "shipped_bytes": length, "entries": entries, "pause_seconds": read["pause_seconds"],
                  "read": read["read"]}
         self._save(record.name, state)
-        self.services.events.replica_refreshes.labels("done").inc()
-        self.services.events.replica_shipped.inc(length)
+        self.events.replica_refreshes.labels("done").inc()
+        self.events.replica_shipped.inc(length)
         if state["full"]:
             log.info("replica of %s: a full copy to %s (%d bytes)", record.name, member.name, length)
         return self.shown(record)[0]
@@ -271,7 +267,7 @@ class Replicator:
               spool: IO[bytes]) -> tuple[Manifest, int, dict[str, Any]]:
         """Write to ``spool`` what changed in the instance since the refresh of ``state`` (all of it
         for None), as of one moment; returns the new manifest, the entries written and how it was read."""
-        client = self.services.manager().client
+        client = self.side.manager().client
         manifest = read_json(self._path(record.name, ".manifest")) if state else None
         attrs = client.api.inspect_container(record.id)
         running = attrs["State"]["Running"]
@@ -319,7 +315,7 @@ class Replicator:
             if not state or state.get("fenced"):
                 continue
             holder = state["holder"]
-            member = self.services.peers.member(holder)
+            member = self.members.member(holder)
             if self.lease.to_renew(holder) and member is not None:
                 try:
                     self._held(member, name, timeout=max(1.0, self.lease.expiry / 8))
@@ -328,12 +324,12 @@ class Replicator:
             if not self.lease.lapsed(holder) or self._gone_from_the_fleet(holder):
                 continue
             with self.lock(name):
-                record, state = self.services.manager().find(name), self.state(name)
+                record, state = self.side.manager().find(name), self.state(name)
                 if record is None or not state or state.get("fenced") or state["holder"] != holder:
                     continue
                 running = record.status == "running"
                 if running:  # a short grace: it must be down well before the holder may restore it
-                    self.services.manager().stop(record.id, timeout=int(max(1.0, self.lease.expiry / 10)))
+                    self.side.manager().stop(record.id, timeout=int(max(1.0, self.lease.expiry / 10)))
                 self._save(name, {**state, "fenced": True, "was_running": running, "fenced_at": time.time(),
                                   "lease_silent": round(self.lease.silent(holder), 1)})
             log.warning("%s stopped: its replica's holder %s has not answered for %.1f s (half the fleet's expiry); "
@@ -345,10 +341,10 @@ class Replicator:
     def _gone_from_the_fleet(self, holder: str) -> bool:
         """The holder has left this provider's table while another member still answers it: the
         fleet, not a cut-off, says the holder is gone, and a dead holder restores nothing."""
-        if self.services.peers.member(holder) is not None:
+        if self.members.member(holder) is not None:
             return False
-        for other in self.services.takers():
-            if other.name in (holder, self.services.config.provider_name):
+        for other in self.members.takers():
+            if other.name in (holder, self.config.provider_name):
                 continue
             try:
                 status, _ = self.mover.ask_member(other, "GET", transport.route_path("v1", "fleet", "identity"), "",
@@ -395,9 +391,9 @@ class Replicator:
         except FileNotFoundError:
             away = 0.0  # never ran with replicas: nothing can have been restored
         self._touch()
-        if away < self.services.config.peer_expiry / 2:
+        if away < self.config.peer_expiry / 2:
             return []
-        manager = self.services.manager()
+        manager = self.side.manager()
         fenced = []
         for record in manager.records():
             state = self.state(record.name)
@@ -430,7 +426,7 @@ class Replicator:
         fleet for three expiries since this start cannot run a restored copy; the instance runs
         again. Returns the names settled."""
         settled = []
-        expiry = self.services.config.peer_expiry
+        expiry = self.config.peer_expiry
         for name in self.replicated():
             state = self.state(name)
             if not state or not state.get("fenced"):
@@ -439,7 +435,7 @@ class Replicator:
             holders = [state["holder"]] + [h for h, names in self._left().items() if name in names and h != state["holder"]]
             answers = {}
             for holder in holders:
-                member = self.services.peers.member(holder)
+                member = self.members.member(holder)
                 try:
                     if member is not None:
                         answers[holder] = (member, self._held(member, name))
@@ -452,27 +448,27 @@ class Replicator:
                         continue
                 elif time.monotonic() - self.started < 3 * expiry:
                     continue
-            record = self.services.manager().find(name)
+            record = self.side.manager().find(name)
             if restored and record is not None:
                 holder, member, held = restored
-                self.services.record_forward(name, record.labels.get(OWNER, ""), member, held["restored"]["as"])
+                self.side.record_forward(name, record.labels.get(OWNER, ""), member, held["restored"]["as"])
                 if holder != state["holder"]:  # drop below deletes at the current holder; the mark here goes too
                     self._save(name, {**state, "holder": holder})
                     self._left_behind(state["holder"], name, True)
-                self.services.remove_record(record)  # and the replica's mark at the holder (drop)
+                self.side.remove_record(record)  # and the replica's mark at the holder (drop)
                 log.warning("%s was restored on %s as %s: removed here", name, holder, held["restored"]["as"])
             else:
                 self._save(name, {k: v for k, v in state.items()
                                   if k not in ("fenced", "was_running", "fenced_at", "lease_silent")})
                 if record is not None and state.get("was_running"):
-                    self.services.manager().start(record.id)
+                    self.side.manager().start(record.id)
             settled.append(name)
         return settled
 
     def due(self, record: Record, now: float) -> bool:
         """Whether the periodic pass refreshes ``record`` now: asked for (or every instance's, by
         the operator's replica_all), and its last refresh older than one interval."""
-        config = self.services.config
+        config = self.config
         if record.labels.get(REPLICA) != "true" and not config.replica_all:
             return False
         state = self.state(record.name)
@@ -485,7 +481,7 @@ class Replicator:
         """One periodic pass: refresh every replica that is due, one at a time (each reads a whole
         filesystem; several at once would only share the disk). Returns the names refreshed."""
         refreshed = []
-        for record in self.services.manager().records():
+        for record in self.side.manager().records():
             if not self.due(record, time.time()):
                 continue
             try:
@@ -499,7 +495,7 @@ class Replicator:
         """The periodic pass, in a thread of its own, every gossip round (at most once a minute), and
         the lease's beside it: it marks this provider alive, settles the fenced instances, deletes the replicas left at
         holders that were away, and refreshes the replicas due."""
-        pause = min(60.0, self.services.config.gossip_interval)
+        pause = min(60.0, self.config.gossip_interval)
         self.keeping_leases()
 
         def run() -> None:
@@ -531,7 +527,7 @@ class Replicator:
 
     def _delete_at(self, holder: str, name: str) -> bool:
         """Delete the replica of ``name`` at ``holder``; whether it is gone there."""
-        member = self.services.peers.member(holder)
+        member = self.members.member(holder)
         if member is None:
             return False
         try:

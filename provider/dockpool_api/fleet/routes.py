@@ -14,7 +14,6 @@ from ..responses import json_body
 from ..routing import RouteContext
 from .gossip import GOSSIP_PATH, PROBE_PATH
 from .replicas import instance_header
-from .restores import restore
 
 
 def add_move_routes(app: Bottle, ctx: RouteContext) -> None:
@@ -85,7 +84,7 @@ def add_replica_routes(app: Bottle, ctx: RouteContext) -> None:
     @app.post("/v1/replicas/<source>/<name>/restore", access="client")
     def restore_replica(source: str, name: str) -> HTTPResponse:
         response.status = 201
-        return json_body(restore(services, current_client(), source, name))
+        return json_body(services.restorer.restore(current_client(), source, name))
 
 
 def add_fleet_routes(app: Bottle, ctx: RouteContext) -> None:
