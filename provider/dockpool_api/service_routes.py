@@ -90,7 +90,7 @@ def add_drain_routes(app: Bottle, ctx: RouteContext) -> None:
 
     @app.post("/v1/drain/moves", access="operator")
     def drain_moves():
-        return json_body(drain(services.drain, services.mover, services, services.events))
+        return json_body(drain(services.drain, services.mover, services.instances, services.events))
 
 
 def add_speedtest_routes(app: Bottle, ctx: RouteContext) -> None:
